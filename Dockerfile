@@ -1,0 +1,25 @@
+# Multi-stage image for the drem server: build wheels and front-end files, then a slim
+# non-root runtime that migrates the database and starts gunicorn (gevent) on wsgi:app.
+FROM python:3.11-slim-bookworm AS build
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends npm && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY requirements.txt pyproject.toml package.json ./
+RUN grep -vE '^(tensorflow|ai-edge-litert|opencv)' requirements.txt > requirements-server.txt \
+ && pip wheel --wheel-dir /wheels -r requirements-server.txt
+RUN npm install --no-audit --no-fund --loglevel=error
+
+FROM python:3.11-slim-bookworm
+RUN useradd --create-home --uid 1000 drem
+WORKDIR /app
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/* && rm -rf /wheels
+COPY --from=build /src/node_modules ./node_modules
+COPY wsgi.py pyproject.toml ./
+COPY drem ./drem
+COPY migrations ./migrations
+COPY deploy ./deploy
+RUN pip install --no-cache-dir --no-deps -e . && mkdir -p /app/instance && chown -R drem /app/instance
+USER drem
+ENV DREM_ENV=production DREM_INSTANCE_PATH=/app/instance PORT=8000
+EXPOSE 8000
+CMD ["sh", "-c", "drem init && exec gunicorn -k gevent -w 1 --no-control-socket --bind 0.0.0.0:${PORT} wsgi:app"]

@@ -1,0 +1,3 @@
+from car_client.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Vehicles the car client can drive: the interface and its implementations."""

@@ -1,0 +1,144 @@
+"""drem: a self-hosted event manager for autonomous model-car races."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask, flash, jsonify, redirect, render_template, request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Engine
+
+from drem.config import ConfigError, load_config
+from drem.errors import ServiceError
+from drem.extensions import csrf, db, limiter, login_manager, migrate, socketio
+
+__all__ = ["create_app", "ConfigError"]
+
+
+def create_app(overrides: dict | None = None, env: dict | None = None) -> Flask:
+    """Build the Flask app.
+
+    ``env`` replaces ``os.environ`` for settings (tests); ``overrides`` are applied
+    last. Raises :class:`ConfigError` for invalid settings (e.g. no SECRET_KEY in
+    production).
+    """
+    instance = (env or os.environ).get("DREM_INSTANCE_PATH") or None
+    app = Flask(__name__, instance_path=instance, instance_relative_config=False)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.update(load_config(app.instance_path, env))
+    app.config.update(overrides or {})
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "migrations")),
+                     render_as_batch=True, compare_type=True)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    csrf.init_app(app)
+    limiter.init_app(app)
+    socketio.init_app(
+        app, message_queue=app.config["REDIS_URL"] or None,
+        async_mode=app.config.get("SOCKETIO_ASYNC_MODE"), cors_allowed_origins=[],
+        ping_interval=10, ping_timeout=10,
+    )
+
+    _register_blueprints(app)
+    _register_auth(app)
+    _register_errors(app)
+    from drem.permissions import check_routes
+
+    check_routes(app)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from drem.admin import api as admin_api
+    from drem.admin import views as admin_views
+    from drem.auth import api as auth_api
+    from drem.auth import views as auth_views
+    from drem.events import api as events_api
+    from drem.events import views as events_views
+    from drem.main import views as main_views
+
+    for module in (main_views, auth_views, auth_api, admin_views, admin_api, events_views, events_api):
+        app.register_blueprint(module.bp)
+
+
+@sa_event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """SQLite: WAL mode, foreign keys on, wait for locks instead of failing."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+
+def _register_auth(app: Flask) -> None:
+    from drem.auth.models import User
+    from drem.auth.service import user_for_token
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        user = db.session.get(User, int(user_id))
+        return user if user is not None and not user.is_disabled else None
+
+    @login_manager.request_loader
+    def load_from_token(req):
+        header = req.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            return user_for_token(header[7:].strip())
+        return None
+
+    @app.before_request
+    def protect_csrf():
+        # Bearer-token API calls carry no cookie, so CSRF cannot reach them; everything
+        # else that changes state must carry a CSRF token (form field or X-CSRFToken).
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return None
+        if request.headers.get("Authorization", "").startswith("Bearer "):
+            return None
+        if request.endpoint and getattr(app.view_functions.get(request.endpoint), "csrf_exempt", False):
+            return None
+        csrf.protect()
+        return None
+
+    @app.context_processor
+    def inject_permissions():
+        from drem.permissions import allowed
+
+        return {"can": lambda perm: allowed(current_user, perm)}
+
+
+def _register_errors(app: Flask) -> None:
+    def wants_json() -> bool:
+        return request.path.startswith("/api/") or request.is_json
+
+    @app.errorhandler(ServiceError)
+    def service_error(exc: ServiceError):
+        db.session.rollback()
+        if wants_json():
+            return jsonify(exc.to_dict()), exc.status
+        if exc.status == 404:
+            return render_template("error.html", code=404, message=exc.message), 404
+        flash(exc.message, "error")
+        return redirect(request.referrer or "/")
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        if wants_json():
+            return jsonify(error=f"CSRF check failed: {exc.description}"), 400
+        return render_template("error.html", code=400, message="The form expired or was forged "
+                               "(CSRF check failed). Reload the page and try again."), 400
+
+    for code, text in ((403, "You may not do this."), (404, "Not found."), (405, "Method not allowed."),
+                       (413, "The upload is too large."), (429, "Too many attempts; wait a minute.")):
+        def handler(exc, code=code, text=text):
+            if wants_json():
+                return jsonify(error=getattr(exc, "description", None) if code == 429 else text.lower().rstrip(".")), code
+            return render_template("error.html", code=code, message=text), code
+
+        app.register_error_handler(code, handler)

@@ -1,0 +1,80 @@
+"""Audit log and user administration (role changes, disabling, deletion)."""
+
+from __future__ import annotations
+
+from drem.admin.models import AuditEntry
+from drem.auth.models import User
+from drem.errors import Conflict, ServiceError
+from drem.extensions import db
+from drem.permissions import ADMIN, ROLES
+
+
+def record_audit(actor, action: str, target_type: str, target_id=None, **details) -> AuditEntry:
+    """Add an audit entry for ``actor`` (a User or None for the system) and flush.
+
+    ``details`` must be JSON-serialisable (ids, names, before/after values).
+    """
+    entry = AuditEntry(
+        actor_id=getattr(actor, "id", None), actor_name=getattr(actor, "username", None),
+        action=action, target_type=target_type,
+        target_id=None if target_id is None else str(target_id), details=details,
+    )
+    db.session.add(entry)
+    db.session.flush()
+    return entry
+
+
+def list_audit(page: int = 1, per_page: int = 50, action: str | None = None):
+    """Newest-first page of audit entries (a Flask-SQLAlchemy Pagination)."""
+    query = db.select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+    if action:
+        query = query.where(AuditEntry.action == action)
+    return db.paginate(query, page=page, per_page=per_page, error_out=False)
+
+
+def _last_admin_guard(user: User) -> None:
+    if user.role != ADMIN:
+        return
+    admins = db.session.scalar(
+        db.select(db.func.count()).select_from(User)
+        .where(User.role == ADMIN, User.is_disabled.is_(False), User.id != user.id)
+    )
+    if not admins:
+        raise Conflict("this is the last active admin; make another admin first")
+
+
+def change_role(actor: User, user: User, role: str) -> User:
+    """Give ``user`` a new role; audited. Raises ServiceError for an unknown role and
+    Conflict when it would leave no active admin."""
+    if role not in ROLES:
+        raise ServiceError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}", "role")
+    if role == user.role:
+        return user
+    if role != ADMIN:
+        _last_admin_guard(user)
+    before = user.role
+    user.role = role
+    record_audit(actor, "user.role", "user", user.id, username=user.username, before=before, after=role)
+    return user
+
+
+def set_disabled(actor: User, user: User, disabled: bool) -> User:
+    """Disable or enable ``user`` (a disabled user cannot sign in or use tokens); audited."""
+    if disabled and not user.is_disabled:
+        _last_admin_guard(user)
+    if user.is_disabled != disabled:
+        user.is_disabled = disabled
+        record_audit(actor, "user.disable" if disabled else "user.enable", "user", user.id,
+                     username=user.username)
+    return user
+
+
+def delete_user(actor: User, user: User) -> None:
+    """Delete ``user`` and their tokens and codes; audited. Conflict for the last admin
+    or for deleting oneself."""
+    if actor.id == user.id:
+        raise Conflict("you cannot delete your own account")
+    _last_admin_guard(user)
+    record_audit(actor, "user.delete", "user", user.id, username=user.username, role=user.role)
+    db.session.delete(user)
+    db.session.flush()

@@ -1,0 +1,1 @@
+"""Accounts: users, roles, sign-in (password or one-time code), API tokens."""

@@ -1,0 +1,97 @@
+"""Account JSON API: tokens, who am I, racer accounts at the desk."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, current_app, jsonify
+from flask_login import current_user
+
+from drem.auth import service
+from drem.extensions import db, limiter
+from drem.http import json_body, no_csrf
+from drem.permissions import public, require
+
+bp = Blueprint("auth_api", __name__, url_prefix="/api")
+
+
+@bp.post("/auth/tokens")
+@public
+@no_csrf
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"])
+def create_token():
+    """Exchange username + password for a personal API token (shown once)."""
+    data = json_body()
+    user = service.authenticate(str(data.get("username", "")), str(data.get("password", "")))
+    token, plain = service.create_api_token(user, str(data.get("name") or "api"))
+    db.session.commit()
+    return jsonify(token=plain, **token.to_dict()), 201
+
+
+@bp.get("/me")
+@require("account.self")
+def me():
+    return jsonify(current_user.to_dict())
+
+
+@bp.get("/me/tokens")
+@require("account.self")
+def list_tokens():
+    return jsonify(tokens=[t.to_dict() for t in current_user.tokens])
+
+
+@bp.delete("/me/tokens/<int:token_id>")
+@require("account.self")
+def revoke_token(token_id: int):
+    service.revoke_api_token(current_user, token_id)
+    db.session.commit()
+    return "", 204
+
+
+@bp.post("/me/password")
+@require("account.self")
+def change_password():
+    data = json_body()
+    service.change_password(current_user, data.get("current_password"), str(data.get("new_password", "")))
+    db.session.commit()
+    return "", 204
+
+
+@bp.post("/racers")
+@require("racers.register")
+def create_racer():
+    """Create a racer account at the desk; answers the one-time sign-in code."""
+    data = json_body()
+    racer = service.create_user(str(data.get("username", "")), None, email=data.get("email"),
+                                country_code=data.get("country_code"), actor=current_user)
+    code = service.create_sign_in_code(racer, current_user, _ttl())
+    db.session.commit()
+    return jsonify(user=racer.to_dict(), sign_in_code=code), 201
+
+
+@bp.post("/racers/<int:user_id>/sign-in-code")
+@require("racers.register")
+def new_code(user_id: int):
+    racer = service.get_user(user_id)
+    if racer.role != "racer":
+        return jsonify(error="sign-in codes are for racer accounts only"), 400
+    code = service.create_sign_in_code(racer, current_user, _ttl())
+    db.session.commit()
+    return jsonify(sign_in_code=code), 201
+
+
+@bp.post("/auth/code")
+@public
+@no_csrf
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"])
+def redeem_code():
+    """Redeem a one-time sign-in code for an API token (for kiosk and script sign-in)."""
+    data = json_body()
+    user = service.redeem_sign_in_code(str(data.get("code", "")))
+    token, plain = service.create_api_token(user, "sign-in code")
+    db.session.commit()
+    return jsonify(token=plain, user=user.to_dict()), 201
+
+
+def _ttl() -> timedelta:
+    return timedelta(hours=current_app.config["SIGN_IN_CODE_TTL_H"])

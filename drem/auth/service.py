@@ -1,0 +1,189 @@
+"""Account operations: create users, check passwords, sign-in codes, API tokens.
+
+Services flush and never commit; the request commits once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import timedelta
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from drem.admin.service import record_audit
+from drem.auth.models import ApiToken, SignInCode, User
+from drem.db_types import utcnow
+from drem.errors import Conflict, NotFound, ServiceError
+from drem.extensions import db
+from drem.permissions import RACER, ROLES
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9._]{2,20}$")
+COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD = 8
+# Sign-in codes avoid look-alike characters (0/O, 1/I/L) so they can be typed from paper.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+TOKEN_PREFIX = "drem_"
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def normalise_code(code: str) -> str:
+    """Upper-case a typed sign-in or activation code and drop spaces and dashes."""
+    return re.sub(r"[\s-]", "", code or "").upper()
+
+
+def check_username(username: str) -> str:
+    """Return ``username`` stripped, or raise ServiceError: 2-20 letters, digits, ``.``, ``_``."""
+    username = (username or "").strip()
+    if not USERNAME_RE.match(username):
+        raise ServiceError(
+            "username must be 2-20 characters: letters, digits, '.' or '_'", "username")
+    return username
+
+
+def _check_password(password: str) -> None:
+    if len(password or "") < MIN_PASSWORD:
+        raise ServiceError(f"password must be at least {MIN_PASSWORD} characters", "password")
+
+
+def find_user(username: str) -> User | None:
+    """The user with this username (case-insensitive), or None."""
+    return db.session.scalar(db.select(User).where(User.username_key == (username or "").strip().lower()))
+
+
+def get_user(user_id: int) -> User:
+    """The user with this id; NotFound otherwise."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound("no such user")
+    return user
+
+
+def create_user(username: str, password: str | None = None, role: str = RACER,
+                email: str | None = None, country_code: str | None = None, actor=None) -> User:
+    """Create a user and flush.
+
+    ``password`` may be None for racers created at the registration desk (they sign
+    in with a one-time code). Raises ServiceError for a bad username, e-mail,
+    country code, password or role, and Conflict when the username is taken
+    (case-insensitive).
+    """
+    username = check_username(username)
+    if role not in ROLES:
+        raise ServiceError(f"unknown role {role!r}", "role")
+    email = (email or "").strip() or None
+    if email and not EMAIL_RE.match(email):
+        raise ServiceError("that e-mail address does not look right", "email")
+    country_code = (country_code or "").strip().upper() or None
+    if country_code and not COUNTRY_RE.match(country_code):
+        raise ServiceError("country code must be two letters (ISO 3166-1, e.g. DE)", "country_code")
+    if password is not None:
+        _check_password(password)
+    if find_user(username):
+        raise Conflict(f"the username {username!r} is taken", "username")
+    user = User(
+        username=username, username_key=username.lower(), email=email,
+        country_code=country_code, role=role,
+        password_hash=generate_password_hash(password) if password else None,
+    )
+    db.session.add(user)
+    db.session.flush()
+    if actor is not None:
+        record_audit(actor, "user.create", "user", user.id, username=username, role=role)
+    return user
+
+
+def authenticate(username: str, password: str) -> User:
+    """The user whose password matches; ServiceError("wrong username or password") otherwise,
+    the same message whether the user exists or not."""
+    user = find_user(username)
+    if user is None or not user.password_hash or not check_password_hash(user.password_hash, password or ""):
+        raise ServiceError("wrong username or password")
+    if user.is_disabled:
+        raise ServiceError("this account is disabled; ask an admin")
+    user.last_login_at = utcnow()
+    return user
+
+
+def change_password(user: User, current: str | None, new: str) -> None:
+    """Set a new password. ``current`` must match when the user has one (racers who
+    signed in with a code set their first password without it)."""
+    if user.password_hash and not check_password_hash(user.password_hash, current or ""):
+        raise ServiceError("the current password is wrong", "current_password")
+    _check_password(new)
+    user.password_hash = generate_password_hash(new)
+    db.session.flush()
+
+
+def create_sign_in_code(user: User, actor: User, ttl: timedelta) -> str:
+    """Make a new one-time sign-in code for ``user`` (earlier unused ones stop working).
+
+    Returns the plain code, formatted ``XXXX-XXXX``; only its hash is stored.
+    """
+    now = utcnow()
+    live = db.select(SignInCode).where(SignInCode.user_id == user.id, SignInCode.used_at.is_(None),
+                                       SignInCode.expires_at > now)
+    for old in db.session.scalars(live):
+        old.expires_at = now
+    plain = "".join(secrets.choice(CODE_ALPHABET) for _ in range(8))
+    db.session.add(SignInCode(user_id=user.id, code_hash=_sha256(plain), expires_at=now + ttl,
+                              created_by_id=actor.id))
+    record_audit(actor, "user.sign_in_code", "user", user.id, username=user.username)
+    db.session.flush()
+    return f"{plain[:4]}-{plain[4:]}"
+
+
+def redeem_sign_in_code(code: str) -> User:
+    """Sign in with a one-time code: marks it used and returns its user.
+
+    Raises ServiceError for an unknown, used or expired code (one message each).
+    """
+    row = db.session.scalar(db.select(SignInCode).where(SignInCode.code_hash == _sha256(normalise_code(code))))
+    if row is None:
+        raise ServiceError("unknown sign-in code", "code")
+    if row.used_at is not None:
+        raise ServiceError("this sign-in code was already used; ask the registration desk for a new one", "code")
+    if row.expires_at <= utcnow():
+        raise ServiceError("this sign-in code has expired; ask the registration desk for a new one", "code")
+    if row.user.is_disabled:
+        raise ServiceError("this account is disabled; ask an admin", "code")
+    row.used_at = utcnow()
+    row.user.last_login_at = row.used_at
+    db.session.flush()
+    return row.user
+
+
+def create_api_token(user: User, name: str) -> tuple[ApiToken, str]:
+    """Create a personal API token; returns (row, plain token). The plain token is shown once."""
+    name = (name or "").strip()
+    if not 1 <= len(name) <= 80:
+        raise ServiceError("give the token a name of 1-80 characters", "name")
+    plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user.id, name=name, token_hash=_sha256(plain))
+    db.session.add(token)
+    db.session.flush()
+    return token, plain
+
+
+def user_for_token(plain: str) -> User | None:
+    """The enabled user behind a live API token, or None (unknown, revoked, disabled)."""
+    if not plain or not plain.startswith(TOKEN_PREFIX):
+        return None
+    token = db.session.scalar(db.select(ApiToken).where(ApiToken.token_hash == _sha256(plain)))
+    if token is None or token.revoked_at is not None or token.user.is_disabled:
+        return None
+    return token.user
+
+
+def revoke_api_token(user: User, token_id: int) -> None:
+    """Revoke one of ``user``'s tokens; NotFound if it is not theirs."""
+    token = db.session.get(ApiToken, token_id)
+    if token is None or token.user_id != user.id:
+        raise NotFound("no such token")
+    token.revoked_at = token.revoked_at or utcnow()
+    db.session.flush()

@@ -1,0 +1,1 @@
+"""Events, tracks, race configs and event registration."""

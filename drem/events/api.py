@@ -1,0 +1,102 @@
+"""Event JSON API: the same rights as the pages (see docs/api.md)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+from flask_login import current_user
+
+from drem.auth.service import get_user
+from drem.events import service
+from drem.extensions import db
+from drem.http import json_body
+from drem.permissions import require
+
+bp = Blueprint("events_api", __name__, url_prefix="/api/events")
+
+
+@bp.get("")
+@require("events.view")
+def list_events():
+    return jsonify(events=[e.to_dict() for e in service.list_events()])
+
+
+@bp.post("")
+@require("events.manage")
+def create():
+    event = service.create_event(current_user, json_body())
+    db.session.commit()
+    return jsonify(event.to_dict()), 201
+
+
+@bp.get("/<int:event_id>")
+@require("events.view")
+def detail(event_id: int):
+    event = service.get_event(event_id)
+    return jsonify(event.to_dict() | {"racers": [r.to_dict() for r in event.registrations]})
+
+
+@bp.patch("/<int:event_id>")
+@require("events.manage")
+def update(event_id: int):
+    event = service.update_event(current_user, service.get_event(event_id), json_body())
+    db.session.commit()
+    return jsonify(event.to_dict())
+
+
+@bp.delete("/<int:event_id>")
+@require("events.manage")
+def delete(event_id: int):
+    service.delete_event(current_user, service.get_event(event_id))
+    db.session.commit()
+    return "", 204
+
+
+@bp.post("/<int:event_id>/tracks")
+@require("events.manage")
+def add_track(event_id: int):
+    track = service.add_track(current_user, service.get_event(event_id), json_body())
+    db.session.commit()
+    return jsonify(track.to_dict()), 201
+
+
+@bp.patch("/<int:event_id>/tracks/<int:track_id>")
+@require("events.manage")
+def update_track(event_id: int, track_id: int):
+    track = service.get_track(track_id, service.get_event(event_id))
+    service.update_track(current_user, track, json_body())
+    db.session.commit()
+    return jsonify(track.to_dict())
+
+
+@bp.delete("/<int:event_id>/tracks/<int:track_id>")
+@require("events.manage")
+def delete_track(event_id: int, track_id: int):
+    service.delete_track(current_user, service.get_track(track_id, service.get_event(event_id)))
+    db.session.commit()
+    return "", 204
+
+
+@bp.post("/<int:event_id>/racers")
+@require("events.manage")
+def add_racer(event_id: int):
+    data = json_body()
+    reg = service.register_racer(service.get_event(event_id), get_user(int(data.get("user_id") or 0)),
+                                 current_user)
+    db.session.commit()
+    return jsonify(reg.to_dict()), 201
+
+
+@bp.delete("/<int:event_id>/racers/<int:user_id>")
+@require("events.manage")
+def remove_racer(event_id: int, user_id: int):
+    service.unregister_racer(current_user, service.get_event(event_id), get_user(user_id))
+    db.session.commit()
+    return "", 204
+
+
+@bp.post("/<int:event_id>/join")
+@require("events.join")
+def join(event_id: int):
+    reg = service.register_racer(service.get_event(event_id), current_user)
+    db.session.commit()
+    return jsonify(reg.to_dict()), 201

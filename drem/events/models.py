@@ -1,0 +1,107 @@
+"""Events, their tracks and race config, and the racers registered for them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import JSON, Date, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from drem.db_types import UTCDateTime, utcnow
+from drem.extensions import db
+
+RANKING_METHODS = ("best_lap", "best_average", "total_time")
+EVENT_TYPES = ("official_track_race", "private_track_race", "official_workshop",
+               "private_workshop", "other")
+DIRECTIONS = ("ccw", "cw")
+
+
+class Event(db.Model):
+    """A race event with its race config (shared by all its tracks)."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    date: Mapped[date] = mapped_column(Date, nullable=False)
+    country_code: Mapped[str | None] = mapped_column(String(2))
+    event_type: Mapped[str] = mapped_column(String(32), nullable=False, default="private_track_race")
+    sponsor: Mapped[str | None] = mapped_column(String(100))
+    # race config
+    race_time_min: Mapped[int] = mapped_column(Integer, nullable=False, default=4)
+    resets_allowed_per_lap: Mapped[int | None] = mapped_column(Integer)  # None: unlimited
+    ranking_method: Mapped[str] = mapped_column(String(16), nullable=False, default="best_lap")
+    averaging_window: Mapped[int] = mapped_column(Integer, nullable=False, default=3)
+    max_runs_per_racer: Mapped[int | None] = mapped_column(Integer)  # None: unlimited
+    lap_target: Mapped[int | None] = mapped_column(Integer)
+    landing_links: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+    tracks = relationship("Track", back_populates="event", cascade="all, delete-orphan",
+                          order_by="Track.position")
+    registrations = relationship("EventRacer", back_populates="event", cascade="all, delete-orphan")
+
+    def race_config(self) -> dict:
+        """The race config as a dict: minutes, counts, method names."""
+        return {
+            "race_time_min": self.race_time_min, "resets_allowed_per_lap": self.resets_allowed_per_lap,
+            "ranking_method": self.ranking_method, "averaging_window": self.averaging_window,
+            "max_runs_per_racer": self.max_runs_per_racer, "lap_target": self.lap_target,
+        }
+
+    def to_dict(self) -> dict:
+        """JSON shape of an event with its tracks."""
+        return {
+            "id": self.id, "name": self.name, "date": self.date.isoformat(),
+            "country_code": self.country_code, "event_type": self.event_type, "sponsor": self.sponsor,
+            "race_config": self.race_config(), "landing_links": self.landing_links,
+            "tracks": [t.to_dict() for t in self.tracks],
+            "combined_leaderboard": len(self.tracks) >= 2,
+        }
+
+
+class Track(db.Model):
+    """A physical track at an event; each has its own leaderboard."""
+
+    __tablename__ = "tracks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), nullable=False, index=True)
+    name: Mapped[str] = mapped_column(String(60), nullable=False)
+    layout: Mapped[str] = mapped_column(String(60), nullable=False, default="other")
+    direction: Mapped[str] = mapped_column(String(3), nullable=False, default="ccw")
+    leaderboard_title: Mapped[str | None] = mapped_column(String(100))
+    leaderboard_footer: Mapped[str | None] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+    event = relationship("Event", back_populates="tracks")
+
+    def to_dict(self) -> dict:
+        """JSON shape of a track."""
+        return {
+            "id": self.id, "event_id": self.event_id, "name": self.name, "layout": self.layout,
+            "direction": self.direction, "leaderboard_title": self.leaderboard_title,
+            "leaderboard_footer": self.leaderboard_footer,
+        }
+
+
+class EventRacer(db.Model):
+    """A racer registered for an event, with the tail-light colour their car shows."""
+
+    __tablename__ = "event_racers"
+    __table_args__ = (UniqueConstraint("event_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), nullable=False, index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    colour: Mapped[str] = mapped_column(String(8), nullable=False, default="blue")
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+    event = relationship("Event", back_populates="registrations")
+    user = relationship("User")
+
+    def to_dict(self) -> dict:
+        """JSON shape of a registration."""
+        return {"user_id": self.user_id, "username": self.user.username,
+                "country_code": self.user.country_code, "colour": self.colour,
+                "registered_at": self.registered_at.isoformat()}

@@ -1,0 +1,160 @@
+"""Event pages for the organizer UI: list, create, edit, delete, tracks, racers."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from drem.auth.forms import EmptyForm
+from drem.auth.models import User
+from drem.auth.service import get_user
+from drem.errors import ServiceError
+from drem.events import service
+from drem.events.forms import AddRacerForm, EventForm, TrackForm
+from drem.events.models import DIRECTIONS, EVENT_TYPES, RANKING_METHODS
+from drem.extensions import db
+from drem.permissions import allowed, require
+
+bp = Blueprint("events", __name__, url_prefix="/events", template_folder="templates")
+
+
+def _choices() -> dict:
+    return {"event_types": EVENT_TYPES, "ranking_methods": RANKING_METHODS, "directions": DIRECTIONS,
+            "layouts": service.track_layouts()}
+
+
+@bp.get("/")
+@require("events.view")
+def index():
+    return render_template("events/index.html", events=service.list_events())
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@require("events.manage")
+def create():
+    form = EventForm()
+    values = request.form.to_dict() if request.method == "POST" else {}
+    if form.validate_on_submit():
+        tracks = [{"name": n.strip(), "layout": lay} for n, lay in
+                  zip(request.form.getlist("track_name"), request.form.getlist("track_layout"), strict=False)
+                  if n.strip()]
+        try:
+            event = service.create_event(current_user, values | {"tracks": tracks or None})
+        except ServiceError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+        else:
+            db.session.commit()
+            flash(f"event {event.name!r} created", "info")
+            return redirect(url_for("events.detail", event_id=event.id))
+    return render_template("events/form.html", form=form, event=None, values=values, **_choices())
+
+
+@bp.get("/<int:event_id>")
+@require("events.view")
+def detail(event_id: int):
+    event = service.get_event(event_id)
+    add_form = AddRacerForm()
+    registered = {r.user_id for r in event.registrations}
+    add_form.user_id.choices = [
+        (u.id, u.username) for u in db.session.scalars(
+            db.select(User).where(User.role == "racer").order_by(User.username_key))
+        if u.id not in registered]
+    return render_template("events/detail.html", event=event, add_form=add_form, form=EmptyForm(),
+                           track_form=TrackForm(), can_manage=allowed(current_user, "events.manage"),
+                           **_choices())
+
+
+@bp.route("/<int:event_id>/edit", methods=["GET", "POST"])
+@require("events.manage")
+def edit(event_id: int):
+    event = service.get_event(event_id)
+    form = EventForm()
+    values = request.form.to_dict() if request.method == "POST" else event.to_dict() | event.race_config()
+    if form.validate_on_submit():
+        try:
+            service.update_event(current_user, event, values)
+        except ServiceError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+        else:
+            db.session.commit()
+            flash("event saved", "info")
+            return redirect(url_for("events.detail", event_id=event.id))
+    return render_template("events/form.html", form=form, event=event, values=values, **_choices())
+
+
+@bp.post("/<int:event_id>/delete")
+@require("events.manage")
+def delete(event_id: int):
+    event = service.get_event(event_id)
+    if EmptyForm().validate_on_submit():
+        service.delete_event(current_user, event)
+        db.session.commit()
+        flash("event deleted", "info")
+    return redirect(url_for("events.index"))
+
+
+def _save(change, event_id: int, ok: str):
+    if not EmptyForm().validate_on_submit():
+        flash("the form expired; try again", "error")
+    else:
+        try:
+            change()
+        except ServiceError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+        else:
+            db.session.commit()
+            flash(ok, "info")
+    return redirect(url_for("events.detail", event_id=event_id))
+
+
+@bp.post("/<int:event_id>/tracks")
+@require("events.manage")
+def add_track(event_id: int):
+    event = service.get_event(event_id)
+    return _save(lambda: service.add_track(current_user, event, request.form.to_dict()), event_id, "track added")
+
+
+@bp.post("/<int:event_id>/tracks/<int:track_id>")
+@require("events.manage")
+def update_track(event_id: int, track_id: int):
+    track = service.get_track(track_id, service.get_event(event_id))
+    return _save(lambda: service.update_track(current_user, track, request.form.to_dict()), event_id,
+                 "track saved")
+
+
+@bp.post("/<int:event_id>/tracks/<int:track_id>/delete")
+@require("events.manage")
+def delete_track(event_id: int, track_id: int):
+    track = service.get_track(track_id, service.get_event(event_id))
+    return _save(lambda: service.delete_track(current_user, track), event_id, "track deleted")
+
+
+@bp.post("/<int:event_id>/racers")
+@require("events.manage")
+def add_racer(event_id: int):
+    event = service.get_event(event_id)
+    user_id = request.form.get("user_id", type=int) or 0
+    return _save(lambda: service.register_racer(event, get_user(user_id), current_user), event_id,
+                 "racer added")
+
+
+@bp.post("/<int:event_id>/racers/<int:user_id>/remove")
+@require("events.manage")
+def remove_racer(event_id: int, user_id: int):
+    event = service.get_event(event_id)
+    return _save(lambda: service.unregister_racer(current_user, event, get_user(user_id)), event_id,
+                 "racer removed")
+
+
+@bp.post("/<int:event_id>/join")
+@require("events.join")
+def join(event_id: int):
+    event = service.get_event(event_id)
+    if EmptyForm().validate_on_submit():
+        service.register_racer(event, current_user)
+        db.session.commit()
+        flash(f"you are registered for {event.name}", "info")
+    return redirect(url_for("main.home"))

@@ -1,0 +1,1 @@
+"""Leaderboard: ranking (pure functions), leaderboard views, overlays, commentator."""

@@ -1,0 +1,253 @@
+"""Per-run and per-racer aggregates behind the ranking (pure functions, no Flask, no database).
+
+:func:`aggregate_run` walks one run's laps once and keeps everything the ranking and
+the summary need (best lap, the two lowest lap times, best averaging window, longest
+valid streak, the lap-target total). :func:`merge_runs` combines a racer's run
+aggregates in O(runs) into a :class:`RacerResult`: the :class:`RacerSummary`, the
+ranking value and the sort key. The rules themselves are written down in
+:mod:`drem.leaderboard.ranking` and ``docs/ranking.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Sequence
+from operator import attrgetter
+
+from drem.leaderboard.types import LapInput, RaceInput, RacerSummary, RankingConfig
+
+#: "No time" sentinel, larger than any lap time in ms; compares with int ms.
+NO_TIME = 1 << 62
+
+_lap_number = attrgetter("lap_number")
+
+
+class UnorderedLaps(Exception):
+    """Raised by :func:`aggregate_run` when laps are not in increasing lap_number order."""
+
+
+def sort_laps(laps: Iterable[LapInput]) -> list[LapInput]:
+    """The laps ordered by ``lap_number``; ``ValueError`` if a lap number occurs twice."""
+    ordered = sorted(laps, key=_lap_number)
+    for a, b in zip(ordered, ordered[1:], strict=False):
+        if a.lap_number == b.lap_number:
+            raise ValueError(
+                f"race {a.race_id!r} has lap number {a.lap_number} twice "
+                f"(laps {a.lap_id!r} and {b.lap_id!r})"
+            )
+    return ordered
+
+
+class RunAgg:
+    """Aggregate of one run (all times integer ms; ``NO_TIME`` = none).
+
+    ``laps`` is set by the holder (:class:`RankingState` keeps one RunAgg per run as
+    its record of the run: the RaceInput and its laps ordered by lap number).
+    """
+
+    __slots__ = (
+        "race", "laps", "race_id", "started_at", "proxy", "total", "valid",
+        "best", "best_at", "best_no", "second",
+        "win_sum", "win_at", "win_first", "win_last",
+        "streak", "tgt_count", "tgt_total", "tgt_at",
+    )  # fmt: skip
+
+
+def aggregate_run(race: RaceInput, laps: Sequence[LapInput], config: RankingConfig) -> RunAgg:
+    """Aggregate one run (``race``, whose laps are ``laps``) in one pass, O(laps).
+
+    ``laps`` must be in strictly increasing ``lap_number`` order, else
+    :class:`UnorderedLaps` is raised (the caller sorts with :func:`sort_laps` and
+    calls again). Rules applied (DESIGN.md "Ranking"):
+
+    - a lap is valid when ``resets <= resets_allowed_per_lap`` (None = unlimited)
+      and it is not ``invalidated``;
+    - averaging window: N laps in a row in this run, all valid; an invalid lap
+      breaks the window; equal sums keep the window whose last lap was recorded first;
+    - lap target: the first ``lap_target`` valid laps of the run, their total time (ms)
+      and the ``recorded_at`` of the last of them (the lap that completed the target).
+    """
+    allowed = config.resets_allowed_per_lap
+    limit = NO_TIME if allowed is None else allowed
+    window = config.averaging_window
+    target = config.lap_target or 0
+
+    best = second = win_sum = NO_TIME
+    best_at = win_at = tgt_at = None
+    best_no = win_first = win_last = None
+    valid = smax = tsum = wsum = k = 0  # k: length of the current streak of valid laps
+    prev = -NO_TIME
+    for i, lap in enumerate(laps):
+        n = lap.lap_number
+        if n <= prev:
+            raise UnorderedLaps(race.race_id)
+        prev = n
+        if lap.invalidated or lap.resets > limit:
+            if k:
+                if k > smax:
+                    smax = k
+                wsum = k = 0
+            continue
+        t = lap.time_ms
+        valid += 1
+        if t <= second:  # rarely true after a few laps: one comparison in the common case
+            if t < best:
+                second = best
+                best, best_at, best_no = t, lap.recorded_at, n
+            elif t == best:
+                second = t
+                if lap.recorded_at < best_at:
+                    best_at, best_no = lap.recorded_at, n
+            else:
+                second = t
+        wsum += t
+        k += 1
+        if k >= window:
+            # the streak's laps are contiguous in `laps`: the window is laps[i-window+1 .. i]
+            if k > window:
+                wsum -= laps[i - window].time_ms
+            if wsum <= win_sum and (wsum < win_sum or lap.recorded_at < win_at):
+                win_sum, win_at, win_first, win_last = (
+                    wsum, lap.recorded_at, laps[i - window + 1].lap_number, n
+                )
+        if valid <= target:
+            tsum += t
+            tgt_at = lap.recorded_at
+    if k > smax:
+        smax = k
+
+    agg = RunAgg()
+    agg.race = race
+    agg.race_id = race.race_id
+    agg.started_at = race.started_at
+    agg.proxy = race.raced_by_proxy
+    agg.total = len(laps)
+    agg.valid = valid
+    agg.best, agg.best_at, agg.best_no, agg.second = best, best_at, best_no, second
+    agg.win_sum, agg.win_at, agg.win_first, agg.win_last = win_sum, win_at, win_first, win_last
+    agg.streak = smax
+    agg.tgt_count = valid if valid < target else target
+    agg.tgt_total = tsum
+    agg.tgt_at = tgt_at
+    return agg
+
+
+class RacerResult:
+    """A racer's merged result: summary, ranking ``score`` and sort ``head``.
+
+    ``score`` is the exact integer behind the ranking value (best lap ms, sum of the
+    best window's lap times in ms, total ms of the lap target) or None.
+    ``head`` is the method-specific start of the sort key; the full key appends the
+    case-folded username and the racer id (:func:`sort_key`).
+    """
+
+    __slots__ = ("summary", "score", "head", "key")
+
+    def __init__(self, summary: RacerSummary, score: int | None, head: tuple) -> None:
+        self.summary = summary
+        self.score = score
+        self.head = head
+        self.key: tuple = ()
+
+
+#: Sort key head of a racer with no valid lap (ranks after everyone with a time).
+_NO_RESULT_HEAD = (2, 0, 0, 0.0, 0)
+
+
+def merge_runs(runs: Iterable[RunAgg], config: RankingConfig) -> RacerResult:
+    """Merge a racer's run aggregates into summary, score and sort key head, O(runs).
+
+    Sort key heads (smaller ranks higher), by method:
+
+    - best_lap: ``(0, best, 0, best_at, next_best)``;
+    - best_average: ``(0, window_sum, 0, window_at, best)``, racers without a window
+      ``(1, best, 0, best_at, next_best)``;
+    - total_time: ``(0 if target reached else 1, -laps, total, at, best)`` where laps/total
+      come from the racer's best run (most counted valid laps, then lowest total, then
+      completed first);
+    - no valid lap at all: ``(2, 0, 0, 0.0, 0)``.
+    """
+    best = m1 = m2 = win = NO_TIME
+    best_at = best_race = best_no = best_start = None
+    win_at = win_race = win_first = win_last = win_start = None
+    valid = total = nruns = smax = 0
+    proxy = False
+    target = config.lap_target
+    tgt: tuple | None = None  # (-count, total, at, race_id)
+    for r in runs:
+        nruns += 1
+        valid += r.valid
+        total += r.total
+        if r.proxy:
+            proxy = True
+        if r.streak > smax:
+            smax = r.streak
+        rb = r.best
+        if rb != NO_TIME:
+            if rb < best or (
+                rb == best and (r.best_at, r.started_at, r.race_id) < (best_at, best_start, best_race)
+            ):
+                best, best_at, best_race, best_no = rb, r.best_at, r.race_id, r.best_no
+                best_start = r.started_at
+            # two lowest lap times over the racer's multiset of valid laps
+            if rb < m1:
+                m2, m1 = m1, rb
+            elif rb < m2:
+                m2 = rb
+            if r.second < m2:
+                m2 = r.second
+            ws = r.win_sum
+            if ws != NO_TIME and (
+                ws < win or (ws == win and (r.win_at, r.started_at, r.race_id) < (win_at, win_start, win_race))
+            ):
+                win, win_at, win_race, win_start = ws, r.win_at, r.race_id, r.started_at
+                win_first, win_last = r.win_first, r.win_last
+            if target is not None:
+                cand = (-r.tgt_count, r.tgt_total, r.tgt_at)
+                if tgt is None or cand < tgt:
+                    tgt = cand
+
+    window = config.averaging_window
+    summary = RacerSummary(
+        best_lap_ms=best if best != NO_TIME else None,
+        best_lap_at=best_at,
+        best_lap_race_id=best_race,
+        best_lap_number=best_no,
+        best_average_ms=win / window if win != NO_TIME else None,
+        best_average_race_id=win_race,
+        best_average_first_lap=win_first,
+        best_average_last_lap=win_last,
+        best_average_at=win_at,
+        valid_laps=valid,
+        total_laps=total,
+        completion_ratio=valid / total if total else None,
+        runs=nruns,
+        most_consecutive_valid_laps=smax,
+        raced_by_proxy=proxy,
+    )
+    if target is not None:
+        if tgt is None:
+            summary.laps_completed = 0
+            summary.reached_target = False
+        else:
+            summary.laps_completed = -tgt[0]
+            summary.total_time_ms = tgt[1]
+            summary.reached_target = -tgt[0] == target
+
+    if best == NO_TIME:
+        return RacerResult(summary, None, _NO_RESULT_HEAD)
+    method = config.method
+    if method == "best_lap":
+        return RacerResult(summary, best, (0, best, 0, best_at, m2))
+    if method == "best_average":
+        if win != NO_TIME:
+            return RacerResult(summary, win, (0, win, 0, win_at, best))
+        return RacerResult(summary, None, (1, best, 0, best_at, m2))
+    # total_time: a valid lap exists, so tgt is set and counts at least one lap
+    assert tgt is not None
+    reached = -tgt[0] == target
+    return RacerResult(summary, tgt[1] if reached else None, (0 if reached else 1, *tgt, best))
+
+
+def sort_key(result: RacerResult, username: str, racer_id: Hashable) -> tuple:
+    """Full sort key: method head, then case-folded username, then racer id (deterministic)."""
+    return (*result.head, username.casefold(), racer_id)

@@ -1,0 +1,53 @@
+"""Home page, health check, and the front-end libraries installed from npm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, abort, current_app, jsonify, render_template, send_from_directory
+from flask_login import current_user
+
+from drem.config import REPO_ROOT
+from drem.events.models import Event
+from drem.extensions import db
+from drem.permissions import public
+
+bp = Blueprint("main", __name__, template_folder="templates")
+
+# Front-end files served from node_modules (installed from the npm registry at setup).
+VENDOR_FILES = {
+    "socket.io.min.js": "socket.io-client/dist/socket.io.min.js",
+    "chart.umd.min.js": "chart.js/dist/chart.umd.min.js",
+}
+
+
+@bp.get("/")
+@public
+def home():
+    events = db.session.scalars(db.select(Event).order_by(Event.date.desc(), Event.id.desc()).limit(20)).all()
+    joined = set()
+    if current_user.is_authenticated:
+        from drem.events.models import EventRacer
+
+        joined = set(db.session.scalars(db.select(EventRacer.event_id).filter_by(user_id=current_user.id)))
+    return render_template("main/home.html", events=events, joined=joined)
+
+
+@bp.get("/healthz")
+@public
+def healthz():
+    db.session.execute(db.text("SELECT 1"))
+    return jsonify(status="ok")
+
+
+@bp.get("/vendor/<path:name>")
+@public
+def vendor(name: str):
+    """Serve an allow-listed front-end file from node_modules (404 for anything else)."""
+    rel = VENDOR_FILES.get(name)
+    if rel is None and name.startswith("flags/") and name.endswith(".svg") and len(name) == len("flags/xx.svg"):
+        rel = f"flag-icons/flags/4x3/{name[6:].lower()}"
+    if rel is None:
+        abort(404)
+    root = Path(current_app.config.get("NODE_MODULES", REPO_ROOT / "node_modules"))
+    return send_from_directory(root, rel, max_age=3600)

@@ -1,0 +1,1 @@
+"""Racer models: upload, validate, scan, store, download, retention."""

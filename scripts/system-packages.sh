@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install the Debian packages drem needs when they are missing (clamd, Chromium for the
+# browser tests, Node.js/npm for the front-end libraries, fonts). Needs root or sudo.
+set -euo pipefail
+need=()
+command -v clamd >/dev/null 2>&1 || [ -x /usr/sbin/clamd ] || need+=(clamav-daemon clamav)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing Debian packages: ${need[*]}"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${need[@]}"
+fi

@@ -1,0 +1,3 @@
+from drem import create_app
+
+app = create_app()
