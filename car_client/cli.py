@@ -18,7 +18,7 @@ from car_client.daemon.cli import activate, run  # noqa: E402
 
 main.add_command(activate)
 main.add_command(run)
-from car_client.sim.cli import drive; main.add_command(drive)  # noqa: E402
+from car_client.sim.cli import drive; main.add_command(drive)  # noqa: E402, E702, I001
 from car_client.training.commands import export_deepracer_cmd, record_cmd, train_cmd  # noqa: E402
 
 main.add_command(record_cmd)

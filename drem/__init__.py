@@ -60,9 +60,29 @@ def _register_blueprints(app: Flask) -> None:
     from drem.events import api as events_api
     from drem.events import views as events_views
     from drem.main import views as main_views
+    from drem.models_mgr import api as models_api
+    from drem.models_mgr import sockets as _models_sockets  # noqa: F401 - registers handlers
+    from drem.models_mgr import views as models_views
 
-    for module in (main_views, auth_views, auth_api, admin_views, admin_api, events_views, events_api):
+    for module in (main_views, auth_views, auth_api, admin_views, admin_api, events_views, events_api,
+                   models_views, models_api):
         app.register_blueprint(module.bp)
+    app.before_request(lambda: ensure_background_jobs(app))
+
+
+def ensure_background_jobs(app: Flask) -> None:
+    """Start the in-process job runner once per server process (``BACKGROUND_JOBS=threads``).
+
+    Called on the first request, not at import, so CLI commands start no threads.
+    """
+    if app.config["BACKGROUND_JOBS"] != "threads" or not app.config.get("JOBS_AUTOSTART", True):
+        return
+    if "drem_jobs" in app.extensions:
+        return
+    from drem.models_mgr.jobs import JobRunner
+
+    runner = app.extensions["drem_jobs"] = JobRunner(app)
+    runner.start()
 
 
 @sa_event.listens_for(Engine, "connect")
@@ -101,8 +121,11 @@ def _register_auth(app: Flask) -> None:
             return None
         if request.headers.get("Authorization", "").startswith("Bearer "):
             return None
-        if request.endpoint and getattr(app.view_functions.get(request.endpoint), "csrf_exempt", False):
+        view = app.view_functions.get(request.endpoint) if request.endpoint else None
+        if getattr(view, "csrf_exempt", False):
             return None
+        if not current_user.is_authenticated and getattr(view, "required_permission", None) is not None:
+            return None  # no session authority to abuse: the permission check answers 401
         csrf.protect()
         return None
 

@@ -103,3 +103,25 @@ def seed_demo_command() -> None:
     click.echo(f"demo event id {info['event_id']} with racers {', '.join(info['racers'])} (password drem-racer)")
     for role, username, password in info["staff"]:
         click.echo(f"  {role:<12} {username} / {password}")
+
+
+@main.command("worker")
+@click.option("--poll", default=2.0, show_default=True, help="seconds between looks for due work")
+@with_appcontext
+def worker_command(poll: float) -> None:
+    """Run background jobs (model scans, retention) in this process until stopped.
+
+    For scale-out: start one or more with BACKGROUND_JOBS=external on the web workers,
+    and REDIS_URL set so status pushes reach the browsers.
+    """
+    import signal
+
+    from drem.models_mgr.jobs import JobRunner
+
+    runner = JobRunner(current_app._get_current_object(), poll_s=poll)
+    signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+    click.echo("drem worker running; Ctrl-C to stop")
+    try:
+        runner.loop()
+    except KeyboardInterrupt:
+        pass

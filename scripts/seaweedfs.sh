@@ -150,7 +150,7 @@ do_start() {
       -s3.config="$CONFIG" \
       -s3.port="$S3_PORT" -master.port="$MASTER_PORT" -volume.port="$VOLUME_PORT" \
       -filer.port="$FILER_PORT" -admin.port="$ADMIN_PORT" \
-      -admin.ui=false -webdav=false -s3.port.iceberg=0 -s3.port.lance=0 \
+      -volume.preStopSeconds=0 -admin.ui=false -webdav=false -s3.port.iceberg=0 -s3.port.lance=0 \
       ${BUCKETS:+-bucket="$BUCKETS"} \
       </dev/null >>"$LOGFILE" 2>&1 &
     echo $! > "$PIDFILE"

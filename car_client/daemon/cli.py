@@ -78,14 +78,14 @@ def _make_vehicle(kind: str, track: str | None, speedup: float, seed: int | None
 def run(config_path, vehicle_kind, track, speedup, seed, randomize, standin_lap_s, data_dir,
         ack_timeout, log_level) -> None:
     """Run the car daemon until SIGTERM/SIGINT (exit 3: token refused, re-activate)."""
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     path = resolve_config_path(config_path)
     try:
         config = load_config(path)
     except ConfigError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_NOT_ACTIVATED)
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     vehicle = _make_vehicle(vehicle_kind, track, speedup, seed, randomize, standin_lap_s)
     from car_client.daemon.daemon import Daemon
 

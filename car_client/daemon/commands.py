@@ -103,6 +103,7 @@ class CommandDispatcher:
         self._lock = threading.Lock()
         self._estop_generation = 0
         self._cancel_download = threading.Event()
+        self._cancel_reason = "cancelled by emergency stop"
         self._download: threading.Thread | None = None
         self._executor = threading.Thread(target=self._run_queue, name="car-commands",
                                           daemon=True)
@@ -113,6 +114,7 @@ class CommandDispatcher:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Cancel a running download, finish the queue's current command and stop."""
+        self._cancel_reason = "the car client stopped; send load_model again"
         self._cancel_download.set()
         self._queue.put(None)
         if self._executor.is_alive():
@@ -217,7 +219,8 @@ class CommandDispatcher:
                             cancel=self._cancel_download)
         except DownloadError as exc:
             self.machine.apply("load_failed", has_models=self._has_models())
-            self.result(command_id, "failed", exc.reason)
+            cancelled = self._cancel_download.is_set() and exc.reason == "download cancelled"
+            self.result(command_id, "failed", self._cancel_reason if cancelled else exc.reason)
         except Exception as exc:  # noqa: BLE001
             log.exception("model download crashed")
             self.machine.apply("load_failed", has_models=self._has_models())

@@ -136,13 +136,7 @@ class Connection:
         self._dropped.set()
         self._wake_heartbeat.set()
         self.outbox.notify()
-        with self._sio_lock:
-            sio = self._sio
-        if sio is not None:
-            try:
-                sio.disconnect()
-            except Exception:  # noqa: BLE001 - shutting down anyway
-                log.debug("disconnect failed", exc_info=True)
+        # the connection thread disconnects (one disconnect only: concurrent ones hang)
         deadline = time.monotonic() + join_timeout_s
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -231,11 +225,19 @@ class Connection:
                 return
 
     @staticmethod
-    def _close_quietly(sio: socketio.Client) -> None:
-        try:
-            sio.disconnect()
-        except Exception:  # noqa: BLE001
-            log.debug("cleanup disconnect failed", exc_info=True)
+    def _close_quietly(sio: socketio.Client, wait_s: float = 0.5) -> None:
+        """Disconnect ``sio``, waiting at most ``wait_s`` (the websocket close handshake can
+        take seconds when the server does not answer it; that finishes in the background)."""
+
+        def close() -> None:
+            try:
+                sio.disconnect()
+            except Exception:  # noqa: BLE001
+                log.debug("cleanup disconnect failed", exc_info=True)
+
+        closer = threading.Thread(target=close, name="car-disconnect", daemon=True)
+        closer.start()
+        closer.join(wait_s)
 
     def call(self, event: str, payload: dict, timeout_s: float | None = None):
         """Emit ``event`` to ``/car`` and return the server's ack data.

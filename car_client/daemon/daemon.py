@@ -74,6 +74,7 @@ class Daemon:
         self.hostname = config.hostname or socket.gethostname()
         self._stop = threading.Event()
         self._restart_command: str | None = None
+        self._not_driving_seen = 0
         self.machine = StateMachine(has_models=bool(self.store.ids()),
                                     on_change=lambda snap: self._state_changed(snap))
         self.dispatcher = CommandDispatcher(
@@ -98,10 +99,25 @@ class Daemon:
         log.info("lap %d: %d ms, %d resets (model %s)", report.lap_number, report.lap_time_ms,
                  report.resets, report.model_id)
 
+    def _check_vehicle(self, status: dict) -> None:
+        """Move to ``error`` when the vehicle stopped driving on its own.
+
+        Seen on two heartbeats in a row, so a stop_driving in progress (the vehicle
+        stops a moment before the state machine hears of it) never counts.
+        """
+        if self.machine.state is CarState.DRIVING and not status.get("driving", True):
+            self._not_driving_seen += 1
+            if self._not_driving_seen >= 2:
+                self.machine.apply("fault", has_models=bool(self.store.ids()),
+                                   error="vehicle stopped driving unexpectedly")
+        else:
+            self._not_driving_seen = 0
+
     def heartbeat_payload(self) -> dict:
         """The heartbeat fields except ``ip`` (the connection adds it)."""
-        snap = self.machine.snapshot()
         status = self.vehicle.status()
+        self._check_vehicle(status)
+        snap = self.machine.snapshot()
         return {
             "state": snap.state.value,
             "battery_pct": status.get("battery_pct"),

@@ -143,7 +143,7 @@ class ModelStore:
 
         Raises :class:`DownloadError` with reasons such as ``"checksum mismatch"``,
         ``"download refused: HTTP 403 …"``, ``"download interrupted: …"``,
-        ``"cancelled by emergency stop"``.
+        ``"download cancelled"``.
         """
         model_id = str(model_id)
         sha256 = str(sha256 or "").lower()
@@ -166,7 +166,7 @@ class ModelStore:
                     raise DownloadError(f"download interrupted: {exc}") from exc
                 log.warning("model %s download cut off (%s); resuming", model_id, exc)
                 if cancel is not None and cancel.wait(min(0.2 * 2**attempt, 2.0)):
-                    raise DownloadError("cancelled by emergency stop") from exc
+                    raise DownloadError("download cancelled") from exc
         if size is not None and part.stat().st_size != int(size):
             got = part.stat().st_size
             part.unlink(missing_ok=True)
@@ -234,7 +234,7 @@ class ModelStore:
                 with open(part, mode) as fh:
                     for block in response.iter_content(CHUNK):
                         if cancel is not None and cancel.is_set():
-                            raise DownloadError("cancelled by emergency stop")
+                            raise DownloadError("download cancelled")
                         fh.write(block)
                         have += len(block)
                         if size and have > int(size):

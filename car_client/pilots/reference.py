@@ -80,7 +80,8 @@ class ReferencePilot(Pilot):
         self.lookahead_s = lookahead_s
         self._plan_s, self._plan_v = speed_plan(track, self.params, grip_margin)
         self._step = float(self._plan_s[1] - self._plan_s[0])
-        self._segment: int | None = None  # own search hint; None = search everywhere
+        self._segment: int | None = None  # search hint from the previous frame
+        self._last_xy: tuple[float, float] | None = None  # a jump (reset) drops the hint
 
     def target_speed(self, s: float, horizon_m: float) -> float:
         """Lowest planned speed (m/s) between ``s`` and ``s + horizon_m`` metres."""
@@ -99,9 +100,11 @@ class ReferencePilot(Pilot):
         Raises ``ValueError`` without a pose."""
         if pose is None:
             raise ValueError("the reference pilot needs the car's ground-truth pose")
-        proj = self.track.project(pose.x, pose.y, hint=self._segment)
-        if self._segment is not None and proj.distance > self.track.width:
-            proj = self.track.project(pose.x, pose.y)  # lost (reset elsewhere): search all
+        last, self._last_xy = self._last_xy, (pose.x, pose.y)
+        jumped = last is None or math.hypot(pose.x - last[0], pose.y - last[1]) > 0.5
+        proj = self.track.project(pose.x, pose.y, hint=None if jumped else self._segment)
+        if proj.distance > self.track.width:
+            proj = self.track.project(pose.x, pose.y)  # lost: search everywhere
         self._segment = proj.segment
         speed = abs(pose.speed)
         look = self.lookahead_m + self.lookahead_s * speed

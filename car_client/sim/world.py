@@ -101,7 +101,7 @@ class Simulation:
                     x, y, heading = self.track.point_at(0.0)
                     self.car.place(x, y, heading)
                     self._last_on_track_u = 0.0
-            wheels_on = self.track.on_track(self.car.wheel_positions())
+            wheels_on = self.track.on_track(self.car.wheel_positions(), near=self.timer.segment)
             if wheels_on.any():
                 self._last_on_track_u = self.timer.u
             else:

@@ -46,14 +46,14 @@ class RecordSettings:
     """How to record. Lengths m, speeds m/s, angles degrees, times s.
 
     laps / frames: stop after this much centre-line progress (laps) or this many frames
-    (the first reached; at least one is needed); speed_limit_mps: cap on the expert's
+    (the first reached; at least one is needed, else ``ValueError``); speed_limit_mps: cap on the expert's
     speed (``None``: the car's max); max_speed_mps: scale of the throttle label (the
     car's max speed); start_offset_frac: random lateral start offset as a fraction of
     the half-width; start_heading_deg: random heading error at each start.
     """
 
     track: str
-    laps: float | None = 3.0
+    laps: float | None = None
     frames: int | None = None
     noise_deg: float = 8.0
     noise_tau_s: float = 0.4

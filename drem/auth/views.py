@@ -8,8 +8,15 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user, login_required, login_user, logout_user
 
 from drem.auth import service
-from drem.auth.forms import (CodeLoginForm, EmptyForm, LoginForm, PasswordForm, RacerForm,
-                             SignupForm, TokenForm)
+from drem.auth.forms import (
+    CodeLoginForm,
+    EmptyForm,
+    LoginForm,
+    PasswordForm,
+    RacerForm,
+    SignupForm,
+    TokenForm,
+)
 from drem.auth.models import User
 from drem.errors import ServiceError
 from drem.extensions import db, limiter

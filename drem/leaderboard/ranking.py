@@ -42,6 +42,8 @@ Ties
        total_time the racer's best valid lap; a racer lacking that lap ranks after;
     3. then the username (case-folded), then the racer id: a deterministic last key,
        so ranks are always 1..n without sharing.
+    Inside one racer, of two equal best laps (or windows) the one recorded first is
+    the racer's, then the one from the run that started first, then the lower lap number.
 
 No time
     Racers with runs but no valid lap (only invalid laps, or runs without laps) still
@@ -156,7 +158,10 @@ class RankingState:
     :meth:`add_lap` / :meth:`remove_race` / :meth:`set_racer` as things happen. Each
     update returns the entries that changed (rank, value, gaps or summary), in rank
     order; :meth:`entries` returns the whole leaderboard. Entries are shared with the
-    state: do not mutate them. Not thread-safe: one owner (e.g. the leaderboard
+    state: do not mutate them. The state copies each run's lap list but keeps the
+    RaceInput and LapInput objects: do not mutate those after handing them over, send
+    the change (``add_lap`` with the same lap id, ``add_race`` with the same race id,
+    ``remove_race``) or ``rebuild``. Not thread-safe: one owner (e.g. the leaderboard
     service) holds it under its own lock.
     """
 
@@ -214,6 +219,9 @@ class RankingState:
         gc.disable()
         try:
             return self._rebuild(races)
+        except BaseException:
+            self._clear()  # never leave a half-built leaderboard behind
+            raise
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -225,6 +233,7 @@ class RankingState:
         racer_runs = self._racer_runs
         for race in races:
             self._check_track(race)
+            self.track_id = None if self.combined else race.track_id
             if race.race_id in runs:
                 raise ValueError(f"race {race.race_id!r} given twice")
             run = self._make_run(race)
@@ -298,14 +307,15 @@ class RankingState:
         Returns the changed entries (a new racer appears). Replacing a run is an
         incremental race edit; :meth:`rebuild` gives the same result.
         """
-        self._check_track(race, replacing=race.race_id in self._runs)
         old = self._runs.get(race.race_id)
+        self._check_track(race, replacing=old is not None)
+        run = self._make_run(race)  # may raise: nothing has changed yet
+        self.track_id = None if self.combined else race.track_id
         touched = []
         if old is not None:
             self._detach(old)
             if old.race.racer_id != race.racer_id:
                 touched.append(old.race.racer_id)
-        run = self._make_run(race)
         self._runs[race.race_id] = run
         self._racer_runs.setdefault(race.racer_id, {})[race.race_id] = run
         touched.append(race.racer_id)
@@ -332,11 +342,10 @@ class RankingState:
     # -- internals -------------------------------------------------------------
 
     def _check_track(self, race: RaceInput, replacing: bool = False) -> None:
-        if self.combined:
+        """ValueError if ``race`` is on another track than the runs already held."""
+        if self.combined or not self._runs or (replacing and len(self._runs) == 1):
             return
-        if self.track_id is None or (replacing and len(self._runs) == 1):
-            self.track_id = race.track_id
-        elif race.track_id != self.track_id:
+        if race.track_id != self.track_id:
             raise ValueError(
                 f"race {race.race_id!r} is on track {race.track_id!r}, this leaderboard "
                 f"ranks track {self.track_id!r} (use the combined leaderboard)"
@@ -446,13 +455,11 @@ class RankingState:
         n = len(order)
         if n == 0:
             return []
-        if order[0] != old_leader or results[order[0]].score != old_lead_score:
-            lo, hi = 0, n  # every gap to the leader changes
-        elif old_pos is None or new_pos is None:
+        # positions [lo, hi) may have a new rank, value or racer ahead: rebuilt and compared
+        if old_pos is None or new_pos is None:
             lo, hi = (new_pos if old_pos is None else old_pos), n  # ranks below shift
         else:
             lo, hi = min(old_pos, new_pos), min(max(old_pos, new_pos) + 2, n)
-
         changed = []
         by_racer = self._by_racer
         for i in range(lo, hi):
@@ -464,4 +471,23 @@ class RankingState:
                 entries[i] = e
                 by_racer[e.racer_id] = e
                 changed.append(e)
+        # a new leader or leader's value changes every gap to the leader below hi; in that
+        # case position 0 lies inside [lo, hi), so only the tail needs it
+        lead = results[order[0]].score
+        if hi < n and (order[0] != old_leader or lead != old_lead_score) and lead is not None:
+            div = self._divisor
+            for i in range(hi, n):
+                score = results[order[i]].score
+                if score is None:
+                    break  # racers without a value sort last and have no gaps
+                gap = score - lead if div == 1 else (score - lead) / div
+                prev = entries[i]
+                if gap != prev.gap_to_leader_ms:  # type: ignore[union-attr]
+                    e = LeaderboardEntry(
+                        prev.rank, prev.racer_id, prev.username, prev.country,  # type: ignore[union-attr]
+                        prev.ranking_value_ms, gap, prev.gap_to_ahead_ms, prev.summary,  # type: ignore[union-attr]
+                    )  # fmt: skip
+                    entries[i] = e
+                    by_racer[e.racer_id] = e
+                    changed.append(e)
         return changed

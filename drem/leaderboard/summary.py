@@ -107,7 +107,10 @@ def aggregate_run(race: RaceInput, laps: Sequence[LapInput], config: RankingConf
                 wsum -= laps[i - window].time_ms
             if wsum <= win_sum and (wsum < win_sum or lap.recorded_at < win_at):
                 win_sum, win_at, win_first, win_last = (
-                    wsum, lap.recorded_at, laps[i - window + 1].lap_number, n
+                    wsum,
+                    lap.recorded_at,
+                    laps[i - window + 1].lap_number,
+                    n,
                 )
         if valid <= target:
             tsum += t
@@ -172,7 +175,7 @@ def merge_runs(runs: Iterable[RunAgg], config: RankingConfig) -> RacerResult:
     valid = total = nruns = smax = 0
     proxy = False
     target = config.lap_target
-    tgt: tuple | None = None  # (-count, total, at, race_id)
+    tgt: tuple | None = None  # (-counted laps, their total ms, recorded_at of the last)
     for r in runs:
         nruns += 1
         valid += r.valid
@@ -184,7 +187,8 @@ def merge_runs(runs: Iterable[RunAgg], config: RankingConfig) -> RacerResult:
         rb = r.best
         if rb != NO_TIME:
             if rb < best or (
-                rb == best and (r.best_at, r.started_at, r.race_id) < (best_at, best_start, best_race)
+                rb == best
+                and (r.best_at, r.started_at, r.race_id) < (best_at, best_start, best_race)
             ):
                 best, best_at, best_race, best_no = rb, r.best_at, r.race_id, r.best_no
                 best_start = r.started_at
@@ -197,7 +201,11 @@ def merge_runs(runs: Iterable[RunAgg], config: RankingConfig) -> RacerResult:
                 m2 = r.second
             ws = r.win_sum
             if ws != NO_TIME and (
-                ws < win or (ws == win and (r.win_at, r.started_at, r.race_id) < (win_at, win_start, win_race))
+                ws < win
+                or (
+                    ws == win
+                    and (r.win_at, r.started_at, r.race_id) < (win_at, win_start, win_race)
+                )
             ):
                 win, win_at, win_race, win_start = ws, r.win_at, r.race_id, r.started_at
                 win_first, win_last = r.win_first, r.win_last

@@ -81,7 +81,9 @@ class RankingConfig:
 
     def __post_init__(self) -> None:
         if self.method not in RANKING_METHODS:
-            raise ValueError(f"unknown ranking method {self.method!r}; expected one of {RANKING_METHODS}")
+            raise ValueError(
+                f"unknown ranking method {self.method!r}; expected one of {RANKING_METHODS}"
+            )
         if self.resets_allowed_per_lap is not None and self.resets_allowed_per_lap < 0:
             raise ValueError("resets_allowed_per_lap must be >= 0 or None (unlimited)")
         if not MIN_AVERAGING_WINDOW <= self.averaging_window <= MAX_AVERAGING_WINDOW:

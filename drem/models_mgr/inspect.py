@@ -74,6 +74,8 @@ _HDF5_OFFSETS = (0, 512, 1024, 2048)  # HDF5 allows a user block before the supe
 _HEAD_BYTES = 4096
 _READ_CHUNK = 1024 * 1024
 _MIB = 1024 * 1024
+#: Bytes a tar header (with pax or GNU long-name records) may take, plus read-ahead.
+_TAR_HEADER_SLACK = 1 * _MIB
 
 
 class ModelRejected(Exception):
@@ -263,10 +265,19 @@ class _BombGuard:
         self.packed_size = max(packed_size, 1)
         self.filename = filename
         self.total = 0
+        # While reading tar headers: the stream position past which more bytes
+        # mean an oversized header (pax/GNU long-name records are read into
+        # memory whole by tarfile). None = no such budget.
+        self.budget_end: int | None = None
 
     def add(self, n: int, packed_so_far: int | None = None) -> None:
         self.total += n
         limits = self.limits
+        if self.budget_end is not None and self.total > self.budget_end:
+            raise ModelRejected(
+                f"{self.filename} contains an oversized tar header (over "
+                f"{_fmt_mb(_TAR_HEADER_SLACK)}); this is not a normal model archive."
+            )
         if self.total > limits.max_uncompressed_bytes:
             raise ModelRejected(
                 f"{self.filename} unpacks to more than {_fmt_mb(limits.max_uncompressed_bytes)} "
@@ -481,8 +492,15 @@ def _inspect_deepracer(path: Path, info: ModelInfo, limits: InspectLimits) -> No
     try:
         with open(path, "rb") as fh:
             stream = _GuardedGunzip(fh, guard)
+            guard.budget_end = _TAR_HEADER_SLACK
             with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
                 for count, member in enumerate(tar, start=1):
+                    # This member's data (in 512-byte blocks) and the next header
+                    # may follow; anything more is a header that tarfile would
+                    # otherwise buffer whole in memory.
+                    guard.budget_end = (
+                        guard.total + -(-member.size // 512) * 512 + _TAR_HEADER_SLACK
+                    )
                     if count > limits.max_members:
                         raise ModelRejected(
                             f"The archive has more than {limits.max_members} members; "
@@ -542,6 +560,7 @@ def _inspect_deepracer(path: Path, info: ModelInfo, limits: InspectLimits) -> No
                         fobj = tar.extractfile(member)
                         assert fobj is not None
                         pb_digest = _digest_stream(fobj)
+            guard.budget_end = None
             stream.drain()
     except ModelRejected:
         raise
@@ -600,10 +619,45 @@ def _digest_stream(stream: BinaryIO) -> tuple[int, str, str]:
 # ------------------------------------------------------------------------- zip
 
 
+def _zip_declared_entries(path: Path) -> int | None:
+    """Number of entries the zip's end-of-central-directory record declares (zip64
+    aware), read before zipfile parses the whole central directory into memory.
+    None when no end record is found (zipfile then reports the damage)."""
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        size = fh.tell()
+        tail_len = min(size, 22 + 65535)
+        fh.seek(size - tail_len)
+        tail = fh.read(tail_len)
+        pos = tail.rfind(b"PK\x05\x06")
+        if pos < 0 or pos + 22 > len(tail):
+            return None
+        (entries,) = struct.unpack_from("<H", tail, pos + 10)
+        if entries != 0xFFFF:
+            return entries
+        locator = pos - 20
+        if locator < 0 or tail[locator : locator + 4] != b"PK\x06\x07":
+            return entries
+        (eocd64_offset,) = struct.unpack_from("<Q", tail, locator + 8)
+        if eocd64_offset + 56 > size:
+            return None
+        fh.seek(eocd64_offset)
+        record = fh.read(56)
+        if record[:4] != b"PK\x06\x06":
+            return None
+        (entries64,) = struct.unpack_from("<Q", record, 32)
+        return entries64
+
+
 def _scan_zip(
     path: Path, info: ModelInfo, limits: InspectLimits
 ) -> tuple[zipfile.ZipFile, dict[str, zipfile.ZipInfo]]:
     """Open a zip, check every member, stream every member through the bomb guard."""
+    declared_entries = _zip_declared_entries(path)
+    if declared_entries is not None and declared_entries > limits.max_members:
+        raise ModelRejected(
+            f"The archive has {declared_entries} members, more than the limit of {limits.max_members}."
+        )
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:

@@ -31,6 +31,7 @@ __all__ = [
     "ClamdScanner",
     "ScanVerdict",
     "ScannerUnavailable",
+    "scan_stream",
     "scanner_from_url",
 ]
 
@@ -58,8 +59,8 @@ class ScanVerdict:
     Attributes:
         clean: True when clamd answered OK, False when it found something.
         signature: the signature name clamd reported (for example
-            ``"Drem.Test.EICAR-Test-File"`` or ``"Eicar-Signature"``) when not clean,
-            else None.
+            ``"Drem.Test.EICAR-Test-File.UNOFFICIAL"`` from drem.ndb, or
+            ``"Eicar-Signature"`` from the official database) when not clean, else None.
     """
 
     clean: bool
@@ -224,6 +225,13 @@ def _parse_clamd_url(url: str) -> tuple[str, str | tuple[str, int]]:
     raise ValueError(
         f"unsupported clamd URL {url!r}: expected unix:///path/clamd.sock or tcp://host:port"
     )
+
+
+def scan_stream(fileobj: BinaryIO, url: str, timeout: float = DEFAULT_TIMEOUT_S) -> ScanVerdict:
+    """Scan a stream with the clamd at ``url``; shorthand for
+    ``ClamdScanner(url, timeout).scan_stream(fileobj)`` (same returns and raises).
+    """
+    return ClamdScanner(url, timeout=timeout).scan_stream(fileobj)
 
 
 def scanner_from_url(url: str, timeout: float = DEFAULT_TIMEOUT_S) -> ClamdScanner:

@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -333,21 +334,29 @@ class LocalStorage(Storage):
         try:
             with os.fdopen(fd, "wb") as out:
                 while True:
+                    # Errors of the source stream (client gone) propagate unchanged.
                     chunk = reader.read(COPY_CHUNK)
                     if not chunk:
                         break
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            path.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp_name, path)
-        except BaseException as exc:
+                    try:
+                        out.write(chunk)
+                    except OSError as exc:
+                        raise StorageError(f"could not store {key!r}: {exc}") from exc
+                try:
+                    out.flush()
+                    os.fsync(out.fileno())
+                except OSError as exc:
+                    raise StorageError(f"could not store {key!r}: {exc}") from exc
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp_name, path)
+            except OSError as exc:
+                raise StorageError(f"could not store {key!r}: {exc}") from exc
+        except BaseException:
             try:
                 os.unlink(tmp_name)
             except FileNotFoundError:
                 pass
-            if isinstance(exc, OSError):
-                raise StorageError(f"could not store {key!r}: {exc}") from exc
             raise
         return reader.result(key)
 
@@ -400,6 +409,27 @@ class LocalStorage(Storage):
             except OSError:
                 break
             parent = parent.parent
+
+    def remove_stale_temp_files(self, max_age_s: float = 3600.0) -> int:
+        """Delete temporary files of writes that never finished (a crash mid-upload).
+
+        Args:
+            max_age_s: only files not modified for this many seconds are removed,
+                so uploads in progress are left alone.
+
+        Returns:
+            The number of files removed.
+        """
+        cutoff = time.time() - max_age_s
+        removed = 0
+        for entry in self._tmp.iterdir():
+            try:
+                if entry.is_file() and entry.stat().st_mtime < cutoff:
+                    entry.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
 
     @contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
@@ -547,12 +577,7 @@ class S3Storage(Storage):
         try:
             if len(first) < self.part_size:
                 # Small object: one PUT, no multipart bookkeeping.
-                self.client.put_object(
-                    Bucket=self.bucket,
-                    Key=object_key,
-                    Body=first,
-                    Metadata={"sha256": reader.sha256.hexdigest()},
-                )
+                self.client.put_object(Bucket=self.bucket, Key=object_key, Body=first)
                 return reader.result(key)
         except errors as exc:
             raise self._wrap(exc, key, "store") from exc

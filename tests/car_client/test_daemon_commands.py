@@ -171,3 +171,15 @@ def test_settings_emergency_stop_delete_and_redelivery(car):
     beat = last_heartbeat(peer, state="idle")
     assert beat["models"] == [] and beat["model_in_use"] is None
     assert not (car.data / "models" / "12").exists()
+
+
+def test_a_vehicle_that_stops_on_its_own_puts_the_car_in_error(car):
+    peer = car.peer
+    result(peer, load(car), "done")
+    result(peer, peer.send_command(7, "start_driving", {"model_id": "12"}), "done")
+    car.vehicle.stop_driving()  # behind the daemon's back, as a crashed drive thread would
+    beat = last_heartbeat(peer, state="error")
+    assert beat["error"] == "vehicle stopped driving unexpectedly"
+    # the operator can drive again from error
+    result(peer, peer.send_command(7, "start_driving", {"model_id": "12"}), "done")
+    assert last_heartbeat(peer, state="driving")["error"] is None

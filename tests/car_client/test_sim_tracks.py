@@ -109,3 +109,14 @@ def test_tracks_dir_env_and_errors(tmp_path, monkeypatch):
         load_track("nowhere")
     with pytest.raises(ValueError, match=r"\(N, 6\)"):
         Track.from_array("bad", np.zeros((5, 4)))
+
+
+@pytest.mark.parametrize("name", LOOPS)
+def test_on_track_near_a_segment_agrees_with_the_full_test(name):
+    t = load_track(name)
+    rng = np.random.default_rng(5)
+    for s in rng.uniform(0, t.length, 60):
+        x, y, h = t.point_at(s)
+        pts = np.array([x, y]) + rng.uniform(-0.7, 0.7, (4, 2))
+        seg = t.project(x, y).segment
+        assert np.array_equal(t.on_track(pts, near=seg), t.on_track(pts))

@@ -25,7 +25,16 @@ def race(race_id, racer_id, *laps: dict, track="T1", start=0.0, proxy=False) -> 
     for n, spec in enumerate(laps, start=1):
         at = spec["at"] if spec["at"] is not None else start + 10 * n
         out.append(
-            LapInput(f"{race_id}-{n}", race_id, racer_id, n, spec["ms"], spec["resets"], spec["invalid"], at)
+            LapInput(
+                f"{race_id}-{n}",
+                race_id,
+                racer_id,
+                n,
+                spec["ms"],
+                spec["resets"],
+                spec["invalid"],
+                at,
+            )
         )
     return RaceInput(race_id, racer_id, track, start, out, proxy)
 
@@ -43,7 +52,8 @@ RACERS = [
 def table(entries):
     """(rank, racer, value, gap to leader, gap to ahead) per entry."""
     return [
-        (e.rank, e.racer_id, e.ranking_value_ms, e.gap_to_leader_ms, e.gap_to_ahead_ms) for e in entries
+        (e.rank, e.racer_id, e.ranking_value_ms, e.gap_to_leader_ms, e.gap_to_ahead_ms)
+        for e in entries
     ]
 
 
@@ -138,7 +148,12 @@ def test_racers_with_only_invalid_laps_or_no_laps_do_not_crash():
         carol, dave = entries[1].summary, entries[2].summary
         # carol 0/2 valid -> ratio 0.0; dave has no lap -> ratio None
         assert (carol.valid_laps, carol.total_laps, carol.completion_ratio) == (0, 2, 0.0)
-        assert (dave.valid_laps, dave.total_laps, dave.completion_ratio, dave.runs) == (0, 0, None, 1)
+        assert (dave.valid_laps, dave.total_laps, dave.completion_ratio, dave.runs) == (
+            0,
+            0,
+            None,
+            1,
+        )
         assert carol.best_lap_ms is None and carol.best_average_ms is None
         assert (carol.laps_completed, carol.total_time_ms, carol.reached_target) == (0, None, False)
         json.dumps([e.to_dict() for e in entries])  # serialisable
@@ -156,7 +171,9 @@ def best_average_event():
     return [
         # alice: 10000 10200 9800 | 11000 (2 resets, invalid) | 9000 9100 9200
         # windows of 3 all valid: laps 1-3 = 30000; laps 5-7 = 27300 -> best 27300/3 = 9100
-        race(1, "alice", L(10000), L(10200), L(9800), L(11000, resets=2), L(9000), L(9100), L(9200)),
+        race(
+            1, "alice", L(10000), L(10200), L(9800), L(11000, resets=2), L(9000), L(9100), L(9200)
+        ),
         # bob: 9000 9000 [struck out] 9000 -> an invalid lap breaks the window: no window in
         # run 1; run 2 has only 2 laps and windows never span runs -> no window; best lap 9000
         race(2, "bob", L(9000), L(9000), L(9000, invalid=True), L(9000), start=100),
@@ -184,11 +201,19 @@ def test_best_average_ranking():
     ]
     alice = entries[0].summary
     assert (alice.best_average_ms, alice.best_average_race_id) == (9100.0, 1)
-    assert (alice.best_average_first_lap, alice.best_average_last_lap, alice.best_average_at) == (5, 7, 70.0)
+    assert (alice.best_average_first_lap, alice.best_average_last_lap, alice.best_average_at) == (
+        5,
+        7,
+        70.0,
+    )
     # alice streaks: 3 (laps 1-3) and 3 (laps 5-7)
     assert alice.most_consecutive_valid_laps == 3
     bob = entries[3].summary
-    assert (bob.best_average_ms, bob.best_lap_ms, bob.most_consecutive_valid_laps) == (None, 9000, 2)
+    assert (bob.best_average_ms, bob.best_lap_ms, bob.most_consecutive_valid_laps) == (
+        None,
+        9000,
+        2,
+    )
 
 
 def test_best_average_window_size():
@@ -256,11 +281,23 @@ def test_total_time_lap_count_race():
         (6, "erin", None, None, None),
     ]
     s = {e.racer_id: e.summary for e in entries}
-    assert (s["bob"].total_time_ms, s["bob"].laps_completed, s["bob"].reached_target) == (27000, 3, True)
+    assert (s["bob"].total_time_ms, s["bob"].laps_completed, s["bob"].reached_target) == (
+        27000,
+        3,
+        True,
+    )
     assert (s["frank"].total_time_ms, s["frank"].laps_completed) == (60000, 3)
-    assert (s["carol"].total_time_ms, s["carol"].laps_completed, s["carol"].reached_target) == (16000, 2, False)
+    assert (s["carol"].total_time_ms, s["carol"].laps_completed, s["carol"].reached_target) == (
+        16000,
+        2,
+        False,
+    )
     assert (s["dave"].total_time_ms, s["dave"].laps_completed) == (18500, 2)
-    assert (s["erin"].total_time_ms, s["erin"].laps_completed, s["erin"].reached_target) == (None, 0, False)
+    assert (s["erin"].total_time_ms, s["erin"].laps_completed, s["erin"].reached_target) == (
+        None,
+        0,
+        False,
+    )
     # bob's streaks: run 1 -> 1 then 2 (lap 2 invalid), run 2 -> 2
     assert s["bob"].most_consecutive_valid_laps == 2
 
@@ -314,7 +351,10 @@ def test_tie_second_level_next_best_lap():
     # two 9000 laps (second-best 9000) beat dave's 9400
     races.append(race(4, "frank", L(9000, at=10.0), start=0))
     races.append(race(5, "frank", L(9000, at=30.0), start=20))
-    assert [e.racer_id for e in rank(races, RankingConfig("best_lap"), RACERS)][:2] == ["frank", "dave"]
+    assert [e.racer_id for e in rank(races, RankingConfig("best_lap"), RACERS)][:2] == [
+        "frank",
+        "dave",
+    ]
 
 
 def test_tie_last_level_username():
@@ -327,7 +367,10 @@ def test_tie_last_level_username():
 
 def test_best_lap_within_racer_keeps_first_set():
     # alice rides 9000 twice: the best lap is the one recorded first (run 2, at 15 s)
-    races = [race(1, "alice", L(9000, at=40.0), start=30), race(2, "alice", L(9000, at=15.0), start=5)]
+    races = [
+        race(1, "alice", L(9000, at=40.0), start=30),
+        race(2, "alice", L(9000, at=15.0), start=5),
+    ]
     s = rank(races, RankingConfig("best_lap"), RACERS)[0].summary
     assert (s.best_lap_ms, s.best_lap_race_id, s.best_lap_at) == (9000, 2, 15.0)
 
@@ -352,17 +395,34 @@ def test_gaps():
 
 
 def test_summary_fields():
-    config = RankingConfig("best_average", resets_allowed_per_lap=2, averaging_window=3, lap_target=3)
+    config = RankingConfig(
+        "best_average", resets_allowed_per_lap=2, averaging_window=3, lap_target=3
+    )
     races = [
         # race 1 (start 1000): 10000 | 9500 (3 resets: invalid) | 9800 9700 9900 | 9600 struck out
-        race(1, "alice", L(10000), L(9500, resets=3), L(9800), L(9700), L(9900), L(9600, invalid=True), start=1000),
+        race(
+            1,
+            "alice",
+            L(10000),
+            L(9500, resets=3),
+            L(9800),
+            L(9700),
+            L(9900),
+            L(9600, invalid=True),
+            start=1000,
+        ),
         # race 2 (start 2000, by proxy): 9400 9900 9900 10500
         race(2, "alice", L(9400), L(9900), L(9900), L(10500), start=2000, proxy=True),
     ]
     (entry,) = rank(races, config, RACERS)
     s = entry.summary
     # best lap 9400 = race 2 lap 1, recorded 2000 + 10
-    assert (s.best_lap_ms, s.best_lap_race_id, s.best_lap_number, s.best_lap_at) == (9400, 2, 1, 2010.0)
+    assert (s.best_lap_ms, s.best_lap_race_id, s.best_lap_number, s.best_lap_at) == (
+        9400,
+        2,
+        1,
+        2010.0,
+    )
     # windows: race 1 laps 3-5 = 29400; race 2 laps 1-3 = 29200, laps 2-4 = 30300 -> 29200/3
     assert entry.ranking_value_ms == s.best_average_ms == 29200 / 3
     assert (s.best_average_race_id, s.best_average_first_lap, s.best_average_last_lap) == (2, 1, 3)
@@ -406,7 +466,10 @@ def test_combined_best_over_all_tracks():
     config = RankingConfig("best_lap")
     t1 = [r for r in combined_event() if r.track_id == "T1"]
     # track T1 alone: bob 9300, alice 9500
-    assert table(rank(t1, config, RACERS)) == [(1, "bob", 9300, 0, None), (2, "alice", 9500, 200, 200)]
+    assert table(rank(t1, config, RACERS)) == [
+        (1, "bob", 9300, 0, None),
+        (2, "alice", 9500, 200, 200),
+    ]
     # combined: alice's best over T1 and T2 is 9200 -> alice 9200, bob 9300 (+100)
     entries = rank_combined(combined_event(), config, RACERS)
     assert table(entries) == [(1, "alice", 9200, 0, None), (2, "bob", 9300, 100, 100)]

@@ -24,11 +24,16 @@ CONFIGS = [
     RankingConfig("total_time", resets_allowed_per_lap=1, lap_target=3),
     RankingConfig("total_time", resets_allowed_per_lap=2, averaging_window=7, lap_target=6),
 ]
-CONFIG_IDS = [f"{c.method}-r{c.resets_allowed_per_lap}-w{c.averaging_window}-t{c.lap_target}" for c in CONFIGS]
+CONFIG_IDS = [
+    f"{c.method}-r{c.resets_allowed_per_lap}-w{c.averaging_window}-t{c.lap_target}" for c in CONFIGS
+]
 
 
 def random_event(rng: random.Random, racers: int, max_runs: int, max_laps: int, tracks=("T1",)):
-    infos = [RacerInfo(r, rng.choice(["ann", "Ann", "bo", "cy", f"r{r}"]), rng.choice(["DE", None])) for r in range(racers)]
+    infos = [
+        RacerInfo(r, rng.choice(["ann", "Ann", "bo", "cy", f"r{r}"]), rng.choice(["DE", None]))
+        for r in range(racers)
+    ]
     races = []
     lap_id = 0
     for r in range(racers):
@@ -60,7 +65,11 @@ def naive_rank(races, config, racers):
     runs_of = defaultdict(list)
     for race in races:
         runs_of[race.racer_id].append(race)
-    allowed, n_win, target = config.resets_allowed_per_lap, config.averaging_window, config.lap_target
+    allowed, n_win, target = (
+        config.resets_allowed_per_lap,
+        config.averaging_window,
+        config.lap_target,
+    )
 
     def valid(lap):
         return not lap.invalidated and (allowed is None or lap.resets <= allowed)
@@ -86,7 +95,14 @@ def naive_rank(races, config, racers):
                 w = laps[i : i + n_win]
                 if all(valid(lap) for lap in w):
                     windows.append(
-                        (sum(lap.time_ms for lap in w), w[-1].recorded_at, r.started_at, r.race_id, w[0].lap_number, w[-1].lap_number)
+                        (
+                            sum(lap.time_ms for lap in w),
+                            w[-1].recorded_at,
+                            r.started_at,
+                            r.race_id,
+                            w[0].lap_number,
+                            w[-1].lap_number,
+                        )
                     )
         win = min(windows, default=None)
         tgt = None
@@ -94,7 +110,11 @@ def naive_rank(races, config, racers):
             for r in runs:
                 counted = [lap for lap in ordered[r.race_id] if valid(lap)][:target]
                 if counted:
-                    cand = (-len(counted), sum(lap.time_ms for lap in counted), counted[-1].recorded_at)
+                    cand = (
+                        -len(counted),
+                        sum(lap.time_ms for lap in counted),
+                        counted[-1].recorded_at,
+                    )
                     tgt = cand if tgt is None else min(tgt, cand)
         best_ms = best[0].time_ms if best else None
         next_best = times[1] if len(times) > 1 else math.inf
@@ -133,7 +153,16 @@ def naive_rank(races, config, racers):
             "reached_target": (bool(tgt) and -tgt[0] == target) if target is not None else None,
             "raced_by_proxy": any(r.raced_by_proxy for r in runs),
         }
-        rows.append(((head, name.casefold(), rid), rid, name, info[rid].country_code if rid in info else None, score, summary))
+        rows.append(
+            (
+                (head, name.casefold(), rid),
+                rid,
+                name,
+                info[rid].country_code if rid in info else None,
+                score,
+                summary,
+            )
+        )
     rows.sort(key=lambda row: row[0])
     div = n_win if config.method == "best_average" else 1
     out = []
@@ -147,8 +176,12 @@ def naive_rank(races, config, racers):
                 "username": name,
                 "country": country,
                 "ranking_value_ms": None if score is None else (score if div == 1 else score / div),
-                "gap_to_leader_ms": None if score is None else ((score - lead) if div == 1 else (score - lead) / div),
-                "gap_to_ahead_ms": None if score is None or ahead is None else ((score - ahead) if div == 1 else (score - ahead) / div),
+                "gap_to_leader_ms": None
+                if score is None
+                else ((score - lead) if div == 1 else (score - lead) / div),
+                "gap_to_ahead_ms": None
+                if score is None or ahead is None
+                else ((score - ahead) if div == 1 else (score - ahead) / div),
                 "summary": summary,
             }
         )
@@ -166,8 +199,12 @@ def test_rank_matches_naive_reference(config):
 def test_rank_combined_matches_naive_reference_over_all_tracks():
     rng = random.Random(5)
     for config in CONFIGS:
-        races, infos = random_event(rng, racers=10, max_runs=4, max_laps=9, tracks=("T1", "T2", "T3"))
-        assert [e.to_dict() for e in rank_combined(races, config, infos)] == naive_rank(races, config, infos)
+        races, infos = random_event(
+            rng, racers=10, max_runs=4, max_laps=9, tracks=("T1", "T2", "T3")
+        )
+        assert [e.to_dict() for e in rank_combined(races, config, infos)] == naive_rank(
+            races, config, infos
+        )
 
 
 # ----------------------------------------------------------------- incremental == full
@@ -198,10 +235,28 @@ def test_incremental_equals_full_lap_by_lap(config):
         started = []
         steps = [("race", r) for r in races] + [("lap", lap) for r in races for lap in r.laps]
         while steps:
-            kind, item = steps.pop(rng.randrange(len(steps))) if rng.random() < 0.5 else steps.pop(0)
+            kind, item = (
+                steps.pop(rng.randrange(len(steps))) if rng.random() < 0.5 else steps.pop(0)
+            )
             if kind == "race":
-                changed = state.add_race(RaceInput(item.race_id, item.racer_id, item.track_id, item.started_at, [], item.raced_by_proxy))
-                added[item.race_id] = RaceInput(item.race_id, item.racer_id, item.track_id, item.started_at, [], item.raced_by_proxy)
+                changed = state.add_race(
+                    RaceInput(
+                        item.race_id,
+                        item.racer_id,
+                        item.track_id,
+                        item.started_at,
+                        [],
+                        item.raced_by_proxy,
+                    )
+                )
+                added[item.race_id] = RaceInput(
+                    item.race_id,
+                    item.racer_id,
+                    item.track_id,
+                    item.started_at,
+                    [],
+                    item.raced_by_proxy,
+                )
                 started.append(item.race_id)
                 before = None
             else:
@@ -222,7 +277,12 @@ def test_incremental_edits_equal_rebuild(config):
     """Lap replacement (operator invalidation), run replacement and deletion, renames."""
     rng = random.Random(f"edits-{config}")
     races, infos = random_event(rng, racers=12, max_runs=4, max_laps=10)
-    current = {r.race_id: RaceInput(r.race_id, r.racer_id, r.track_id, r.started_at, list(r.laps), r.raced_by_proxy) for r in races}
+    current = {
+        r.race_id: RaceInput(
+            r.race_id, r.racer_id, r.track_id, r.started_at, list(r.laps), r.raced_by_proxy
+        )
+        for r in races
+    }
     state = RankingState(config, infos)
     state.rebuild(list(current.values()))
     info = {i.racer_id: i for i in infos}
@@ -234,7 +294,16 @@ def test_incremental_edits_equal_rebuild(config):
             run = rng.choice(with_laps)
             i = rng.randrange(len(run.laps))
             old = run.laps[i]
-            new = LapInput(old.lap_id, old.race_id, old.racer_id, old.lap_number, old.time_ms, rng.choice((0, 3)), not old.invalidated, old.recorded_at)
+            new = LapInput(
+                old.lap_id,
+                old.race_id,
+                old.racer_id,
+                old.lap_number,
+                old.time_ms,
+                rng.choice((0, 3)),
+                not old.invalidated,
+                old.recorded_at,
+            )
             run.laps[i] = new
             changed = state.add_lap(new)
         elif op < 0.65 and current:  # a run is deleted
@@ -245,11 +314,22 @@ def test_incremental_edits_equal_rebuild(config):
             race_id = rng.choice(list(current))
             old = current[race_id]
             laps = [
-                LapInput(lap.lap_id, lap.race_id, lap.racer_id, lap.lap_number, lap.time_ms + rng.choice((0, -300, 200)), lap.resets, lap.invalidated, lap.recorded_at)
+                LapInput(
+                    lap.lap_id,
+                    lap.race_id,
+                    lap.racer_id,
+                    lap.lap_number,
+                    lap.time_ms + rng.choice((0, -300, 200)),
+                    lap.resets,
+                    lap.invalidated,
+                    lap.recorded_at,
+                )
                 for lap in old.laps
                 if rng.random() < 0.8
             ]
-            current[race_id] = RaceInput(race_id, old.racer_id, old.track_id, old.started_at, laps, old.raced_by_proxy)
+            current[race_id] = RaceInput(
+                race_id, old.racer_id, old.track_id, old.started_at, laps, old.raced_by_proxy
+            )
             changed = state.add_race(current[race_id])
         else:  # a racer is renamed
             rid = rng.choice(list(info))
@@ -289,3 +369,39 @@ def test_caller_lists_are_not_modified():
     state.add_lap(LapInput(2, 1, "a", 2, 8000, 0, False, 2.0))
     assert len(laps) == 1 and len(race.laps) == 1
     assert state.entry("a").ranking_value_ms == 8000
+
+
+def test_failed_updates_leave_no_half_state():
+    config = RankingConfig("best_lap")
+    good = RaceInput(1, "a", "T1", 0.0, [LapInput(1, 1, "a", 1, 9000, 0, False, 1.0)])
+    state = RankingState(config)
+    state.rebuild([good])
+    bad = RaceInput(
+        1,
+        "a",
+        "T1",
+        0.0,
+        [LapInput(2, 1, "a", 1, 8000, 0, False, 1.0), LapInput(3, 1, "a", 1, 7000, 0, False, 2.0)],
+    )
+    with pytest.raises(ValueError, match="twice"):
+        state.add_race(bad)  # replacing run 1 with a broken one: run 1 stays as it was
+    assert state.entries() == rank([good], config)
+    with pytest.raises(ValueError, match="twice"):
+        state.rebuild([good, bad])  # race id 1 twice: the state is emptied, not half-built
+    assert state.entries() == []
+    # an empty state accepts a run on any track
+    assert [e.racer_id for e in state.add_race(RaceInput(5, "b", "T9", 0.0))] == ["b"]
+
+
+def test_run_moved_to_another_racer():
+    config = RankingConfig("best_lap")
+    r1 = RaceInput(1, "a", "T1", 0.0, [LapInput(1, 1, "a", 1, 9000, 0, False, 1.0)])
+    r2 = RaceInput(2, "b", "T1", 0.0, [LapInput(2, 2, "b", 1, 9500, 0, False, 1.0)])
+    state = RankingState(config)
+    state.rebuild([r1, r2])
+    # the operator fixes a mix-up: run 1 was raced by b
+    moved = RaceInput(1, "b", "T1", 0.0, [LapInput(1, 1, "b", 1, 9000, 0, False, 1.0)])
+    changed = state.add_race(moved)
+    assert state.entries() == rank([moved, r2], config)
+    assert [e.racer_id for e in changed] == ["b"]
+    assert state.entry("a") is None

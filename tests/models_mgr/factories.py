@@ -10,7 +10,9 @@ and the same tensor names (see DESIGN.md, "Model formats").
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -23,16 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+_MIB = 1024 * 1024
+
 CAMERA_TENSOR = "main_level/agent/main/online/network_0/FRONT_FACING_CAMERA/FRONT_FACING_CAMERA"
 PPO_POLICY_TENSOR = "main_level/agent/main/online/network_1/ppo_head_0/policy"
 
 # The EICAR anti-virus test string, assembled at run time so this source file is
 # not itself flagged by a scanner on a developer's machine.
-EICAR = (
-    b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$"
-    + b"EICAR-STANDARD-ANTIVIRUS-"
-    + b"TEST-FILE!$H+H*"
-)
+EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-" + b"TEST-FILE!$H+H*"
 
 
 # ------------------------------------------------------------------ tiny TF graph
@@ -67,9 +67,7 @@ def tiny_model_pb() -> bytes:
             body += _field_bytes(3, inp.encode())
         return _field_bytes(1, body)
 
-    return node(CAMERA_TENSOR, "Placeholder") + node(
-        PPO_POLICY_TENSOR, "Identity", [CAMERA_TENSOR]
-    )
+    return node(CAMERA_TENSOR, "Placeholder") + node(PPO_POLICY_TENSOR, "Identity", [CAMERA_TENSOR])
 
 
 # --------------------------------------------------------------- DeepRacer tar.gz
@@ -166,6 +164,28 @@ def deepracer_tar_gz(folder: Path, name: str = "model.tar.gz", **kwargs: Any) ->
 def deepracer_with(folder: Path, name: str, extra: Iterable[Entry], **kwargs: Any) -> Path:
     """A DeepRacer model plus ``extra`` members appended after the good ones."""
     return write_tar_gz(folder / name, [*deepracer_entries(**kwargs), *extra])
+
+
+def big_pax_header(folder: Path, size: int = 4 * _MIB) -> Path:
+    """A good model whose model.pb carries a ``size``-byte pax header record
+    (incompressible text), which tarfile would buffer whole in memory."""
+    path = folder / "paxheader.tar.gz"
+    comment = base64.b64encode(os.urandom(size * 3 // 4)).decode()
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for e in deepracer_entries():
+            info = tarfile.TarInfo(e.name)
+            info.type = e.kind
+            info.size = len(e.data)
+            if e.name.endswith("model.pb"):
+                info.pax_headers = {"comment": comment}
+            tar.addfile(info, io.BytesIO(e.data) if e.kind == tarfile.REGTYPE else None)
+    return path
+
+
+def long_gnu_name(folder: Path, length: int = 2 * _MIB) -> Path:
+    """A model plus a member whose GNU long name is ``length`` characters."""
+    name = "agent/" + "".join(os.urandom(length // 2).hex())
+    return deepracer_with(folder, "longname.tar.gz", [Entry(name, b"x")])
 
 
 def without_metadata(folder: Path) -> Path:
@@ -328,7 +348,9 @@ def savedmodel_zip(folder: Path, name: str = "donkey_savedmodel.zip", top: str =
     return path
 
 
-def zip_with(folder: Path, name: str, members: Iterable[tuple[zipfile.ZipInfo | str, bytes]]) -> Path:
+def zip_with(
+    folder: Path, name: str, members: Iterable[tuple[zipfile.ZipInfo | str, bytes]]
+) -> Path:
     """A zip of the given (ZipInfo or name, data) pairs, deflated."""
     path = folder / name
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -359,7 +381,7 @@ def write_bytes(folder: Path, name: str, data: bytes) -> Path:
 def zip_symlink_info(name: str) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name)
     info.create_system = 3  # unix
-    info.external_attr = (0o120777 << 16)
+    info.external_attr = 0o120777 << 16
     return info
 
 
@@ -376,6 +398,43 @@ def zip_zero_bomb(folder: Path, unpacked: int, name: str = "bomb.zip") -> Path:
                 out.write(block[:n])
                 left -= n
     return path
+
+
+class PatternStream(io.RawIOBase):
+    """``size`` bytes generated on the fly from a 1 MiB random block (never held whole)."""
+
+    block = os.urandom(_MIB)
+
+    def __init__(self, size: int, on_read: Any = None):
+        super().__init__()
+        self.size = size
+        self.pos = 0
+        self.on_read = on_read
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.on_read is not None:
+            self.on_read(self.pos)
+        n = min(len(buffer), self.size - self.pos)
+        if n <= 0:
+            return 0
+        off = self.pos % _MIB
+        n = min(n, _MIB - off)
+        memoryview(buffer)[:n] = self.block[off : off + n]
+        self.pos += n
+        return n
+
+    @classmethod
+    def expected_digest(cls, size: int) -> str:
+        sha = hashlib.sha256()
+        left = size
+        while left:
+            n = min(left, _MIB)
+            sha.update(cls.block[:n])
+            left -= n
+        return sha.hexdigest()
 
 
 # ------------------------------------------------------------------------- EICAR
@@ -412,4 +471,3 @@ def random_file(folder: Path, size: int, name: str = "random.bin") -> Path:
             out.write(os.urandom(n))
             left -= n
     return path
-

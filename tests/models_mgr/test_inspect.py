@@ -292,6 +292,8 @@ BAD_TARS: dict[str, tuple[BadBuilder, str]] = {
         ),
         "SAC models need a continuous action space",
     ),
+    "big-pax-header": (f.big_pax_header, "oversized tar header"),
+    "long-gnu-name": (f.long_gnu_name, "oversized tar header"),
     "truncated": (f.truncated_tar_gz, "is truncated"),
     "missing-gzip-trailer": (f.missing_gzip_trailer, "is truncated"),
     "not-gzip-inside": (
@@ -387,7 +389,11 @@ def test_gzip_bombs_are_rejected_early_without_memory(
     [
         (f.deepracer_tar_gz, "model.h5", "named like a .h5 file but its content is a gzip archive"),
         (f.keras_h5, "model.tar.gz", "named like a .tar.gz file but its content is an HDF5 file"),
-        (f.tflite_file, "model.keras", "named like a .keras file but its content is a TensorFlow Lite"),
+        (
+            f.tflite_file,
+            "model.keras",
+            "named like a .keras file but its content is a TensorFlow Lite",
+        ),
         (f.keras_zip, "model.tflite", "named like a .tflite file but its content is a zip archive"),
         (f.keras_zip, "model.zip", "It looks like a Keras 3 model: name it .keras"),
         (f.savedmodel_zip, "model.keras", "It looks like a zipped SavedModel: name it .zip"),
@@ -419,7 +425,9 @@ def test_damaged_tflite(work: Path) -> None:
 BAD_ZIPS: dict[str, tuple[BadBuilder, str, str]] = {
     "zip-symlink": (
         lambda d: f.zip_with(
-            d, "sym.zip", [("m/saved_model.pb", b"x"), (f.zip_symlink_info("m/link"), b"/etc/passwd")]
+            d,
+            "sym.zip",
+            [("m/saved_model.pb", b"x"), (f.zip_symlink_info("m/link"), b"/etc/passwd")],
         ),
         "sym.zip",
         "symbolic link",
@@ -440,7 +448,9 @@ BAD_ZIPS: dict[str, tuple[BadBuilder, str, str]] = {
         "encrypted member",
     ),
     "zip-two-savedmodels": (
-        lambda d: f.zip_with(d, "two.zip", [("a/saved_model.pb", b"x"), ("b/saved_model.pb", b"y")]),
+        lambda d: f.zip_with(
+            d, "two.zip", [("a/saved_model.pb", b"x"), ("b/saved_model.pb", b"y")]
+        ),
         "two.zip",
         "more than one saved_model.pb",
     ),
@@ -483,14 +493,20 @@ def test_zip_bomb_by_ratio_and_by_total(work: Path) -> None:
     assert path.stat().st_size < 1024 * 1024
     reason = reject(path, "pilot.zip", InspectLimits(ratio_floor_bytes=4 * 1024 * 1024))
     assert "decompression bomb" in reason
-    reason = reject(path, "pilot.zip", InspectLimits(max_ratio=1e9, max_uncompressed_bytes=32 * 1024 * 1024))
+    reason = reject(
+        path, "pilot.zip", InspectLimits(max_ratio=1e9, max_uncompressed_bytes=32 * 1024 * 1024)
+    )
     assert "unpacks to more than 32 MB" in reason
 
 
 def test_zip_many_members(work: Path) -> None:
-    members = [("m/saved_model.pb", b"x")] + [(f"m/assets/{i}", b"a") for i in range(30)]
+    """Refused from the end record's count, before zipfile reads the directory."""
+    members = [("m/saved_model.pb", b"x")] + [(f"m/assets/{i}", b"a") for i in range(300)]
     path = f.zip_with(work, "many.zip", members)
-    assert "more than the limit of 16" in reject(path, limits=InspectLimits(max_members=16))
+    assert "301 members, more than the limit of 256" in reject(path)
+    assert "301 members, more than the limit of 16" in reject(
+        path, limits=InspectLimits(max_members=16)
+    )
 
 
 # -------------------------------------------------------------- metadata parser

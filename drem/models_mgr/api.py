@@ -1,0 +1,83 @@
+"""Model JSON API: streamed upload, list, detail, download, delete."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+from flask_login import current_user
+
+from drem.errors import ServiceError
+from drem.extensions import db
+from drem.http import int_arg
+from drem.models_mgr import service
+from drem.models_mgr.download import send_model_file
+from drem.permissions import require
+
+bp = Blueprint("models_api", __name__, url_prefix="/api/models")
+
+
+def _optional_int(name: str) -> int | None:
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ServiceError(f"{name} must be a whole number", name) from None
+
+
+@bp.post("")
+@require("models.upload")
+def upload():
+    """Upload one model. Raw body with ``?filename=NAME`` (streamed straight to storage),
+    or ``multipart/form-data`` with a ``file`` field. Answers 201 with the model (status
+    ``uploaded``); its scan runs in the background."""
+    event_id = _optional_int("event_id")
+    if request.mimetype == "multipart/form-data":
+        limit = current_app.config["UPLOAD_LIMIT_BYTES"]
+        if request.content_length and request.content_length > limit + 1024 * 1024:
+            raise service.TooLarge(f"the upload is larger than the {limit // 2**20} MB limit")
+        upload_file = request.files.get("file")
+        if upload_file is None:
+            raise ServiceError("send the model in a form field called 'file'", "file")
+        model = service.upload_model(current_user, upload_file.filename or "", upload_file.stream, None, event_id)
+    else:
+        model = service.upload_model(current_user, request.args.get("filename", ""), request.stream,
+                                     request.content_length, event_id)
+    try:
+        db.session.commit()
+    except Exception:
+        service.get_storage().delete(model.storage_key)
+        raise
+    return jsonify(model.to_dict()), 201
+
+
+@bp.get("")
+@require("models.upload")
+def list_models():
+    """Newest first; staff filter by ``owner_id``, ``event_id``, ``status``; paginated."""
+    page = service.list_models(current_user, owner_id=_optional_int("owner_id"), event_id=_optional_int("event_id"),
+                               status=request.args.get("status") or None, page=int_arg("page", 1, 1, 100000),
+                               per_page=int_arg("per_page", 25, 1, 200))
+    return jsonify(models=[m.to_dict() for m in page.items], page=page.page, pages=page.pages, total=page.total)
+
+
+@bp.get("/<int:model_id>")
+@require("models.upload")
+def detail(model_id: int):
+    return jsonify(service.get_model(current_user, model_id).to_dict())
+
+
+@bp.get("/<int:model_id>/download")
+@require("models.upload")
+def download(model_id: int):
+    model = service.get_model(current_user, model_id)
+    service.check_download(current_user, model)
+    return send_model_file(model)
+
+
+@bp.delete("/<int:model_id>")
+@require("models.upload")
+def delete(model_id: int):
+    service.delete_model(current_user, service.get_model(current_user, model_id))
+    db.session.commit()
+    return "", 204

@@ -1,0 +1,198 @@
+"""Background work on models: virus scan, then inspection, with retries; retention.
+
+A model goes uploaded -> scanning -> available | quarantined | invalid. It is
+never made available without clamd's clean verdict: when clamd is down the model
+stays in ``scanning`` and is retried with exponential backoff (2 s doubling to
+5 min), also after a restart, because the queue *is* the database.
+
+Runs in a worker thread inside the app (``BACKGROUND_JOBS=threads``, the default)
+or in separate ``drem worker`` processes (``BACKGROUND_JOBS=external``). Several
+runners may work at once: a model is claimed with one conditional UPDATE.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import timedelta
+
+from flask import Flask, current_app
+
+from drem.db_types import utcnow
+from drem.extensions import db, socketio
+from drem.models_mgr.inspect import InspectLimits, ModelRejected, inspect_model_file
+from drem.models_mgr.models import AVAILABLE, INVALID, PENDING, QUARANTINED, SCANNING, RacerModel
+from drem.models_mgr.scanner import ScannerUnavailable, scanner_from_url
+from drem.models_mgr.service import expire_models, get_storage
+
+log = logging.getLogger(__name__)
+CLAIM_S = 600  # a claim outlives the longest scan (500 MB at ~50 MB/s, plus inspection)
+MAX_BACKOFF_S = 300
+RETENTION_EVERY_S = 3600
+_wake = threading.Event()
+
+
+def backoff_s(attempts: int) -> int:
+    """Seconds to wait before scan attempt ``attempts + 1``: 2, 4, 8 … capped at 300."""
+    return min(MAX_BACKOFF_S, 2 ** max(1, attempts))
+
+
+def wake() -> None:
+    """Tell the in-process runner that work arrived (no-op for external workers)."""
+    _wake.set()
+
+
+def push_status(model: dict) -> None:
+    """Push a model's new status to its owner's pages and the staff model list."""
+    socketio.emit("model_status", model, namespace="/models", to=f"user:{model['owner_id']}")
+    socketio.emit("model_status", model, namespace="/models", to="models:staff")
+
+
+def _claim(model_id: int) -> bool:
+    now = utcnow()
+    result = db.session.execute(
+        db.update(RacerModel)
+        .where(RacerModel.id == model_id, RacerModel.status.in_(PENDING),
+               db.or_(RacerModel.claimed_until.is_(None), RacerModel.claimed_until < now))
+        .values(claimed_until=now + timedelta(seconds=CLAIM_S))
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def due_model_ids(limit: int = 20) -> list[int]:
+    """Ids of models waiting for a scan whose retry time has come, oldest first."""
+    now = utcnow()
+    query = (db.select(RacerModel.id)
+             .where(RacerModel.status.in_(PENDING),
+                    db.or_(RacerModel.next_attempt_at.is_(None), RacerModel.next_attempt_at <= now),
+                    db.or_(RacerModel.claimed_until.is_(None), RacerModel.claimed_until < now))
+             .order_by(RacerModel.uploaded_at).limit(limit))
+    return list(db.session.scalars(query))
+
+
+def _finish(model: RacerModel) -> None:
+    model.claimed_until = None
+    db.session.commit()
+    push_status(model.to_dict())
+
+
+def process_model(model_id: int) -> str | None:
+    """Scan and inspect one model if it can be claimed; returns its new status (None when
+    another runner has it). Commits; pushes each status change."""
+    if not _claim(model_id):
+        return None
+    model = db.session.get(RacerModel, model_id)
+    storage = get_storage()
+    if model.status != SCANNING:
+        model.status, model.status_reason = SCANNING, None
+        db.session.commit()
+        push_status(model.to_dict())
+    try:
+        scanner = scanner_from_url(current_app.config["CLAMD_URL"])
+        with storage.open(model.storage_key) as fh:
+            verdict = scanner.scan_stream(fh)
+    except (ScannerUnavailable, ValueError) as exc:
+        model.scan_attempts += 1
+        wait = backoff_s(model.scan_attempts)
+        model.next_attempt_at = utcnow() + timedelta(seconds=wait)
+        model.status_reason = f"waiting for the virus scanner ({exc}); next try in {wait} s"
+        log.warning("scan of model %s postponed: %s", model.id, exc)
+        _finish(model)
+        return model.status
+    model.scan_attempts += 1
+    model.scanned_at = utcnow()
+    if not verdict.clean:
+        _quarantine(model, verdict.signature or "unknown signature")
+        _finish(model)
+        return model.status
+    try:
+        with storage.local_path(model.storage_key) as path:
+            info = inspect_model_file(path, model.filename, InspectLimits())
+    except ModelRejected as exc:
+        model.status, model.status_reason = INVALID, exc.reason
+    else:
+        _apply_info(model, info)
+        model.status, model.status_reason = AVAILABLE, None
+    _finish(model)
+    return model.status
+
+
+def _quarantine(model: RacerModel, signature: str) -> None:
+    """Keep an infected file aside under ``quarantine/`` (admins only) and mark the model."""
+    storage = get_storage()
+    new_key = "quarantine/" + model.storage_key.split("/", 1)[1]
+    with storage.open(model.storage_key) as fh:
+        storage.put(new_key, fh)
+    old_key = model.storage_key
+    model.storage_key, model.virus_signature = new_key, signature
+    model.status = QUARANTINED
+    model.status_reason = f"a virus was found ({signature}); the file is quarantined"
+    db.session.flush()
+    storage.delete(old_key)
+
+
+def _apply_info(model: RacerModel, info) -> None:
+    model.model_format = info.format
+    model.model_pb_sha256, model.model_pb_md5 = info.model_pb_sha256, info.model_pb_md5
+    model.sensors, model.action_space_type = info.sensors or None, info.action_space_type
+    model.action_space, model.neural_network = info.action_space, info.neural_network
+    model.training_algorithm = info.training_algorithm
+    model.details = {"container": info.container, "version": info.version,
+                     "uncompressed_size": info.uncompressed_size, "model_pb_path": info.model_pb_path,
+                     "saved_model_dir": info.saved_model_dir}
+
+
+def run_once(limit: int = 20) -> int:
+    """Process every model that is due (up to ``limit``); returns how many were handled."""
+    done = 0
+    for model_id in due_model_ids(limit):
+        if process_model(model_id) is not None:
+            done += 1
+    return done
+
+
+def run_retention() -> int:
+    """Delete models whose retention ended; returns how many."""
+    rows = expire_models()
+    changed = [m.to_dict() for m in rows]
+    db.session.commit()
+    for m in changed:
+        push_status(m)
+    return len(changed)
+
+
+class JobRunner:
+    """Loop that runs :func:`run_once` whenever woken (or every ``poll_s``) and the retention
+    job every hour, inside an app context. ``start()`` runs it in a daemon thread."""
+
+    def __init__(self, app: Flask, poll_s: float = 2.0):
+        self.app, self.poll_s = app, poll_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_retention = 0.0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.loop, name="drem-jobs", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        _wake.set()
+        if self._thread:
+            self._thread.join(timeout=30)
+
+    def loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with self.app.app_context():
+                    run_once()
+                    if time.monotonic() - self._last_retention > RETENTION_EVERY_S:
+                        self._last_retention = time.monotonic()
+                        run_retention()
+                    db.session.remove()
+            except Exception:  # keep the runner alive; the model stays pending and is retried
+                log.exception("background job failed")
+            _wake.wait(self.poll_s)
+            _wake.clear()

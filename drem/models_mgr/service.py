@@ -1,0 +1,167 @@
+"""Racer-model operations: upload (streamed), list, access rules, delete, retention.
+
+Scanning and inspection run in the background (``models_mgr.jobs``). Services flush;
+the caller commits; storage deletions and pushes happen after the commit.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from datetime import timedelta
+from typing import BinaryIO
+
+from flask import current_app
+
+from drem.admin.service import record_audit
+from drem.auth.models import User
+from drem.db_types import utcnow
+from drem.effects import after_commit
+from drem.errors import Forbidden, NotFound, ServiceError
+from drem.extensions import db
+from drem.models_mgr.models import AVAILABLE, DELETED, INVALID, QUARANTINED, UPLOADED, RacerModel
+from drem.models_mgr.storage import Storage, UploadTooLarge, storage_from_url
+from drem.permissions import allowed
+
+# Accepted file endings (DESIGN.md, "Model formats"): DeepRacer archives and Donkey Car models.
+EXTENSIONS = (".tar.gz", ".tgz", ".h5", ".keras", ".tflite", ".zip")
+
+
+class TooLarge(ServiceError):
+    """The upload is over ``UPLOAD_LIMIT_MB`` (HTTP 413)."""
+
+    status = 413
+
+
+def get_storage() -> Storage:
+    """The app's model storage (folder or S3 bucket from ``STORAGE_URL``), built once."""
+    ext = current_app.extensions
+    if "drem_storage" not in ext:
+        ext["drem_storage"] = storage_from_url(current_app.config["STORAGE_URL"], current_app.instance_path)
+    return ext["drem_storage"]
+
+
+def clean_filename(name: str) -> str:
+    """The display name of an upload: no folders, no control characters, at most 255
+    characters; unicode and spaces are kept. ServiceError for an unsupported ending."""
+    name = unicodedata.normalize("NFC", (name or "").replace("\\", "/").rsplit("/", 1)[-1])
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
+    if not name or name in (".", ".."):
+        raise ServiceError("the upload has no file name", "filename")
+    if not name.lower().endswith(EXTENSIONS):
+        raise ServiceError("unsupported file type: upload a DeepRacer .tar.gz, or a Donkey Car "
+                           ".h5, .keras, .tflite or zipped SavedModel", "filename")
+    return name[-255:]
+
+
+def _extension(name: str) -> str:
+    lower = name.lower()
+    return next(ext for ext in EXTENSIONS if lower.endswith(ext))
+
+
+def upload_model(owner: User, filename: str, stream: BinaryIO, content_length: int | None,
+                 event_id: int | None = None) -> RacerModel:
+    """Stream an upload into storage and record it as ``uploaded``; the scan job is woken
+    after the commit.
+
+    ``content_length`` (bytes, None for chunked bodies) is checked first; the limit is
+    enforced again while streaming. Raises TooLarge (413) over ``UPLOAD_LIMIT_BYTES``,
+    ServiceError for a bad name or an empty file.
+    """
+    name = clean_filename(filename)
+    limit = current_app.config["UPLOAD_LIMIT_BYTES"]
+    if content_length is not None and content_length > limit:
+        raise TooLarge(f"the file is {content_length / 1e6:.0f} MB; the limit is {limit // 2**20} MB")
+    if event_id is not None:
+        from drem.events.service import get_event
+
+        get_event(event_id)
+    key = f"models/{owner.id}/{uuid.uuid4().hex}{re.sub(r'[^a-z0-9.]', '', _extension(name))}"
+    storage = get_storage()
+    try:
+        put = storage.put(key, stream, max_size=limit)
+    except UploadTooLarge:
+        raise TooLarge(f"the file is larger than the {limit // 2**20} MB limit") from None
+    if put.size == 0:
+        storage.delete(key)
+        raise ServiceError("the file is empty", "file")
+    now = utcnow()
+    model = RacerModel(owner_id=owner.id, event_id=event_id, filename=name, storage_key=key, status=UPLOADED,
+                       size=put.size, sha256=put.sha256, md5=put.md5, uploaded_at=now, next_attempt_at=now,
+                       expires_at=now + timedelta(days=current_app.config["MODEL_RETENTION_DAYS"]))
+    db.session.add(model)
+    db.session.flush()
+    from drem.models_mgr import jobs
+
+    after_commit(jobs.wake)
+    after_commit(lambda m=model.to_dict(): jobs.push_status(m))
+    return model
+
+
+def list_models(viewer: User, owner_id: int | None = None, event_id: int | None = None,
+                status: str | None = None, page: int = 1, per_page: int = 25):
+    """A newest-first page of models the viewer may see (own ones for racers, all for staff).
+    Deleted models are left out unless ``status="deleted"`` is asked for."""
+    query = db.select(RacerModel).order_by(RacerModel.uploaded_at.desc(), RacerModel.id.desc())
+    if not allowed(viewer, "models.view_all"):
+        owner_id = viewer.id
+    if owner_id is not None:
+        query = query.where(RacerModel.owner_id == owner_id)
+    if event_id is not None:
+        query = query.where(RacerModel.event_id == event_id)
+    query = query.where(RacerModel.status == status) if status else query.where(RacerModel.status != DELETED)
+    return db.paginate(query, page=page, per_page=per_page, error_out=False)
+
+
+def get_model(viewer: User, model_id: int) -> RacerModel:
+    """A model the viewer may see; NotFound otherwise (another racer's model looks absent)."""
+    model = db.session.get(RacerModel, model_id)
+    if model is None or model.status == DELETED:
+        raise NotFound("no such model")
+    if model.owner_id != viewer.id and not allowed(viewer, "models.view_all"):
+        raise NotFound("no such model")
+    return model
+
+
+def check_download(viewer: User, model: RacerModel) -> None:
+    """Raise Forbidden unless ``viewer`` may download ``model``: available (or invalid, so a
+    racer gets their file back) for its owner and staff; quarantined only for admins."""
+    if model.status == QUARANTINED:
+        if not allowed(viewer, "models.admin"):
+            raise Forbidden("this model is quarantined (a virus was found); only an admin can download it")
+        return
+    if model.status not in (AVAILABLE, INVALID):
+        raise Forbidden(f"the model is {model.status}; it can be downloaded once the scan is done")
+
+
+def delete_model(actor: User, model: RacerModel) -> None:
+    """Mark a model deleted and remove its file after the commit. Racers delete their own;
+    quarantined models only an admin. Audited when someone else's model is deleted."""
+    if model.status == QUARANTINED and not allowed(actor, "models.admin"):
+        raise Forbidden("only an admin can delete a quarantined model")
+    if model.owner_id != actor.id and not allowed(actor, "models.admin"):
+        raise Forbidden("you can only delete your own models")
+    model.status, model.deleted_at = DELETED, utcnow()
+    if model.owner_id != actor.id:
+        record_audit(actor, "model.delete", "model", model.id, filename=model.filename, owner_id=model.owner_id)
+    db.session.flush()
+    key, storage = model.storage_key, get_storage()
+    after_commit(lambda: storage.delete(key))
+    from drem.models_mgr import jobs
+
+    after_commit(lambda m=model.to_dict(): jobs.push_status(m))
+
+
+def expire_models(now=None) -> list[RacerModel]:
+    """Mark models whose retention ended as deleted (files removed after commit).
+    Returns the models changed."""
+    now = now or utcnow()
+    rows = list(db.session.scalars(db.select(RacerModel).where(RacerModel.status != DELETED,
+                                                               RacerModel.expires_at <= now)))
+    storage = get_storage()
+    for model in rows:
+        model.status, model.deleted_at, model.status_reason = DELETED, now, "retention period ended"
+        after_commit(lambda key=model.storage_key: storage.delete(key))
+    db.session.flush()
+    return rows

@@ -1,0 +1,21 @@
+"""Socket.IO namespace ``/models``: live status of the viewer's models (and all, for staff)."""
+
+from __future__ import annotations
+
+from flask_login import current_user
+from flask_socketio import join_room
+
+from drem.extensions import socketio
+from drem.permissions import allowed
+
+
+@socketio.on("connect", namespace="/models")
+def connect(auth=None):
+    """Signed-in users join their own room; staff also join the all-models room.
+    Anyone else is refused."""
+    if not allowed(current_user, "models.upload"):
+        return False
+    join_room(f"user:{current_user.id}")
+    if allowed(current_user, "models.view_all"):
+        join_room("models:staff")
+    return True

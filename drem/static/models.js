@@ -1,0 +1,63 @@
+// Upload portal: drag and drop, several files, a progress bar each, live scan status.
+(function () {
+  "use strict";
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const list = document.getElementById("upload-list");
+  const zone = document.getElementById("dropzone");
+  const input = document.getElementById("file-input");
+
+  function row(file) {
+    const li = document.createElement("li");
+    li.innerHTML = '<span class="name"></span> <progress max="100" value="0"></progress> <span class="state">uploading</span>';
+    li.querySelector(".name").textContent = file.name;
+    list.appendChild(li);
+    return li;
+  }
+
+  function upload(file) {
+    const li = row(file);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/api/models?filename=" + encodeURIComponent(file.name));
+    xhr.setRequestHeader("X-CSRFToken", csrf);
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) li.querySelector("progress").value = 100 * e.loaded / e.total; };
+    xhr.onload = () => {
+      let body = {};
+      try { body = JSON.parse(xhr.responseText); } catch (err) { body = {error: xhr.statusText}; }
+      if (xhr.status === 201) {
+        li.dataset.modelId = body.id;
+        li.querySelector("progress").value = 100;
+        setState(li, body.status, body.status_reason);
+      } else {
+        li.classList.add("failed");
+        setState(li, "failed", body.error || ("HTTP " + xhr.status));
+      }
+    };
+    xhr.onerror = () => setState(li, "failed", "the connection broke; try again");
+    xhr.send(file);
+  }
+
+  function setState(li, status, reason) {
+    const el = li.querySelector(".state");
+    el.textContent = status + (reason ? " (" + reason + ")" : "");
+    el.className = "state badge status-" + status;
+  }
+
+  function files(list) { Array.from(list).forEach(upload); }
+  input.addEventListener("change", () => { files(input.files); input.value = ""; });
+  ["dragenter", "dragover"].forEach((t) => zone.addEventListener(t, (e) => { e.preventDefault(); zone.classList.add("over"); }));
+  ["dragleave", "drop"].forEach((t) => zone.addEventListener(t, (e) => { e.preventDefault(); zone.classList.remove("over"); }));
+  zone.addEventListener("drop", (e) => files(e.dataTransfer.files));
+
+  const socket = io("/models", {transports: ["websocket", "polling"]});
+  socket.on("model_status", (m) => {
+    document.querySelectorAll('#upload-list li[data-model-id="' + m.id + '"]').forEach((li) => setState(li, m.status, m.status_reason));
+    const tr = document.querySelector('#models-table tr[data-model-id="' + m.id + '"] td.status');
+    if (tr) {
+      tr.innerHTML = '<span class="badge"></span>';
+      tr.firstChild.textContent = m.status;
+      tr.firstChild.className = "badge status-" + m.status;
+      if (m.status_reason) { const r = document.createElement("div"); r.className = "muted reason"; r.textContent = m.status_reason; tr.appendChild(r); }
+    }
+  });
+})();
