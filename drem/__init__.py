@@ -59,14 +59,19 @@ def _register_blueprints(app: Flask) -> None:
     from drem.auth import views as auth_views
     from drem.events import api as events_api
     from drem.events import views as events_views
+    from drem.fleet import api as fleet_api
+    from drem.fleet import sockets as _fleet_sockets  # noqa: F401 - registers handlers
+    from drem.fleet import views as fleet_views
     from drem.main import views as main_views
     from drem.models_mgr import api as models_api
     from drem.models_mgr import sockets as _models_sockets  # noqa: F401 - registers handlers
     from drem.models_mgr import views as models_views
 
     for module in (main_views, auth_views, auth_api, admin_views, admin_api, events_views, events_api,
-                   models_views, models_api):
+                   models_views, models_api, fleet_views):
         app.register_blueprint(module.bp)
+    app.register_blueprint(fleet_api.bp)
+    app.register_blueprint(fleet_api.car_bp)
     app.before_request(lambda: ensure_background_jobs(app))
 
 
@@ -79,7 +84,7 @@ def ensure_background_jobs(app: Flask) -> None:
         return
     if "drem_jobs" in app.extensions:
         return
-    from drem.models_mgr.jobs import JobRunner
+    from drem.jobs import JobRunner
 
     runner = app.extensions["drem_jobs"] = JobRunner(app)
     runner.start()
@@ -157,11 +162,12 @@ def _register_errors(app: Flask) -> None:
         return render_template("error.html", code=400, message="The form expired or was forged "
                                "(CSRF check failed). Reload the page and try again."), 400
 
-    for code, text in ((403, "You may not do this."), (404, "Not found."), (405, "Method not allowed."),
+    for code, text in ((403, "Forbidden. You may not do this."), (404, "Not found."), (405, "Method not allowed."),
                        (413, "The upload is too large."), (429, "Too many attempts; wait a minute.")):
         def handler(exc, code=code, text=text):
             if wants_json():
-                return jsonify(error=getattr(exc, "description", None) if code == 429 else text.lower().rstrip(".")), code
+                return jsonify(error=getattr(exc, "description", None) if code == 429
+                               else text.split(".")[0].lower()), code
             return render_template("error.html", code=code, message=text), code
 
         app.register_error_handler(code, handler)

@@ -116,7 +116,7 @@ def worker_command(poll: float) -> None:
     """
     import signal
 
-    from drem.models_mgr.jobs import JobRunner
+    from drem.jobs import JobRunner
 
     runner = JobRunner(current_app._get_current_object(), poll_s=poll)
     signal.signal(signal.SIGTERM, lambda *_: runner.stop())

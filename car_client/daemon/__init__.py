@@ -6,6 +6,7 @@ Modules, one job each:
 - ``activation``: the one-time ``POST /api/car/activate`` exchange;
 - ``state``: the car's state machine (pure; every command is checked against it);
 - ``outbox``: the durable SQLite outbox and the append-only lap log;
+- ``settings``: speed cap and tail light, kept across restarts;
 - ``model_store``: downloading (with resume), checking and keeping driving models;
 - ``connection``: the Socket.IO client, reconnect loop, heartbeat and outbox sender;
 - ``commands``: the command dispatcher (server ``command`` messages);

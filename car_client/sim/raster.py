@@ -35,8 +35,9 @@ class Palette:
         base = cls()
 
         def jitter(c: tuple[int, int, int]) -> tuple[int, int, int]:
-            moved = np.clip(np.array(c) + rng.integers(-spread, spread + 1, 3), 0, 255)
-            return tuple(int(v) for v in moved)
+            # mostly brighter/darker, a little tinted
+            shift = rng.integers(-spread, spread + 1) + rng.integers(-spread // 3, spread // 3 + 1, 3)
+            return tuple(int(v) for v in np.clip(np.array(c) + shift, 0, 255))
 
         return cls(*(jitter(getattr(base, f)) for f in cls.__dataclass_fields__))
 

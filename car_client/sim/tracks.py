@@ -222,8 +222,3 @@ class Track:
             x_cross = a[..., 0] + (py - ay) * (b[..., 0] - a[..., 0]) / (by - ay)
         crossings = np.sum(straddles & (px < x_cross), axis=2)
         return np.any(crossings % 2 == 1, axis=1)
-
-    @cached_property
-    def surface_polygons(self) -> list[np.ndarray]:
-        """The quads as a list of ``(4, 2)`` arrays, for drawing."""
-        return [q for q in self.quads]

@@ -60,7 +60,7 @@ def make_action_space(max_steering_deg: float, speeds_mps: Sequence[float],
 def model_metadata(action_space: list[dict]) -> dict:
     """``model_metadata.json`` content for a front-camera PPO model with ``action_space``."""
     return {"action_space": action_space, "sensor": ["FRONT_FACING_CAMERA"],
-            "neural_network": "DEEP_CONVOLUTIONAL_NETWORK_SHALLOW",
+            "neural_network": "DEEP_CONVOLUTIONAL_NETWORK",
             "training_algorithm": "clipped_ppo", "action_space_type": "discrete",
             "version": "5"}
 

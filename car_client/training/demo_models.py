@@ -18,15 +18,19 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
+import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 #: The default demo model (the one ``bench/train.py`` measures).
 DEFAULT_MODEL = "steady"
 TRAINING_TRACKS = ("reinvent_base", "reInvent2019_track", "2022_summit_speedway")
+ALL_LOOP_TRACKS = (*TRAINING_TRACKS, "reInvent2019_wide", "2022_reinvent_champ_cw")
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,8 @@ class Recipe:
     """How to make one demo model. Speeds in m/s, angles in degrees.
 
     speed_limit_mps: the expert's top speed while recording (``None``: the car's
-    4 m/s); frames_per_track: frames recorded on each of ``tracks``; deepracer_speeds:
+    4 m/s); frames_per_track: frames recorded on each of ``tracks``; grip_margin: the
+    expert's cornering speed as a fraction of the grip limit; deepracer_speeds:
     when set, a DeepRacer archive with these action speeds (m/s) is exported too.
     """
 
@@ -45,6 +50,7 @@ class Recipe:
     tracks: tuple[str, ...] = TRAINING_TRACKS
     frames_per_track: int = 1000
     noise_deg: float = 8.0
+    grip_margin: float = 0.8
     epochs: int = 8
     patience: int = 3
     seed: int = 1
@@ -56,8 +62,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            "without a reset (the default demo model).", speed_limit_mps=2.5,
            frames_per_track=1200, epochs=8,
            deepracer_speeds=(1.0, 1.5, 2.0, 2.5)),
-    Recipe("fast", "Linear Donkey model at the car's full 4 m/s, braking for bends.",
-           speed_limit_mps=None, frames_per_track=1500, epochs=10, seed=2),
+    Recipe("fast", "Linear Donkey model at the car's full 4 m/s, braking for bends; "
+           "trained on every loop track.", speed_limit_mps=None, tracks=ALL_LOOP_TRACKS,
+           frames_per_track=1200, noise_deg=6.0, epochs=10, seed=2),
     Recipe("cautious", "Categorical Donkey model at up to 1.5 m/s, briefly trained.",
            model_type="categorical", speed_limit_mps=1.5, tracks=("reinvent_base",),
            frames_per_track=800, epochs=3, patience=2, seed=3),
@@ -115,26 +122,43 @@ def is_current(recipe: Recipe, out_dir: Path) -> bool:
         return False
 
 
+def _record_one(args: tuple) -> object:
+    from car_client.training.record import RecordSettings, record
+
+    recipe, i, folder = args
+    settings = RecordSettings(track=recipe.tracks[i], frames=recipe.frames_per_track,
+                              noise_deg=recipe.noise_deg, randomize=True,
+                              seed=recipe.seed * 100 + i, speed_limit_mps=recipe.speed_limit_mps,
+                              grip_margin=recipe.grip_margin)
+    return record(settings, Path(folder) / recipe.tracks[i])
+
+
+def record_tracks(recipe: Recipe, folder: Path, workers: int | None = None) -> list:
+    """Record one tub per track of ``recipe`` under ``folder``, in ``workers`` processes
+    (default: up to 2, the CPU count permitting); returns the ``RecordSummary`` list."""
+    jobs = [(recipe, i, str(folder)) for i in range(len(recipe.tracks))]
+    workers = workers or min(2, os.cpu_count() or 1, len(jobs))
+    if workers <= 1:
+        return [_record_one(job) for job in jobs]
+    ctx = multiprocessing.get_context("spawn")  # never fork a process that holds TensorFlow
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        return list(pool.map(_record_one, jobs))
+
+
 def build_model(recipe: Recipe, out_dir: Path, log=print) -> dict:
     """Record, train and export one recipe into ``out_dir``; returns its stamp
     (hash, seconds, frames, files). Raises what recording or training raises."""
     from car_client.training.deepracer_export import export_deepracer
-    from car_client.training.record import RecordSettings, record
     from car_client.training.train import train_model
 
     started = time.monotonic()
     files = outputs_of(recipe, out_dir)
     frames = 0
     with tempfile.TemporaryDirectory(prefix=f"demo-{recipe.name}-") as tmp:
-        tubs = []
-        for i, track in enumerate(recipe.tracks):
-            settings = RecordSettings(track=track, frames=recipe.frames_per_track,
-                                      noise_deg=recipe.noise_deg, randomize=True,
-                                      seed=recipe.seed * 100 + i,
-                                      speed_limit_mps=recipe.speed_limit_mps)
-            summary = record(settings, Path(tmp) / track)
+        summaries = record_tracks(recipe, Path(tmp))
+        tubs = [summary.path for summary in summaries]
+        for track, summary in zip(recipe.tracks, summaries, strict=True):
             frames += summary.frames
-            tubs.append(summary.path)
             log(f"  [{recipe.name}] recorded {summary.frames} frames on {track} "
                 f"in {summary.wall_s:.1f} s")
         record_s = time.monotonic() - started

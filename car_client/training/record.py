@@ -46,10 +46,11 @@ class RecordSettings:
     """How to record. Lengths m, speeds m/s, angles degrees, times s.
 
     laps / frames: stop after this much centre-line progress (laps) or this many frames
-    (the first reached; at least one is needed, else ``ValueError``); speed_limit_mps: cap on the expert's
-    speed (``None``: the car's max); max_speed_mps: scale of the throttle label (the
-    car's max speed); start_offset_frac: random lateral start offset as a fraction of
-    the half-width; start_heading_deg: random heading error at each start.
+    (the first reached; at least one is needed, else ``ValueError``);
+    speed_limit_mps: cap on the expert's speed (``None``: the car's max);
+    grip_margin: the expert's cornering speed as a fraction of the grip limit;
+    start_offset_frac: random lateral start offset as a fraction of the half-width;
+    start_heading_deg: random heading error at each start.
     """
 
     track: str
@@ -61,6 +62,7 @@ class RecordSettings:
     randomize: bool = False
     rate_hz: float = DEFAULT_RATE_HZ
     speed_limit_mps: float | None = None
+    grip_margin: float = 0.8
     episode_s: float = 12.0
     start_offset_frac: float = 0.5
     start_heading_deg: float = 20.0
@@ -118,7 +120,7 @@ def record(settings: RecordSettings, out: str | os.PathLike,
     if settings.speed_limit_mps:
         expert_params = params.with_(max_speed_mps=min(params.max_speed_mps,
                                                        settings.speed_limit_mps))
-    expert = ReferencePilot(track, expert_params)
+    expert = ReferencePilot(track, expert_params, grip_margin=settings.grip_margin)
     rng = np.random.default_rng(settings.seed)
     dt = 1.0 / settings.rate_hz
     substeps = max(1, int(round(dt / SUBSTEP_S)))
@@ -130,6 +132,7 @@ def record(settings: RecordSettings, out: str | os.PathLike,
         "track": track.name, "max_steering_deg": DONKEY_MAX_STEER_DEG,
         "max_speed_mps": DONKEY_FULL_THROTTLE_MPS, "angle_positive": "right",
         "speed_limit_mps": expert_params.max_speed_mps, "noise_deg": settings.noise_deg,
+        "grip_margin": settings.grip_margin,
         "rate_hz": settings.rate_hz, "randomize": settings.randomize, "seed": settings.seed,
         "camera": settings.camera_kind, "recorded_by": "car-client record"}
     wall_ms0 = int(time.time() * 1000)

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from datetime import timedelta
 
-from flask import Flask, current_app
+from flask import current_app
 
 from drem.db_types import utcnow
 from drem.extensions import db, socketio
@@ -29,7 +28,6 @@ from drem.models_mgr.service import expire_models, get_storage
 log = logging.getLogger(__name__)
 CLAIM_S = 600  # a claim outlives the longest scan (500 MB at ~50 MB/s, plus inspection)
 MAX_BACKOFF_S = 300
-RETENTION_EVERY_S = 3600
 _wake = threading.Event()
 
 
@@ -163,36 +161,7 @@ def run_retention() -> int:
     return len(changed)
 
 
-class JobRunner:
-    """Loop that runs :func:`run_once` whenever woken (or every ``poll_s``) and the retention
-    job every hour, inside an app context. ``start()`` runs it in a daemon thread."""
-
-    def __init__(self, app: Flask, poll_s: float = 2.0):
-        self.app, self.poll_s = app, poll_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._last_retention = 0.0
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.loop, name="drem-jobs", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        _wake.set()
-        if self._thread:
-            self._thread.join(timeout=30)
-
-    def loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with self.app.app_context():
-                    run_once()
-                    if time.monotonic() - self._last_retention > RETENTION_EVERY_S:
-                        self._last_retention = time.monotonic()
-                        run_retention()
-                    db.session.remove()
-            except Exception:  # keep the runner alive; the model stays pending and is retried
-                log.exception("background job failed")
-            _wake.wait(self.poll_s)
-            _wake.clear()
+def wait_for_work(timeout_s: float) -> None:
+    """Block until :func:`wake` is called or ``timeout_s`` seconds pass."""
+    _wake.wait(timeout_s)
+    _wake.clear()

@@ -1,0 +1,1 @@
+"""Fleets, cars, car activation, the car protocol and commands to cars."""

@@ -1,0 +1,235 @@
+"""Commands to cars: validate, queue or send, deliver on (re)connect, track results, expire.
+
+A command reaches a car as ``command`` on the ``/car`` namespace (room ``car:<id>``);
+the car answers with ``command_result`` messages whose status only moves forward
+(docs/car-protocol.md, section 2).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app, has_request_context, request, url_for
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from drem.db_types import utcnow
+from drem.effects import after_commit
+from drem.errors import Forbidden, NotFound, ServiceError
+from drem.extensions import db, socketio
+from drem.fleet.models import (
+    ACKNOWLEDGED,
+    COMMAND_ORDER,
+    DONE,
+    FAILED,
+    FINISHED,
+    QUEUED,
+    SENT,
+    Car,
+    CarCommand,
+)
+from drem.fleet.service import COMMAND_TYPES, TAIL_LIGHTS, car_dict, get_car, push_command
+
+MAX_SPEED_RANGE = (0.1, 4.0)  # m/s, a 1/18 car
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="car-model-download")
+
+
+def signed_model_path(model_id: int, car_id: int) -> str:
+    """Absolute URL a car downloads a model from; valid for ``MODEL_URL_TTL_S`` seconds and
+    only for this model. The host is ``PUBLIC_URL`` when set, else the one the request came to."""
+    token = _serializer().dumps({"m": model_id, "c": car_id})
+    path = url_for("fleet_car_api.model_file", model_id=model_id, t=token, _external=False)
+    base = current_app.config["PUBLIC_URL"] or (request.host_url if has_request_context() else "")
+    if not base:
+        raise ServiceError("set PUBLIC_URL so cars know where to download models from")
+    return base.rstrip("/") + path
+
+
+def check_model_signature(model_id: int, token: str) -> int:
+    """The car id a download token was made for; Forbidden when it is forged, for
+    another model, or older than ``MODEL_URL_TTL_S``."""
+    try:
+        data = _serializer().loads(token, max_age=current_app.config["MODEL_URL_TTL_S"])
+    except SignatureExpired:
+        raise Forbidden("this download link has expired; send the load command again") from None
+    except BadSignature:
+        raise Forbidden("invalid download link") from None
+    if not isinstance(data, dict) or data.get("m") != model_id:
+        raise Forbidden("invalid download link")
+    return int(data["c"])
+
+
+def _params(command_type: str, params: dict, car: Car) -> tuple[dict, int | None]:
+    """Validate ``params`` for ``command_type``; returns (wire params, model id)."""
+    from drem.models_mgr.models import AVAILABLE, RacerModel
+
+    if command_type == "load_model":
+        model = db.session.get(RacerModel, _int(params.get("model_id"), "model_id"))
+        if model is None or model.status != AVAILABLE:
+            raise ServiceError("that model is not available (it must be scanned clean first)", "model_id")
+        return {"model_id": str(model.id), "name": model.filename, "format": model.model_format,
+                "sha256": model.sha256, "size": model.size,
+                "url": signed_model_path(model.id, car.id)}, model.id
+    if command_type == "delete_models":
+        ids = params.get("model_ids") or []
+        if not isinstance(ids, list):
+            raise ServiceError("model_ids must be a list (empty: all models)", "model_ids")
+        return {"model_ids": [str(i) for i in ids]}, None
+    if command_type == "start_driving":
+        model_id = str(_int(params.get("model_id"), "model_id"))
+        return {"model_id": model_id}, int(model_id)
+    if command_type == "set_max_speed":
+        try:
+            speed = float(params.get("max_speed_mps"))
+        except (TypeError, ValueError):
+            raise ServiceError("max_speed_mps must be a number (m/s)", "max_speed_mps") from None
+        lo, hi = MAX_SPEED_RANGE
+        if not lo <= speed <= hi:
+            raise ServiceError(f"max_speed_mps must be between {lo} and {hi} m/s", "max_speed_mps")
+        return {"max_speed_mps": round(speed, 2)}, None
+    if command_type == "set_tail_light":
+        colour = str(params.get("colour", "")).lower()
+        if colour not in TAIL_LIGHTS:
+            raise ServiceError(f"colour must be one of {', '.join(TAIL_LIGHTS)}", "colour")
+        return {"colour": colour}, None
+    return {}, None
+
+
+def _int(value, field: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ServiceError(f"{field} must be a whole number", field) from None
+
+
+def send_commands(actor, car_ids: list, command_type: str, params: dict | None = None) -> list[CarCommand]:
+    """Create one command per car. Online cars get it right after the commit; offline
+    cars keep it queued until they connect (or ``COMMAND_TTL_S`` passes). An emergency
+    stop is never queued: for an offline car it fails at once with "car offline".
+
+    Raises ServiceError for an unknown type, bad parameters or no cars; NotFound for
+    an unknown car id.
+    """
+    if command_type not in COMMAND_TYPES:
+        raise ServiceError(f"unknown command {command_type!r}; use one of {', '.join(COMMAND_TYPES)}", "type")
+    if not car_ids or not isinstance(car_ids, list):
+        raise ServiceError("choose at least one car", "car_ids")
+    cars = [get_car(_int(cid, "car_ids")) for cid in car_ids]
+    now = utcnow()
+    ttl = timedelta(seconds=current_app.config["COMMAND_TTL_S"])
+    commands = []
+    for car in cars:
+        if car.token_revoked_at is not None:
+            raise ServiceError(f"{car.hostname}'s token is revoked; activate it again", "car_ids")
+        wire_params, model_id = _params(command_type, params or {}, car)
+        cmd = CarCommand(car=car, command_type=command_type, params=wire_params, model_id=model_id,
+                         created_by_id=getattr(actor, "id", None), expires_at=now + ttl, status=QUEUED)
+        db.session.add(cmd)
+        db.session.flush()
+        online = car.is_online(now, current_app.config["CAR_OFFLINE_AFTER_S"])
+        if online:
+            _deliver(cmd)
+        elif command_type == "emergency_stop":
+            _finish(cmd, FAILED, "car offline")
+        else:
+            cmd.reason = "car offline: queued until it connects"
+        push_command(cmd)
+        commands.append(cmd)
+    db.session.flush()
+    return commands
+
+
+def _deliver(cmd: CarCommand) -> None:
+    """Mark sent and emit to the car's room after the commit."""
+    cmd.status, cmd.sent_at, cmd.reason = SENT, utcnow(), None
+    wire, room = cmd.wire(), f"car:{cmd.car_id}"
+    after_commit(lambda: socketio.emit("command", wire, namespace="/car", to=room))
+
+
+def deliver_pending(car: Car) -> int:
+    """Send every queued, unexpired command of ``car`` (called when it connects), oldest
+    first; expired ones fail with "car offline". Also resends commands that were sent but
+    never acknowledged (the car may have missed them). Returns how many were sent."""
+    now = utcnow()
+    rows = db.session.scalars(db.select(CarCommand).where(CarCommand.car_id == car.id,
+                                                          CarCommand.status.in_((QUEUED, SENT)))
+                              .order_by(CarCommand.id))
+    sent = 0
+    for cmd in rows:
+        if cmd.expires_at <= now:
+            _finish(cmd, FAILED, "car offline")
+        else:
+            _deliver(cmd)
+            sent += 1
+        push_command(cmd)
+    return sent
+
+
+def _finish(cmd: CarCommand, status: str, reason: str | None) -> None:
+    cmd.status, cmd.reason, cmd.finished_at = status, reason, utcnow()
+
+
+def record_result(car: Car, data: dict) -> dict:
+    """Apply a ``command_result`` from ``car``. Status only moves forward; a repeated or late
+    result is acknowledged and ignored. Returns the ack payload."""
+    command_id = str(data.get("command_id", ""))
+    status = data.get("status")
+    if status not in (ACKNOWLEDGED, DONE, FAILED):
+        return {"ok": False, "error": "status must be acknowledged, done or failed"}
+    try:
+        row_id = int(command_id.removeprefix("c-"))
+    except ValueError:
+        return {"ok": False, "error": f"unknown command {command_id!r}"}
+    cmd = db.session.get(CarCommand, row_id)
+    if cmd is None or cmd.car_id != car.id:
+        return {"ok": False, "error": f"command {command_id} is not for this car"}
+    if cmd.status in FINISHED or COMMAND_ORDER[status] < COMMAND_ORDER[cmd.status]:
+        return {"ok": True, "ignored": True}
+    progress = data.get("progress")
+    if isinstance(progress, int | float):
+        cmd.progress = max(0.0, min(1.0, float(progress)))
+    if status in FINISHED:
+        _finish(cmd, status, (str(data.get("reason"))[:500] if data.get("reason") else None))
+        if status == DONE:
+            cmd.progress = 1.0
+    else:
+        cmd.status = status
+        cmd.reason = str(data["reason"])[:500] if data.get("reason") else None
+    push_command(cmd)
+    db.session.flush()
+    return {"ok": True}
+
+
+def expire_queued() -> int:
+    """Fail queued commands whose time ran out ("car offline"); returns how many."""
+    now = utcnow()
+    rows = list(db.session.scalars(db.select(CarCommand).where(CarCommand.status == QUEUED,
+                                                               CarCommand.expires_at <= now)))
+    for cmd in rows:
+        _finish(cmd, FAILED, "car offline")
+        push_command(cmd)
+    db.session.flush()
+    return len(rows)
+
+
+def get_command(command_id: int) -> CarCommand:
+    """The command with this row id; NotFound otherwise."""
+    cmd = db.session.get(CarCommand, command_id)
+    if cmd is None:
+        raise NotFound("no such command")
+    return cmd
+
+
+def list_commands(car_id: int | None = None, command_type: str | None = None, limit: int = 100) -> list[CarCommand]:
+    """Newest-first commands, optionally of one car and/or one type."""
+    query = db.select(CarCommand).order_by(CarCommand.id.desc()).limit(limit)
+    if car_id is not None:
+        query = query.where(CarCommand.car_id == car_id)
+    if command_type:
+        query = query.where(CarCommand.command_type == command_type)
+    return list(db.session.scalars(query))
+
+
+__all__ = ["car_dict", "send_commands", "deliver_pending", "record_result", "expire_queued"]

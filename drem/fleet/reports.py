@@ -1,0 +1,87 @@
+"""What cars report: heartbeats (live status) and laps (stored once per car-made id).
+
+Laps are offered to the timekeeper through :data:`LAP_HANDLERS` (it registers itself),
+so the fleet package does not depend on race logic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from drem.db_types import utcnow
+from drem.extensions import db
+from drem.fleet.models import Car, CarLapReport
+from drem.fleet.service import CAR_STATES, TAIL_LIGHTS, push_car
+
+MAX_LAP_MS = 30 * 60 * 1000  # a lap over 30 minutes is a broken clock, not a lap
+MIN_LAP_MS = 1
+
+#: Callables ``(car, report) -> dict | None`` that may take a lap into a running race;
+#: the first one that answers a dict wins (its keys go into the ack).
+LAP_HANDLERS: list[Callable[[Car, CarLapReport], dict | None]] = []
+
+
+def record_heartbeat(car: Car, data: dict, ip: str | None) -> dict:
+    """Store a heartbeat's fields on ``car`` (unknown or malformed fields are ignored one
+    by one, never the whole heartbeat) and push the new status. Returns the ack."""
+    car.last_seen_at, car.connected = utcnow(), True
+    if isinstance(data.get("state"), str) and data["state"] in CAR_STATES:
+        car.state = data["state"]
+    battery = data.get("battery_pct")
+    if isinstance(battery, int | float) and not isinstance(battery, bool) and 0 <= battery <= 100:
+        car.battery_pct = int(battery)
+    car.ip = str(data.get("ip") or ip or "")[:45] or None
+    if isinstance(data.get("software_version"), str):
+        car.software_version = data["software_version"][:40]
+    speed = data.get("max_speed_mps")
+    if isinstance(speed, int | float) and not isinstance(speed, bool) and 0 <= speed <= 10:
+        car.max_speed_mps = float(speed)
+    if data.get("tail_light") in TAIL_LIGHTS:
+        car.tail_light = data["tail_light"]
+    models = data.get("models")
+    if isinstance(models, list):
+        car.loaded_models = [{"model_id": str(m.get("model_id")), "sha256": str(m.get("sha256", ""))[:64],
+                              "name": str(m.get("name", ""))[:255]} for m in models[:50] if isinstance(m, dict)]
+    in_use = data.get("model_in_use")
+    car.model_in_use = str(in_use)[:40] if in_use not in (None, "") else None
+    car.error = str(data["error"])[:500] if data.get("error") else None
+    push_car(car)
+    db.session.flush()
+    return {"ok": True}
+
+
+def record_car_lap(car: Car, data: dict) -> dict:
+    """Store a lap reported by ``car`` once per ``lap_id`` and offer it to the timekeeper.
+
+    Returns the ack: ``{"ok": True, "duplicate": bool, "stored": bool, ...}``, or
+    ``{"ok": False, "error": ..., "retry": False}`` for a malformed lap (the car then
+    drops it instead of resending it for ever).
+    """
+    lap_id = data.get("lap_id")
+    lap_ms = data.get("lap_time_ms")
+    resets = data.get("resets", 0)
+    if not isinstance(lap_id, str) or not 8 <= len(lap_id) <= 64:
+        return {"ok": False, "error": "lap_id must be a string of 8-64 characters", "retry": False}
+    if not isinstance(lap_ms, int) or isinstance(lap_ms, bool) or not MIN_LAP_MS <= lap_ms <= MAX_LAP_MS:
+        return {"ok": False, "error": f"lap_time_ms must be whole milliseconds in 1..{MAX_LAP_MS}", "retry": False}
+    if not isinstance(resets, int) or isinstance(resets, bool) or not 0 <= resets <= 1000:
+        return {"ok": False, "error": "resets must be a whole number >= 0", "retry": False}
+    existing = db.session.scalar(db.select(CarLapReport).where(CarLapReport.lap_id == lap_id))
+    if existing is not None:
+        if existing.car_id != car.id:
+            return {"ok": False, "error": "that lap id belongs to another car", "retry": False}
+        return {"ok": True, "duplicate": True, "stored": existing.race_id is not None}
+    finished = data.get("finished_at")
+    report = CarLapReport(lap_id=lap_id, car_id=car.id, model_id=str(data.get("model_id") or "")[:40] or None,
+                          lap_time_ms=lap_ms, resets=resets,
+                          lap_number=data.get("lap_number") if isinstance(data.get("lap_number"), int) else None,
+                          finished_at=float(finished) if isinstance(finished, int | float) else None)
+    db.session.add(report)
+    db.session.flush()
+    car.last_seen_at, car.connected = utcnow(), True
+    for handler in LAP_HANDLERS:
+        answer = handler(car, report)
+        if answer is not None:
+            return {"ok": True, "duplicate": False} | answer
+    report.outcome = "no running race for this car"
+    return {"ok": True, "duplicate": False, "stored": False, "reason": report.outcome}

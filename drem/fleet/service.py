@@ -1,0 +1,240 @@
+"""Fleet operations: fleets, car activation and tokens, heartbeats, commands, car laps.
+
+The car side of every message is described in docs/car-protocol.md. Services flush;
+the caller commits; deliveries to cars and pushes to operators go out after commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from flask import current_app
+
+from drem.admin.service import record_audit
+from drem.auth.service import CODE_ALPHABET, normalise_code
+from drem.db_types import utcnow
+from drem.effects import after_commit
+from drem.errors import Conflict, Forbidden, NotFound, ServiceError
+from drem.extensions import db, socketio
+from drem.fleet.models import (
+    ActivationCode,
+    Car,
+    CarCommand,
+    Fleet,
+)
+
+HOSTNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
+TAIL_LIGHTS = ("white", "red", "orange", "yellow", "green", "blue", "purple", "pink")
+CAR_STATES = ("idle", "loading_model", "ready", "driving", "stopped", "error")
+COMMAND_TYPES = ("load_model", "delete_models", "start_driving", "stop_driving", "set_max_speed",
+                 "set_tail_light", "emergency_stop", "restart")
+TOKEN_PREFIX = "car_"
+FLEET_ROOM = "fleet"
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _now() -> datetime:
+    return utcnow()
+
+
+def offline_after() -> int:
+    """Seconds of silence after which a car counts as offline (``CAR_OFFLINE_AFTER_S``)."""
+    return current_app.config["CAR_OFFLINE_AFTER_S"]
+
+
+def car_dict(car: Car) -> dict:
+    """A car's JSON shape with ``online`` computed now."""
+    return car.to_dict(_now(), offline_after())
+
+
+def push_car(car: Car) -> None:
+    """After commit: push the car's status to the operators' cars page."""
+    data = car_dict(car)
+    after_commit(lambda: socketio.emit("car_status", data, namespace="/fleet", to=FLEET_ROOM))
+
+
+def push_command(cmd: CarCommand) -> None:
+    """After commit: push a command's status to the operators' pages."""
+    data = cmd.to_dict()
+    after_commit(lambda: socketio.emit("command_status", data, namespace="/fleet", to=FLEET_ROOM))
+
+
+# ----------------------------------------------------------------------------- fleets
+
+def get_fleet(fleet_id: int) -> Fleet:
+    """The fleet with this id; NotFound otherwise."""
+    fleet = db.session.get(Fleet, fleet_id)
+    if fleet is None:
+        raise NotFound("no such fleet")
+    return fleet
+
+
+def list_fleets() -> list[Fleet]:
+    """All fleets by name."""
+    return list(db.session.scalars(db.select(Fleet).order_by(Fleet.name)))
+
+
+def _fleet_name(name: str) -> str:
+    name = (name or "").strip()
+    if not 1 <= len(name) <= 60:
+        raise ServiceError("a fleet name has 1-60 characters", "name")
+    return name
+
+
+def create_fleet(actor, name: str, track_id: int | None = None) -> Fleet:
+    """Create a fleet (unique name), optionally assigned to an event track. Audited."""
+    name = _fleet_name(name)
+    if db.session.scalar(db.select(Fleet).where(db.func.lower(Fleet.name) == name.lower())):
+        raise Conflict(f"a fleet called {name!r} exists", "name")
+    fleet = Fleet(name=name)
+    db.session.add(fleet)
+    db.session.flush()
+    if track_id is not None:
+        assign_track(actor, fleet, track_id)
+    record_audit(actor, "fleet.create", "fleet", fleet.id, name=name)
+    return fleet
+
+
+def rename_fleet(actor, fleet: Fleet, name: str) -> Fleet:
+    """Rename a fleet; Conflict when another fleet has the name."""
+    name = _fleet_name(name)
+    clash = db.session.scalar(db.select(Fleet).where(db.func.lower(Fleet.name) == name.lower(), Fleet.id != fleet.id))
+    if clash:
+        raise Conflict(f"a fleet called {name!r} exists", "name")
+    record_audit(actor, "fleet.rename", "fleet", fleet.id, before=fleet.name, after=name)
+    fleet.name = name
+    db.session.flush()
+    return fleet
+
+
+def assign_track(actor, fleet: Fleet, track_id: int | None) -> Fleet:
+    """Assign the fleet to an event track (None: unassign)."""
+    if track_id is not None:
+        from drem.events.service import get_track
+
+        get_track(track_id)
+    fleet.track_id = track_id
+    record_audit(actor, "fleet.assign_track", "fleet", fleet.id, track_id=track_id)
+    db.session.flush()
+    return fleet
+
+
+def delete_fleet(actor, fleet: Fleet) -> None:
+    """Delete a fleet; its cars stay, without a fleet. Audited."""
+    record_audit(actor, "fleet.delete", "fleet", fleet.id, name=fleet.name)
+    for car in fleet.cars:
+        car.fleet_id = None
+    db.session.delete(fleet)
+    db.session.flush()
+
+
+# ------------------------------------------------------------------- activation, tokens
+
+def create_activation_code(actor, hostname: str, fleet_id: int | None = None) -> tuple[ActivationCode, str]:
+    """A one-time code for one car (expires after ``ACTIVATION_CODE_TTL_MIN``).
+    Returns (row, plain code ``XXXX-XXXX``); only the hash is stored."""
+    hostname = (hostname or "").strip()
+    if not HOSTNAME_RE.match(hostname):
+        raise ServiceError("hostname: 1-63 letters, digits or '-', starting with a letter or digit", "hostname")
+    if fleet_id is not None:
+        get_fleet(fleet_id)
+    plain = "".join(secrets.choice(CODE_ALPHABET) for _ in range(8))
+    ttl = timedelta(minutes=current_app.config["ACTIVATION_CODE_TTL_MIN"])
+    row = ActivationCode(code_hash=_sha(plain), hostname=hostname, fleet_id=fleet_id, expires_at=_now() + ttl,
+                         created_by_id=getattr(actor, "id", None))
+    db.session.add(row)
+    record_audit(actor, "car.activation_code", "car", None, hostname=hostname, fleet_id=fleet_id)
+    db.session.flush()
+    return row, f"{plain[:4]}-{plain[4:]}"
+
+
+def activate_car(code: str, hostname: str | None, software_version: str | None) -> tuple[Car, str]:
+    """Exchange a one-time activation code for a new car and its token.
+
+    Raises Forbidden (403) for an unknown, used or expired code; nothing changes then.
+    The code's hostname wins over the one the car sends.
+    """
+    row = db.session.scalar(db.select(ActivationCode).where(ActivationCode.code_hash == _sha(normalise_code(code))))
+    if row is None:
+        raise Forbidden("unknown activation code")
+    if row.used_at is not None:
+        raise Forbidden("activation code already used")
+    if row.expires_at <= _now():
+        raise Forbidden("activation code expired")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    car = Car(hostname=row.hostname, fleet_id=row.fleet_id, token_hash=_sha(token),
+              software_version=(software_version or "")[:40] or None, state="idle")
+    db.session.add(car)
+    db.session.flush()
+    row.used_at, row.car_id = _now(), car.id
+    record_audit(None, "car.activate", "car", car.id, hostname=car.hostname, reported_hostname=hostname)
+    db.session.flush()
+    return car, token
+
+
+def car_for_token(token: str | None) -> Car | None:
+    """The car holding this live token, or None (unknown or revoked)."""
+    if not token or not token.startswith(TOKEN_PREFIX):
+        return None
+    car = db.session.scalar(db.select(Car).where(Car.token_hash == _sha(token)))
+    if car is None or car.token_revoked_at is not None:
+        return None
+    return car
+
+
+def get_car(car_id: int) -> Car:
+    """The car with this id; NotFound otherwise."""
+    car = db.session.get(Car, car_id)
+    if car is None:
+        raise NotFound("no such car")
+    return car
+
+
+def list_cars(fleet_id: int | None = None) -> list[Car]:
+    """Cars by hostname, optionally of one fleet."""
+    query = db.select(Car).order_by(Car.hostname, Car.id)
+    if fleet_id is not None:
+        query = query.where(Car.fleet_id == fleet_id)
+    return list(db.session.scalars(query))
+
+
+def _kick(car: Car) -> None:
+    sid = car.sid
+    if sid:
+        after_commit(lambda: socketio.server.disconnect(sid, namespace="/car"))
+
+
+def revoke_car(actor, car: Car) -> Car:
+    """Revoke the car's token: it is disconnected and every later use is refused. Audited."""
+    car.token_revoked_at = car.token_revoked_at or _now()
+    car.connected = False
+    record_audit(actor, "car.revoke", "car", car.id, hostname=car.hostname)
+    _kick(car)
+    push_car(car)
+    db.session.flush()
+    return car
+
+
+def deregister_car(actor, car: Car) -> None:
+    """Remove a car with its commands and lap log. Audited."""
+    record_audit(actor, "car.deregister", "car", car.id, hostname=car.hostname)
+    _kick(car)
+    db.session.delete(car)
+    db.session.flush()
+
+
+def set_car_fleet(actor, car: Car, fleet_id: int | None) -> Car:
+    """Move a car to a fleet (a car belongs to at most one) or out of every fleet."""
+    if fleet_id is not None:
+        get_fleet(fleet_id)
+    record_audit(actor, "car.fleet", "car", car.id, before=car.fleet_id, after=fleet_id)
+    car.fleet_id = fleet_id
+    push_car(car)
+    db.session.flush()
+    return car

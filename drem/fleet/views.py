@@ -1,0 +1,102 @@
+"""Fleet pages: the live cars page (commands, activation codes, fleets) and the
+upload-to-car history."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from drem.errors import ServiceError
+from drem.extensions import db
+from drem.fleet import commands, service
+from drem.fleet.forms import FleetActionForm
+from drem.permissions import require
+
+bp = Blueprint("fleet", __name__, url_prefix="/fleet", template_folder="templates")
+
+
+@bp.get("/")
+@require("fleet.view")
+def cars():
+    from drem.events.models import Track
+    from drem.models_mgr.models import AVAILABLE, RacerModel
+
+    models = db.session.scalars(db.select(RacerModel).where(RacerModel.status == AVAILABLE)
+                                .order_by(RacerModel.uploaded_at.desc()).limit(200)).all()
+    tracks = db.session.scalars(db.select(Track).order_by(Track.event_id.desc(), Track.position)).all()
+    return render_template("fleet/cars.html", cars=[service.car_dict(c) for c in service.list_cars()],
+                           fleets=service.list_fleets(), models=models, tracks=tracks,
+                           recent=[c.to_dict() for c in commands.list_commands(limit=30)],
+                           tail_lights=service.TAIL_LIGHTS, form=FleetActionForm(), code=None)
+
+
+@bp.post("/activation-codes")
+@require("fleet.manage")
+def activation_code():
+    if not FleetActionForm().validate_on_submit():
+        flash("the form expired; try again", "error")
+        return redirect(url_for("fleet.cars"))
+    try:
+        fleet_id = request.form.get("fleet_id", type=int)
+        row, code = service.create_activation_code(current_user, request.form.get("hostname", ""), fleet_id)
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("fleet.cars"))
+    db.session.commit()
+    return render_template("fleet/activation.html", code=code, row=row)
+
+
+@bp.post("/fleets")
+@require("fleet.manage")
+def create_fleet():
+    return _act(lambda: service.create_fleet(current_user, request.form.get("name", ""),
+                                             request.form.get("track_id", type=int)), "fleet created")
+
+
+@bp.post("/fleets/<int:fleet_id>/delete")
+@require("fleet.manage")
+def delete_fleet(fleet_id: int):
+    return _act(lambda: service.delete_fleet(current_user, service.get_fleet(fleet_id)), "fleet deleted")
+
+
+@bp.post("/cars/<int:car_id>/fleet")
+@require("fleet.manage")
+def car_fleet(car_id: int):
+    return _act(lambda: service.set_car_fleet(current_user, service.get_car(car_id),
+                                              request.form.get("fleet_id", type=int)), "car moved")
+
+
+@bp.post("/cars/<int:car_id>/revoke")
+@require("fleet.admin")
+def revoke(car_id: int):
+    return _act(lambda: service.revoke_car(current_user, service.get_car(car_id)), "token revoked")
+
+
+@bp.post("/cars/<int:car_id>/delete")
+@require("fleet.admin")
+def deregister(car_id: int):
+    return _act(lambda: service.deregister_car(current_user, service.get_car(car_id)), "car deregistered")
+
+
+def _act(change, ok: str):
+    if not FleetActionForm().validate_on_submit():
+        flash("the form expired; try again", "error")
+    else:
+        try:
+            change()
+        except ServiceError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+        else:
+            db.session.commit()
+            flash(ok, "info")
+    return redirect(url_for("fleet.cars"))
+
+
+@bp.get("/history")
+@require("fleet.view")
+def history():
+    """Every model load sent to a car, newest first, with its outcome."""
+    rows = commands.list_commands(command_type="load_model", limit=500)
+    return render_template("fleet/history.html", rows=[c.to_dict() for c in rows])

@@ -1,0 +1,205 @@
+"""The racer upload portal end to end: real login page, real gunicorn + gevent server,
+real clamd, headless Chromium; and the upload endpoint's limits over plain HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import requests
+
+from tests.e2e.server import LiveServer, RssSampler
+from tests.models_mgr import factories as f
+
+MIB = 1024 * 1024
+
+# Records every text the upload list's status badges show, in order, from before the
+# upload starts: proves the states changed in place (no reload) and in which order.
+WATCH_STATES = """() => {
+  window.__shownStates = [];
+  window.__noReload = "still the same page";
+  new MutationObserver((records) => {
+    for (const r of records) {
+      const el = r.target.nodeType === 1 ? r.target : r.target.parentElement;
+      const state = el && el.closest ? el.closest("#upload-list li .state") : null;
+      if (state) window.__shownStates.push(state.textContent);
+    }
+  }).observe(document.getElementById("upload-list"),
+             {subtree: true, childList: true, characterData: true, attributes: true});
+}"""
+
+
+def _login(page, user: dict) -> None:
+    """Sign in through the real login form."""
+    page.goto("/login")
+    page.fill("input[name=username]", user["username"])
+    page.fill("input[name=password]", user["password"])
+    with page.expect_navigation():
+        page.click("form[action^='/login'] button[type=submit]")
+    assert "/login" not in page.url, page.inner_text("main")
+    assert f"{user['username']} (racer)" in page.inner_text("nav")
+
+
+def _open_models_page(page) -> list[dict]:
+    """Open /models/ and wait until its Socket.IO connection joined ``/models``.
+    Returns the list that collects every Socket.IO event the page receives."""
+    pushed: list[dict] = []
+
+    def on_frame(payload) -> None:
+        text = payload if isinstance(payload, str) else payload.decode(errors="replace")
+        if text.startswith('42/models,'):
+            name, body = json.loads(text[len('42/models,'):])
+            pushed.append({"event": name, **body})
+
+    with page.expect_websocket(lambda ws: "/socket.io/" in ws.url) as ws_info:
+        page.goto("/models/")
+    ws = ws_info.value
+    ws.on("framereceived", on_frame)
+    ws.wait_for_event("framereceived", lambda p: str(p).startswith("40/models"))
+    page.evaluate(WATCH_STATES)
+    return pushed
+
+
+def _wait_pushed(pushed: list[dict], model_id: int, status: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(p["id"] == model_id and p["status"] == status for p in pushed):
+        assert time.monotonic() < deadline, f"no {status!r} push for model {model_id}: {pushed}"
+        time.sleep(0.05)
+
+
+def test_racer_uploads_in_browser_and_sees_scan_live(page, live_server: LiveServer, console_errors,
+                                                    tmp_path: Path) -> None:
+    racer = live_server.create_user("racer")
+    # A real-sized DeepRacer export (8 MB model.pb): the scan takes long enough to be seen.
+    model_file = f.deepracer_tar_gz(tmp_path, "my-first-model.tar.gz", pb=os.urandom(8 * MIB))
+    _login(page, racer)
+    pushed = _open_models_page(page)
+    assert "Up to 500 MB each" in page.inner_text("#upload-card")
+
+    page.set_input_files("#file-input", str(model_file))
+
+    item = page.locator("#upload-list li", has_text="my-first-model.tar.gz")
+    item.locator(".state", has_text="available").wait_for(timeout=30_000)
+    model_id = int(item.get_attribute("data-model-id"))
+
+    # It got there live: the page was not reloaded, the badge went through scanning to
+    # available, and both states came as Socket.IO pushes for this model.
+    assert page.evaluate("window.__noReload") == "still the same page"
+    shown = page.evaluate("window.__shownStates")
+    assert any(s.startswith("scanning") for s in shown), shown
+    first_available = next(i for i, s in enumerate(shown) if s.startswith("available"))
+    assert all(not s.startswith("scanning") for s in shown[first_available:]), shown
+    statuses = [p["status"] for p in pushed if p["id"] == model_id and p["event"] == "model_status"]
+    assert "scanning" in statuses and statuses[-1] == "available", statuses
+    assert statuses.index("scanning") < statuses.index("available"), statuses
+    assert item.locator("progress").evaluate("el => el.value") == 100
+
+    model = live_server.model(model_id, racer["token"])
+    assert model["status"] == "available" and model["format"] == "deepracer"
+    assert model["size"] == model_file.stat().st_size and model["owner_id"] == racer["id"]
+
+    shot = tmp_path / "upload-available.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 5000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = page.inner_text("main")
+    assert "My models" in text and "my-first-model.tar.gz" in text and "available" in text
+    assert "failed" not in page.inner_text("#upload-list")
+    assert console_errors == []
+
+
+def test_eicar_dropped_on_the_page_ends_quarantined(page, live_server: LiveServer, console_errors,
+                                                    tmp_path: Path) -> None:
+    racer = live_server.create_user("racer")
+    _login(page, racer)
+    pushed = _open_models_page(page)
+
+    # Drag and drop: a real drop event carrying the EICAR test file named model.tar.gz.
+    transfer = page.evaluate_handle(
+        """(bytes) => {
+             const dt = new DataTransfer();
+             dt.items.add(new File([new Uint8Array(bytes)], "model.tar.gz", {type: "application/gzip"}));
+             return dt;
+           }""", list(f.EICAR))
+    page.dispatch_event("#dropzone", "dragenter", {"dataTransfer": transfer})
+    assert "over" in page.get_attribute("#dropzone", "class")
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})
+
+    item = page.locator("#upload-list li", has_text="model.tar.gz")
+    item.locator(".state", has_text="quarantined").wait_for(timeout=30_000)
+    model_id = int(item.get_attribute("data-model-id"))
+    _wait_pushed(pushed, model_id, "quarantined")
+    assert page.evaluate("window.__noReload") == "still the same page"
+    state = item.locator(".state").inner_text()
+    assert "virus was found" in state and "eicar" in state.lower(), state
+    assert "over" not in page.get_attribute("#dropzone", "class")
+
+    model = live_server.model(model_id, racer["token"])
+    assert model["status"] == "quarantined" and "eicar" in model["virus_signature"].lower()
+    assert list((live_server.storage_root / "quarantine").rglob("*.tar.gz"))
+    assert not list((live_server.storage_root / "models" / str(racer["id"])).rglob("*"))
+    page.screenshot(path=str(tmp_path / "upload-quarantined.png"), full_page=True)
+
+    # The server-rendered list says the same after a reload; no download link for a racer.
+    page.reload()
+    row = page.locator(f"#models-table tr[data-model-id='{model_id}']")
+    assert "quarantined" in row.inner_text() and "virus was found" in row.inner_text()
+    assert row.locator("a", has_text="Download").count() == 0
+    assert console_errors == []
+
+
+def _files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def test_600_mb_streamed_upload_is_refused_with_413(live_server: LiveServer) -> None:
+    racer = live_server.create_user("racer")
+    before = _files(live_server.storage_root)
+    block = os.urandom(MIB)
+    sent = 0
+
+    def body():  # made on the fly: requests sends a generator chunked, never all in memory
+        nonlocal sent
+        for _ in range(600):
+            sent += len(block)
+            yield block
+
+    with RssSampler(live_server.worker_pid()) as rss:
+        resp = requests.post(live_server.url + "/api/models", params={"filename": "huge.tar.gz"}, data=body(),
+                             headers={"Authorization": f"Bearer {racer['token']}"}, timeout=120)
+    assert resp.status_code == 413, resp.text[:500]
+    assert resp.json()["error"] == "the file is larger than the 500 MB limit"
+    assert sent > 500 * MIB  # the limit was crossed while streaming, not guessed up front
+    assert rss.growth < 64 * MIB, f"worker RSS grew by {rss.growth / MIB:.0f} MB"
+    assert _files(live_server.storage_root) == before
+    assert not list((live_server.storage_root / ".tmp").iterdir())
+    listing = live_server.api("GET", "/api/models", token=racer["token"]).json()
+    assert listing["total"] == 0
+    # The server is still healthy and serves the next request.
+    assert live_server.api("GET", "/healthz").status_code == 200
+
+
+def test_upload_with_declared_length_over_limit_is_refused_up_front(live_server: LiveServer) -> None:
+    racer = live_server.create_user("racer")
+
+    def body():
+        yield b"x" * 1024
+
+    resp = requests.post(live_server.url + "/api/models", params={"filename": "huge.tar.gz"}, data=body(),
+                         headers={"Authorization": f"Bearer {racer['token']}",
+                                  "Content-Length": str(501 * MIB)}, timeout=30)
+    assert resp.status_code == 413 and "the limit is 500 MB" in resp.json()["error"], resp.text
+
+
+def test_upload_without_login_is_401(live_server: LiveServer, tmp_path: Path) -> None:
+    before = _files(live_server.storage_root)
+    path = f.deepracer_tar_gz(tmp_path)
+    resp = requests.post(live_server.url + "/api/models", params={"filename": "model.tar.gz"},
+                         data=path.read_bytes(), headers={"Content-Type": "application/octet-stream"}, timeout=30)
+    assert resp.status_code == 401, resp.text
+    assert "error" in resp.json()
+    bad = requests.post(live_server.url + "/api/models", params={"filename": "model.tar.gz"},
+                        data=path.read_bytes(), headers={"Authorization": "Bearer drem_not-a-token"}, timeout=30)
+    assert bad.status_code == 401, bad.text
+    assert _files(live_server.storage_root) == before
