@@ -3,6 +3,7 @@ real clamd, headless Chromium; and the upload endpoint's limits over plain HTTP.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import time
@@ -182,14 +183,22 @@ def test_600_mb_streamed_upload_is_refused_with_413(live_server: LiveServer) -> 
 
 def test_upload_with_declared_length_over_limit_is_refused_up_front(live_server: LiveServer) -> None:
     racer = live_server.create_user("racer")
-
-    def body():
-        yield b"x" * 1024
-
-    resp = requests.post(live_server.url + "/api/models", params={"filename": "huge.tar.gz"}, data=body(),
-                         headers={"Authorization": f"Bearer {racer['token']}",
-                                  "Content-Length": str(501 * MIB)}, timeout=30)
-    assert resp.status_code == 413 and "the limit is 500 MB" in resp.json()["error"], resp.text
+    before = _files(live_server.storage_root)
+    conn = http.client.HTTPConnection("127.0.0.1", live_server.port, timeout=30)
+    try:
+        # Announce 501 MB but send only 1 KB: the answer must come from the header alone.
+        conn.putrequest("POST", "/api/models?filename=huge.tar.gz")
+        conn.putheader("Authorization", f"Bearer {racer['token']}")
+        conn.putheader("Content-Type", "application/octet-stream")
+        conn.putheader("Content-Length", str(501 * MIB))
+        conn.endheaders()
+        conn.send(b"x" * 1024)
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+    finally:
+        conn.close()
+    assert resp.status == 413 and body["error"] == "the file is 525 MB; the limit is 500 MB", body
+    assert _files(live_server.storage_root) == before
 
 
 def test_upload_without_login_is_401(live_server: LiveServer, tmp_path: Path) -> None:
