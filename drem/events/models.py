@@ -105,3 +105,76 @@ class EventRacer(db.Model):
         return {"user_id": self.user_id, "username": self.user.username,
                 "country_code": self.user.country_code, "colour": self.colour,
                 "registered_at": self.registered_at.isoformat()}
+
+
+# race status: ready -> running <-> paused -> ended -> submitted | discarded
+READY, RUNNING, PAUSED, ENDED, SUBMITTED, DISCARDED = (
+    "ready", "running", "paused", "ended", "submitted", "discarded")
+LIVE_STATUSES = (READY, RUNNING, PAUSED, ENDED)
+LAP_SOURCES = ("operator", "car", "timer")
+
+
+class Race(db.Model):
+    """One racer's run on one track (also called a run). The clock is kept as server
+    timestamps: elapsed = (paused_at or now) - started_at - paused_total_ms."""
+
+    __tablename__ = "races"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), nullable=False, index=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), nullable=False, index=True)
+    racer_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    car_id: Mapped[int | None] = mapped_column(ForeignKey("cars.id", ondelete="SET NULL"), index=True)
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("racer_models.id", ondelete="SET NULL"))
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    raced_by_proxy: Mapped[bool] = mapped_column(db.Boolean, nullable=False, default=False)
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default=READY, index=True)
+    # set to track_id while the race is live: the unique index allows one live race per track
+    live_track_id: Mapped[int | None] = mapped_column(Integer, unique=True)
+    time_limit_ms: Mapped[int] = mapped_column(Integer, nullable=False)
+    lap_target: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paused_total_ms: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    lap_start_ms: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    current_resets: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    timer_last_crossing_ms: Mapped[int | None] = mapped_column(db.BigInteger)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+    laps = relationship("Lap", back_populates="race", cascade="all, delete-orphan", order_by="Lap.lap_number")
+    racer = relationship("User", foreign_keys=[racer_id])
+    operator = relationship("User", foreign_keys=[operator_id])
+    track = relationship("Track")
+    event = relationship("Event")
+    car = relationship("Car")
+    model = relationship("RacerModel")
+
+
+class Lap(db.Model):
+    """One lap of a race: whole milliseconds, resets, operator invalidation, and where it
+    came from (operator, car or timer) with the sender's id so a repeat is stored once."""
+
+    __tablename__ = "laps"
+    __table_args__ = (UniqueConstraint("race_id", "source_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    race_id: Mapped[int] = mapped_column(ForeignKey("races.id", ondelete="CASCADE"), nullable=False, index=True)
+    lap_number: Mapped[int] = mapped_column(Integer, nullable=False)
+    time_ms: Mapped[int] = mapped_column(Integer, nullable=False)
+    resets: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    invalidated: Mapped[bool] = mapped_column(db.Boolean, nullable=False, default=False)
+    dnf: Mapped[bool] = mapped_column(db.Boolean, nullable=False, default=False)
+    source: Mapped[str] = mapped_column(String(10), nullable=False, default="operator")
+    source_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+    race = relationship("Race", back_populates="laps")
+
+    def to_dict(self) -> dict:
+        """JSON shape of a lap (times in ms)."""
+        return {"id": self.id, "race_id": self.race_id, "lap_number": self.lap_number, "time_ms": self.time_ms,
+                "resets": self.resets, "invalidated": self.invalidated, "dnf": self.dnf,
+                "source": self.source, "source_id": self.source_id, "recorded_at": self.recorded_at.isoformat()}

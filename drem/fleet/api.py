@@ -8,7 +8,7 @@ from flask_login import current_user
 
 from drem.errors import NotFound, ServiceError
 from drem.extensions import db
-from drem.fleet import commands, service
+from drem.fleet import commands, reports, service
 from drem.http import json_body, no_csrf
 from drem.permissions import public, require
 
@@ -84,6 +84,19 @@ def list_cars():
 @require("fleet.view")
 def car_detail(car_id: int):
     return jsonify(service.car_dict(service.get_car(car_id)))
+
+
+@bp.get("/cars/<int:car_id>/laps")
+@require("fleet.view")
+def car_laps(car_id: int):
+    """The car's lap log (every lap it reported, once each), oldest first:
+    ``?after_id=&limit=`` (default 1000, at most 10000) -> ``{laps: [..]}``."""
+    car = service.get_car(car_id)
+    limit = _opt_int(request.args.get("limit"), "limit") or 1000
+    if not 1 <= limit <= 10_000:
+        raise ServiceError("limit must be between 1 and 10000", "limit")
+    laps = reports.list_car_laps(car, _opt_int(request.args.get("after_id"), "after_id") or 0, limit)
+    return jsonify(laps=[lap.to_dict() for lap in laps])
 
 
 @bp.patch("/cars/<int:car_id>")

@@ -156,5 +156,5 @@ class CarLapReport(db.Model):
     lap_number: Mapped[int | None] = mapped_column(Integer)
     finished_at: Mapped[float | None] = mapped_column(Float)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
-    race_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    race_id: Mapped[int | None] = mapped_column(ForeignKey("races.id", ondelete="SET NULL"), index=True)
     outcome: Mapped[str | None] = mapped_column(String(80))

@@ -85,3 +85,11 @@ def record_car_lap(car: Car, data: dict) -> dict:
             return {"ok": True, "duplicate": False} | answer
     report.outcome = "no running race for this car"
     return {"ok": True, "duplicate": False, "stored": False, "reason": report.outcome}
+
+
+def list_car_laps(car: Car, after_id: int = 0, limit: int = 1000) -> list[CarLapReport]:
+    """The car's lap log in the order the laps arrived: reports with an id above
+    ``after_id``, at most ``limit`` of them (page on with the last id seen)."""
+    query = (db.select(CarLapReport).where(CarLapReport.car_id == car.id, CarLapReport.id > after_id)
+             .order_by(CarLapReport.id).limit(limit))
+    return list(db.session.scalars(query))
