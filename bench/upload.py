@@ -40,6 +40,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from datetime import UTC
+
 import requests  # noqa: E402
 
 from drem.models_mgr.scanner import scanner_from_url  # noqa: E402
@@ -183,11 +185,11 @@ def end_to_end(server: LiveServer, path: Path) -> dict[str, float]:
     t_available = time.perf_counter() - t0
     if model["status"] != "available":
         raise SystemExit(f"model ended {model['status']}: {model['status_reason']}")
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     scanned = datetime.fromisoformat(model["scanned_at"])
     if scanned.tzinfo is None:
-        scanned = scanned.replace(tzinfo=timezone.utc)
+        scanned = scanned.replace(tzinfo=UTC)
     return {"upload": t_uploaded, "scanned": scanned.timestamp() - wall0, "available": t_available}
 
 
@@ -223,7 +225,7 @@ def main() -> int:
         ratio = e2e_mbs / alone_mbs
         print()
         print(f"clamd INSTREAM alone      {alone_s:6.2f} s  {alone_mbs:7.1f} MB/s")
-        print(f"end to end (upload start -> available)")
+        print("end to end (upload start -> available)")
         print(f"  upload answered 201     {phases['upload']:6.2f} s")
         print(f"  scan finished           {phases['scanned']:6.2f} s")
         print(f"  available               {phases['available']:6.2f} s  {e2e_mbs:7.1f} MB/s")

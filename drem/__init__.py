@@ -66,12 +66,20 @@ def _register_blueprints(app: Flask) -> None:
     from drem.models_mgr import api as models_api
     from drem.models_mgr import sockets as _models_sockets  # noqa: F401 - registers handlers
     from drem.models_mgr import views as models_views
+    from drem.timekeeper import api as timekeeper_api
+    from drem.timekeeper import laps as timekeeper_laps
+    from drem.timekeeper import sockets as _timekeeper_sockets  # noqa: F401 - registers handlers
+    from drem.timekeeper import views as timekeeper_views
 
     for module in (main_views, auth_views, auth_api, admin_views, admin_api, events_views, events_api,
-                   models_views, models_api, fleet_views):
+                   models_views, models_api, fleet_views, timekeeper_views, timekeeper_api):
         app.register_blueprint(module.bp)
     app.register_blueprint(fleet_api.bp)
     app.register_blueprint(fleet_api.car_bp)
+    from drem.fleet.reports import LAP_HANDLERS
+
+    if timekeeper_laps.car_lap not in LAP_HANDLERS:
+        LAP_HANDLERS.append(timekeeper_laps.car_lap)
     app.before_request(lambda: ensure_background_jobs(app))
 
 

@@ -1,8 +1,11 @@
-"""Side effects that wait for the commit: socket pushes, job wake-ups, file deletions.
+"""Side effects that wait for the commit: socket pushes, job wake-ups, car commands,
+file deletions.
 
-Services call :func:`after_commit` instead of acting at once; the callbacks run
-only when the surrounding transaction commits, and are dropped on rollback. This
-is how "side effects after commit" is kept everywhere (DESIGN.md, "Layout").
+Services call :func:`after_commit` instead of acting at once. Views and socket
+handlers end with :func:`commit`, which commits and then runs the callbacks, in
+order, outside the transaction (so a callback may read the database again). On
+rollback the callbacks are dropped. This is how "side effects after commit" is
+kept everywhere (DESIGN.md, "Layout").
 """
 
 from __future__ import annotations
@@ -16,24 +19,41 @@ from sqlalchemy.orm import Session
 from drem.extensions import db
 
 log = logging.getLogger(__name__)
-_KEY = "drem_after_commit"
+_PENDING = "drem_after_commit"
+_READY = "drem_ready"
 
 
 def after_commit(callback: Callable[[], None]) -> None:
-    """Run ``callback()`` after the current session's next successful commit."""
-    db.session().info.setdefault(_KEY, []).append(callback)
+    """Run ``callback()`` after the current transaction commits (dropped on rollback)."""
+    db.session().info.setdefault(_PENDING, []).append(callback)
+
+
+def commit() -> None:
+    """Commit the request's transaction, then run its side effects."""
+    session = db.session()
+    session.commit()
+    run_ready(session)
+
+
+def run_ready(session: Session | None = None) -> None:
+    """Run the callbacks of transactions that committed already (each failure is logged
+    and does not stop the others: the data is committed)."""
+    session = session or db.session()
+    while session.info.get(_READY):
+        callback = session.info[_READY].pop(0)
+        try:
+            callback()
+        except Exception:
+            log.exception("after-commit side effect failed")
 
 
 @event.listens_for(Session, "after_commit")
-def _run_after_commit(session: Session) -> None:
-    callbacks = session.info.pop(_KEY, [])
-    for callback in callbacks:
-        try:
-            callback()
-        except Exception:  # a failed push must not undo a committed change
-            log.exception("after-commit side effect failed")
+def _committed(session: Session) -> None:
+    pending = session.info.pop(_PENDING, [])
+    if pending:
+        session.info.setdefault(_READY, []).extend(pending)
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _drop_on_rollback(session: Session, _previous_transaction) -> None:
-    session.info.pop(_KEY, None)
+    session.info.pop(_PENDING, None)

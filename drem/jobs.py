@@ -13,6 +13,7 @@ import time
 
 from flask import Flask
 
+from drem.effects import commit
 from drem.extensions import db
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ def _expire_commands() -> None:
     from drem.fleet.commands import expire_queued
 
     if expire_queued():
-        db.session.commit()
+        commit()
 
 
 class JobRunner:

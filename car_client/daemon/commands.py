@@ -17,12 +17,15 @@ process.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import queue
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 
 from car_client.daemon.model_store import DownloadError, ModelStore
 from car_client.daemon.outbox import Outbox, new_id
@@ -33,6 +36,8 @@ from car_client.vehicle.base import TAIL_LIGHT_COLOURS, LapCallback, Vehicle
 log = logging.getLogger(__name__)
 
 SEEN_MAX = 2000
+INTERRUPTED = ("the car client restarted before this command finished (it was stopped hard or lost "
+               "power); send it again")
 
 
 def validate_command(command_type: str, params) -> str | None:
@@ -89,6 +94,7 @@ class CommandDispatcher:
         on_lap: LapCallback,
         request_restart: Callable[[str], None],
         on_change: Callable[[], None] = lambda: None,
+        inflight_path: str | os.PathLike | None = None,
     ) -> None:
         self.vehicle = vehicle
         self.store = store
@@ -107,6 +113,8 @@ class CommandDispatcher:
         self._download: threading.Thread | None = None
         self._executor = threading.Thread(target=self._run_queue, name="car-commands",
                                           daemon=True)
+        self._inflight_path = Path(inflight_path) if inflight_path else None
+        self._inflight: dict[str, None] = dict.fromkeys(self._read_inflight())
 
     def start(self) -> None:
         """Start the executor thread."""
@@ -127,10 +135,54 @@ class CommandDispatcher:
         with self._lock:
             self._seen[command_id] = None
 
+    # -- commands in flight (survive a hard stop) ----------------------------
+    def _read_inflight(self) -> list[str]:
+        if self._inflight_path is None:
+            return []
+        try:
+            ids = json.loads(self._inflight_path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return []
+        return [str(i) for i in ids] if isinstance(ids, list) else []
+
+    def _track(self, command_id: str, status: str) -> None:
+        """Keep ``inflight.json`` up to date: ids acknowledged but not yet done or failed."""
+        if self._inflight_path is None:
+            return
+        with self._lock:
+            if status == "acknowledged":
+                if command_id in self._inflight:
+                    return
+                self._inflight[command_id] = None
+            elif command_id in self._inflight:
+                del self._inflight[command_id]
+            else:
+                return
+            tmp = self._inflight_path.with_name(self._inflight_path.name + ".tmp")
+            tmp.write_text(json.dumps(list(self._inflight)), encoding="utf-8")
+            os.replace(tmp, self._inflight_path)
+
+    def recover_interrupted(self) -> list[str]:
+        """Fail the commands a previous process acknowledged but never finished (it was
+        killed or lost power), so the server does not wait for them for ever; returns
+        their ids. Ids already handled in this process (e.g. the ``restart`` that
+        started it) are left alone. Call once at start, before :meth:`start`."""
+        with self._lock:
+            leftover = [c for c in self._inflight if c not in self._seen]
+        for command_id in leftover:
+            self.mark_seen(command_id)
+            self.result(command_id, "failed", INTERRUPTED)
+        with self._lock:
+            stale = [c for c in self._inflight if c in self._seen]
+        for command_id in stale:  # finished by now (restart) or just failed above
+            self._track(command_id, "done")
+        return leftover
+
     # -- results -----------------------------------------------------------
     def result(self, command_id: str, status: str, reason: str | None = None,
                progress: float | None = None) -> None:
         """Queue a ``command_result`` in the outbox (status acknowledged|done|failed)."""
+        self._track(command_id, status)
         result_id = new_id()
         payload = {"result_id": result_id, "command_id": command_id, "status": status,
                    "reason": reason, "progress": progress}

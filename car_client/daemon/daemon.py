@@ -1,8 +1,10 @@
 """The daemon: wires vehicle, state machine, model store, outbox, commands, connection.
 
 Data dir contents: ``outbox.sqlite``, ``laps.jsonl``, ``settings.json``,
-``models/`` (the model store) and, briefly, ``restart.json`` (the id of a
-``restart`` command, so the new process can report it ``done``).
+``models/`` (the model store), ``inflight.json`` (ids of commands acknowledged but
+not finished: a process killed hard reports them ``failed`` at its next start) and,
+briefly, ``restart.json`` (the id of a ``restart`` command, so the new process can
+report it ``done``).
 
 Exit statuses of :meth:`Daemon.run`: 0 after SIGTERM/SIGINT (driving stopped,
 outbox flushed as far as possible, disconnected); 3 when the server refused the
@@ -80,7 +82,8 @@ class Daemon:
         self.dispatcher = CommandDispatcher(
             vehicle, self.store, self.machine, self.outbox, self.settings,
             on_lap=self.on_lap, request_restart=self.request_restart,
-            on_change=lambda: self.connection.heartbeat_now())
+            on_change=lambda: self.connection.heartbeat_now(),
+            inflight_path=self.data_dir / "inflight.json")
         self.connection = Connection(
             config.server, config.token, self.outbox, self.dispatcher.handle,
             self.heartbeat_payload, heartbeat_interval_s=config.heartbeat_interval_s,
@@ -158,6 +161,10 @@ class Daemon:
         self.vehicle.set_max_speed(self.settings.max_speed_mps)
         self.vehicle.set_tail_light(self.settings.tail_light)
         self._pick_up_restart()
+        interrupted = self.dispatcher.recover_interrupted()
+        if interrupted:
+            log.warning("commands interrupted by the last stop, reported failed: %s",
+                        ", ".join(interrupted))
         self.dispatcher.start()
         self.connection.start()
         log.info("car %s (id %s) started: %d models, %d outbox entries waiting, state %s",

@@ -198,6 +198,8 @@ class ModelStore:
             part.unlink()
             have = 0
         headers = {"Range": f"bytes={have}-"} if have else {}
+        if have:
+            log.info("resuming the download of %s at byte %d", part.name, have)
         try:
             response = requests.get(url, headers=headers, stream=True, timeout=self.timeout_s)
         except requests.exceptions.RequestException as exc:

@@ -8,6 +8,7 @@ from flask_login import current_user
 from drem.admin import service
 from drem.auth.models import User
 from drem.auth.service import create_user, get_user
+from drem.effects import commit
 from drem.extensions import db
 from drem.http import int_arg, json_body
 from drem.permissions import require
@@ -30,7 +31,7 @@ def create():
     data = json_body()
     user = create_user(str(data.get("username", "")), data.get("password"), role=str(data.get("role", "racer")),
                        email=data.get("email"), country_code=data.get("country_code"), actor=current_user)
-    db.session.commit()
+    commit()
     return jsonify(user.to_dict()), 201
 
 
@@ -43,7 +44,7 @@ def update(user_id: int):
         service.change_role(current_user, user, str(data["role"]))
     if "is_disabled" in data:
         service.set_disabled(current_user, user, bool(data["is_disabled"]))
-    db.session.commit()
+    commit()
     return jsonify(user.to_dict())
 
 
@@ -51,7 +52,7 @@ def update(user_id: int):
 @require("users.manage")
 def delete(user_id: int):
     service.delete_user(current_user, get_user(user_id))
-    db.session.commit()
+    commit()
     return "", 204
 
 

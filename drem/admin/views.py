@@ -9,6 +9,7 @@ from drem.admin import service
 from drem.auth.forms import EmptyForm, RoleForm
 from drem.auth.models import User
 from drem.auth.service import get_user
+from drem.effects import commit
 from drem.errors import ServiceError
 from drem.extensions import db
 from drem.http import int_arg
@@ -57,7 +58,7 @@ def _apply(change, user_id: int) -> None:
         db.session.rollback()
         flash(exc.message, "error")
     else:
-        db.session.commit()
+        commit()
         flash("saved", "info")
 
 

@@ -8,7 +8,8 @@ from flask import Blueprint, current_app, jsonify
 from flask_login import current_user
 
 from drem.auth import service
-from drem.extensions import db, limiter
+from drem.effects import commit
+from drem.extensions import limiter
 from drem.http import json_body, no_csrf
 from drem.permissions import public, require
 
@@ -24,7 +25,7 @@ def create_token():
     data = json_body()
     user = service.authenticate(str(data.get("username", "")), str(data.get("password", "")))
     token, plain = service.create_api_token(user, str(data.get("name") or "api"))
-    db.session.commit()
+    commit()
     return jsonify(token=plain, **token.to_dict()), 201
 
 
@@ -44,7 +45,7 @@ def list_tokens():
 @require("account.self")
 def revoke_token(token_id: int):
     service.revoke_api_token(current_user, token_id)
-    db.session.commit()
+    commit()
     return "", 204
 
 
@@ -53,7 +54,7 @@ def revoke_token(token_id: int):
 def change_password():
     data = json_body()
     service.change_password(current_user, data.get("current_password"), str(data.get("new_password", "")))
-    db.session.commit()
+    commit()
     return "", 204
 
 
@@ -65,7 +66,7 @@ def create_racer():
     racer = service.create_user(str(data.get("username", "")), None, email=data.get("email"),
                                 country_code=data.get("country_code"), actor=current_user)
     code = service.create_sign_in_code(racer, current_user, _ttl())
-    db.session.commit()
+    commit()
     return jsonify(user=racer.to_dict(), sign_in_code=code), 201
 
 
@@ -76,7 +77,7 @@ def new_code(user_id: int):
     if racer.role != "racer":
         return jsonify(error="sign-in codes are for racer accounts only"), 400
     code = service.create_sign_in_code(racer, current_user, _ttl())
-    db.session.commit()
+    commit()
     return jsonify(sign_in_code=code), 201
 
 
@@ -89,7 +90,7 @@ def redeem_code():
     data = json_body()
     user = service.redeem_sign_in_code(str(data.get("code", "")))
     token, plain = service.create_api_token(user, "sign-in code")
-    db.session.commit()
+    commit()
     return jsonify(token=plain, user=user.to_dict()), 201
 
 

@@ -18,6 +18,7 @@ from drem.auth.forms import (
     TokenForm,
 )
 from drem.auth.models import User
+from drem.effects import commit
 from drem.errors import ServiceError
 from drem.extensions import db, limiter
 from drem.permissions import public, require
@@ -45,7 +46,7 @@ def login():
         except ServiceError as exc:
             flash(exc.message, "error")
         else:
-            db.session.commit()
+            commit()
             login_user(user)
             return redirect(_safe_next(url_for("main.home")))
     return render_template("auth/login.html", form=form, code_form=code_form)
@@ -62,7 +63,7 @@ def login_code():
         except ServiceError as exc:
             flash(exc.message, "error")
         else:
-            db.session.commit()
+            commit()
             login_user(user)
             flash("Welcome! Choose a password so you can sign in again later.", "info")
             return redirect(url_for("auth.account"))
@@ -90,7 +91,7 @@ def signup():
         except ServiceError as exc:
             flash(exc.message, "error")
         else:
-            db.session.commit()
+            commit()
             login_user(user)
             return redirect(url_for("main.home"))
     return render_template("auth/signup.html", form=form)
@@ -107,7 +108,7 @@ def account():
         except ServiceError as exc:
             flash(exc.message, "error")
         else:
-            db.session.commit()
+            commit()
             flash("password changed", "info")
             return redirect(url_for("auth.account"))
     return render_template("auth/account.html", form=form, token_form=token_form,
@@ -125,7 +126,7 @@ def create_token():
         except ServiceError as exc:
             flash(exc.message, "error")
         else:
-            db.session.commit()
+            commit()
     return render_template("auth/account.html", form=PasswordForm(), token_form=TokenForm(prefix="token"),
                            new_token=new_token, revoke_form=EmptyForm())
 
@@ -135,7 +136,7 @@ def create_token():
 def revoke_token(token_id: int):
     if EmptyForm().validate_on_submit():
         service.revoke_api_token(current_user, token_id)
-        db.session.commit()
+        commit()
         flash("token revoked", "info")
     return redirect(url_for("auth.account"))
 
@@ -152,7 +153,7 @@ def desk():
         except ServiceError as exc:
             flash(exc.message, "error")
         else:
-            db.session.commit()
+            commit()
             return render_template("auth/slip.html", racer=racer, code=code, ttl_h=_code_ttl_h())
     racers = db.session.scalars(db.select(User).where(User.role == "racer")
                                 .order_by(User.created_at.desc()).limit(50)).all()
@@ -170,7 +171,7 @@ def new_code(user_id: int):
         flash("sign-in codes are for racer accounts only", "error")
         return redirect(url_for("auth.desk"))
     code = service.create_sign_in_code(racer, current_user, _code_ttl())
-    db.session.commit()
+    commit()
     return render_template("auth/slip.html", racer=racer, code=code, ttl_h=_code_ttl_h())
 
 

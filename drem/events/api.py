@@ -6,8 +6,8 @@ from flask import Blueprint, jsonify
 from flask_login import current_user
 
 from drem.auth.service import get_user
+from drem.effects import commit
 from drem.events import service
-from drem.extensions import db
 from drem.http import json_body
 from drem.permissions import require
 
@@ -24,7 +24,7 @@ def list_events():
 @require("events.manage")
 def create():
     event = service.create_event(current_user, json_body())
-    db.session.commit()
+    commit()
     return jsonify(event.to_dict()), 201
 
 
@@ -39,7 +39,7 @@ def detail(event_id: int):
 @require("events.manage")
 def update(event_id: int):
     event = service.update_event(current_user, service.get_event(event_id), json_body())
-    db.session.commit()
+    commit()
     return jsonify(event.to_dict())
 
 
@@ -47,7 +47,7 @@ def update(event_id: int):
 @require("events.manage")
 def delete(event_id: int):
     service.delete_event(current_user, service.get_event(event_id))
-    db.session.commit()
+    commit()
     return "", 204
 
 
@@ -55,7 +55,7 @@ def delete(event_id: int):
 @require("events.manage")
 def add_track(event_id: int):
     track = service.add_track(current_user, service.get_event(event_id), json_body())
-    db.session.commit()
+    commit()
     return jsonify(track.to_dict()), 201
 
 
@@ -64,7 +64,7 @@ def add_track(event_id: int):
 def update_track(event_id: int, track_id: int):
     track = service.get_track(track_id, service.get_event(event_id))
     service.update_track(current_user, track, json_body())
-    db.session.commit()
+    commit()
     return jsonify(track.to_dict())
 
 
@@ -72,7 +72,7 @@ def update_track(event_id: int, track_id: int):
 @require("events.manage")
 def delete_track(event_id: int, track_id: int):
     service.delete_track(current_user, service.get_track(track_id, service.get_event(event_id)))
-    db.session.commit()
+    commit()
     return "", 204
 
 
@@ -82,7 +82,7 @@ def add_racer(event_id: int):
     data = json_body()
     reg = service.register_racer(service.get_event(event_id), get_user(int(data.get("user_id") or 0)),
                                  current_user)
-    db.session.commit()
+    commit()
     return jsonify(reg.to_dict()), 201
 
 
@@ -90,7 +90,7 @@ def add_racer(event_id: int):
 @require("events.manage")
 def remove_racer(event_id: int, user_id: int):
     service.unregister_racer(current_user, service.get_event(event_id), get_user(user_id))
-    db.session.commit()
+    commit()
     return "", 204
 
 
@@ -98,5 +98,5 @@ def remove_racer(event_id: int, user_id: int):
 @require("events.join")
 def join(event_id: int):
     reg = service.register_racer(service.get_event(event_id), current_user)
-    db.session.commit()
+    commit()
     return jsonify(reg.to_dict()), 201

@@ -143,6 +143,8 @@ class Race(db.Model):
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # optimistic locking: two operators (or an operator and a car) cannot overwrite each other
+    __mapper_args__ = {"version_id_col": version}
 
     laps = relationship("Lap", back_populates="race", cascade="all, delete-orphan", order_by="Lap.lap_number")
     racer = relationship("User", foreign_keys=[racer_id])

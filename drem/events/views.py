@@ -8,6 +8,7 @@ from flask_login import current_user
 from drem.auth.forms import EmptyForm
 from drem.auth.models import User
 from drem.auth.service import get_user
+from drem.effects import commit
 from drem.errors import ServiceError
 from drem.events import service
 from drem.events.forms import AddRacerForm, EventForm, TrackForm
@@ -44,7 +45,7 @@ def create():
             db.session.rollback()
             flash(exc.message, "error")
         else:
-            db.session.commit()
+            commit()
             flash(f"event {event.name!r} created", "info")
             return redirect(url_for("events.detail", event_id=event.id))
     return render_template("events/form.html", form=form, event=None, values=values, **_choices())
@@ -78,7 +79,7 @@ def edit(event_id: int):
             db.session.rollback()
             flash(exc.message, "error")
         else:
-            db.session.commit()
+            commit()
             flash("event saved", "info")
             return redirect(url_for("events.detail", event_id=event.id))
     return render_template("events/form.html", form=form, event=event, values=values, **_choices())
@@ -90,7 +91,7 @@ def delete(event_id: int):
     event = service.get_event(event_id)
     if EmptyForm().validate_on_submit():
         service.delete_event(current_user, event)
-        db.session.commit()
+        commit()
         flash("event deleted", "info")
     return redirect(url_for("events.index"))
 
@@ -105,7 +106,7 @@ def _save(change, event_id: int, ok: str):
             db.session.rollback()
             flash(exc.message, "error")
         else:
-            db.session.commit()
+            commit()
             flash(ok, "info")
     return redirect(url_for("events.detail", event_id=event_id))
 
@@ -155,6 +156,6 @@ def join(event_id: int):
     event = service.get_event(event_id)
     if EmptyForm().validate_on_submit():
         service.register_racer(event, current_user)
-        db.session.commit()
+        commit()
         flash(f"you are registered for {event.name}", "info")
     return redirect(url_for("main.home"))

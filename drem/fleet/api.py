@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from flask_login import current_user
 
+from drem.effects import commit
 from drem.errors import NotFound, ServiceError
 from drem.extensions import db
 from drem.fleet import commands, reports, service
@@ -36,7 +37,7 @@ def list_fleets():
 def create_fleet():
     data = json_body()
     fleet = service.create_fleet(current_user, str(data.get("name", "")), _opt_int(data.get("track_id"), "track_id"))
-    db.session.commit()
+    commit()
     return jsonify(fleet.to_dict()), 201
 
 
@@ -49,7 +50,7 @@ def update_fleet(fleet_id: int):
         service.rename_fleet(current_user, fleet, str(data["name"]))
     if "track_id" in data:
         service.assign_track(current_user, fleet, _opt_int(data["track_id"], "track_id"))
-    db.session.commit()
+    commit()
     return jsonify(fleet.to_dict())
 
 
@@ -57,7 +58,7 @@ def update_fleet(fleet_id: int):
 @require("fleet.manage")
 def delete_fleet(fleet_id: int):
     service.delete_fleet(current_user, service.get_fleet(fleet_id))
-    db.session.commit()
+    commit()
     return "", 204
 
 
@@ -68,7 +69,7 @@ def create_activation_code():
     data = json_body()
     row, code = service.create_activation_code(current_user, str(data.get("hostname", "")),
                                                _opt_int(data.get("fleet_id"), "fleet_id"))
-    db.session.commit()
+    commit()
     return jsonify(code=code, hostname=row.hostname, fleet_id=row.fleet_id,
                    expires_at=row.expires_at.isoformat()), 201
 
@@ -92,7 +93,8 @@ def car_laps(car_id: int):
     """The car's lap log (every lap it reported, once each), oldest first:
     ``?after_id=&limit=`` (default 1000, at most 10000) -> ``{laps: [..]}``."""
     car = service.get_car(car_id)
-    limit = _opt_int(request.args.get("limit"), "limit") or 1000
+    limit = _opt_int(request.args.get("limit"), "limit")
+    limit = 1000 if limit is None else limit
     if not 1 <= limit <= 10_000:
         raise ServiceError("limit must be between 1 and 10000", "limit")
     laps = reports.list_car_laps(car, _opt_int(request.args.get("after_id"), "after_id") or 0, limit)
@@ -106,7 +108,7 @@ def update_car(car_id: int):
     car = service.get_car(car_id)
     if "fleet_id" in data:
         service.set_car_fleet(current_user, car, _opt_int(data["fleet_id"], "fleet_id"))
-    db.session.commit()
+    commit()
     return jsonify(service.car_dict(car))
 
 
@@ -114,7 +116,7 @@ def update_car(car_id: int):
 @require("fleet.admin")
 def revoke_car(car_id: int):
     car = service.revoke_car(current_user, service.get_car(car_id))
-    db.session.commit()
+    commit()
     return jsonify(service.car_dict(car))
 
 
@@ -122,7 +124,7 @@ def revoke_car(car_id: int):
 @require("fleet.admin")
 def deregister_car(car_id: int):
     service.deregister_car(current_user, service.get_car(car_id))
-    db.session.commit()
+    commit()
     return "", 204
 
 
@@ -135,7 +137,7 @@ def send_commands():
     if not isinstance(params, dict):
         raise ServiceError("params must be a JSON object", "params")
     sent = commands.send_commands(current_user, data.get("car_ids"), str(data.get("type", "")), params)
-    db.session.commit()
+    commit()
     return jsonify(commands=[c.to_dict() for c in sent]), 201
 
 
@@ -160,7 +162,7 @@ def activate():
     """A car client exchanges a one-time activation code for its token."""
     data = json_body()
     car, token = service.activate_car(str(data.get("code", "")), data.get("hostname"), data.get("software_version"))
-    db.session.commit()
+    commit()
     return jsonify(car_id=car.id, token=token, hostname=car.hostname, heartbeat_interval_s=2), 201
 
 

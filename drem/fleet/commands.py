@@ -78,8 +78,10 @@ def _params(command_type: str, params: dict, car: Car) -> tuple[dict, int | None
             raise ServiceError("model_ids must be a list (empty: all models)", "model_ids")
         return {"model_ids": [str(i) for i in ids]}, None
     if command_type == "start_driving":
-        model_id = str(_int(params.get("model_id"), "model_id"))
-        return {"model_id": model_id}, int(model_id)
+        model_id = _int(params.get("model_id"), "model_id")
+        # the car decides whether it has the model; link the row only when it exists
+        known = db.session.get(RacerModel, model_id) is not None
+        return {"model_id": str(model_id)}, (model_id if known else None)
     if command_type == "set_max_speed":
         try:
             speed = float(params.get("max_speed_mps"))
@@ -142,7 +144,14 @@ def send_commands(actor, car_ids: list, command_type: str, params: dict | None =
 
 
 def _deliver(cmd: CarCommand) -> None:
-    """Mark sent and emit to the car's room after the commit."""
+    """Mark sent and emit to the car's room after the commit. A ``load_model`` gets a
+    freshly signed URL each time it is (re)sent, so a late delivery never carries an
+    expired link."""
+    if cmd.command_type == "load_model" and cmd.model_id is not None:
+        try:
+            cmd.params = cmd.params | {"url": signed_model_path(cmd.model_id, cmd.car_id)}
+        except ServiceError:
+            pass  # no request context and no PUBLIC_URL: keep the URL signed at creation
     cmd.status, cmd.sent_at, cmd.reason = SENT, utcnow(), None
     wire, room = cmd.wire(), f"car:{cmd.car_id}"
     after_commit(lambda: socketio.emit("command", wire, namespace="/car", to=room))

@@ -158,3 +158,12 @@ class CarLapReport(db.Model):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     race_id: Mapped[int | None] = mapped_column(ForeignKey("races.id", ondelete="SET NULL"), index=True)
     outcome: Mapped[str | None] = mapped_column(String(80))
+
+    def to_dict(self) -> dict:
+        """JSON shape of one lap in a car's lap log."""
+        return {
+            "id": self.id, "lap_id": self.lap_id, "car_id": self.car_id, "model_id": self.model_id,
+            "lap_time_ms": self.lap_time_ms, "resets": self.resets, "lap_number": self.lap_number,
+            "finished_at": self.finished_at, "received_at": self.received_at.isoformat(),
+            "race_id": self.race_id, "outcome": self.outcome,
+        }

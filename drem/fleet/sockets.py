@@ -10,6 +10,7 @@ from flask import request, session
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, join_room
 
+from drem.effects import commit
 from drem.extensions import db, socketio
 from drem.fleet import commands, reports, service
 from drem.permissions import allowed
@@ -57,7 +58,7 @@ def car_connect(auth=None):
     car.ip = request.headers.get("X-Forwarded-For", request.remote_addr or "").split(",")[0].strip()[:45] or car.ip
     commands.deliver_pending(car)
     service.push_car(car)
-    db.session.commit()
+    commit()
 
 
 @socketio.on("disconnect", namespace=CAR_NS)
@@ -66,7 +67,7 @@ def car_disconnect(*_args):
     if car is not None and car.sid == request.sid:
         car.connected, car.sid = False, None
         service.push_car(car)
-        db.session.commit()
+        commit()
 
 
 @socketio.on("heartbeat", namespace=CAR_NS)
@@ -75,7 +76,7 @@ def heartbeat(data):
     if refusal:
         return refusal
     answer = reports.record_heartbeat(car, data, request.remote_addr)
-    db.session.commit()
+    commit()
     return answer
 
 
@@ -85,7 +86,7 @@ def lap(data):
     if refusal:
         return refusal
     answer = reports.record_car_lap(car, data)
-    db.session.commit()
+    commit()
     return answer
 
 
@@ -97,7 +98,7 @@ def command_result(data):
     answer = commands.record_result(car, data)
     if not answer.get("ok"):
         answer["retry"] = False
-    db.session.commit()
+    commit()
     return answer
 
 

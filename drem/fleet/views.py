@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from drem.effects import commit
 from drem.errors import ServiceError
 from drem.extensions import db
 from drem.fleet import commands, service
@@ -43,7 +44,7 @@ def activation_code():
         db.session.rollback()
         flash(exc.message, "error")
         return redirect(url_for("fleet.cars"))
-    db.session.commit()
+    commit()
     return render_template("fleet/activation.html", code=code, row=row)
 
 
@@ -89,7 +90,7 @@ def _act(change, ok: str):
             db.session.rollback()
             flash(exc.message, "error")
         else:
-            db.session.commit()
+            commit()
             flash(ok, "info")
     return redirect(url_for("fleet.cars"))
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user
 
+from drem.effects import commit
 from drem.errors import ServiceError
-from drem.extensions import db
 from drem.http import int_arg
 from drem.models_mgr import service
 from drem.models_mgr.download import send_model_file
@@ -44,7 +44,7 @@ def upload():
         model = service.upload_model(current_user, request.args.get("filename", ""), request.stream,
                                      request.content_length, event_id)
     try:
-        db.session.commit()
+        commit()
     except Exception:
         service.get_storage().delete(model.storage_key)
         raise
@@ -79,5 +79,5 @@ def download(model_id: int):
 @require("models.upload")
 def delete(model_id: int):
     service.delete_model(current_user, service.get_model(current_user, model_id))
-    db.session.commit()
+    commit()
     return "", 204

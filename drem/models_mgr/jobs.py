@@ -1,4 +1,4 @@
-"""Background work on models: virus scan, then inspection, with retries; retention.
+"""Background work on models: virus scan and inspection (side by side), with retries; retention.
 
 A model goes uploaded -> scanning -> available | quarantined | invalid. It is
 never made available without clamd's clean verdict: when clamd is down the model
@@ -14,18 +14,23 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from flask import current_app
 
 from drem.db_types import utcnow
+from drem.effects import commit
 from drem.extensions import db, socketio
-from drem.models_mgr.inspect import InspectLimits, ModelRejected, inspect_model_file
+from drem.models_mgr.inspect import InspectLimits, ModelInfo, ModelRejected, inspect_model_file
 from drem.models_mgr.models import AVAILABLE, INVALID, PENDING, QUARANTINED, SCANNING, RacerModel
 from drem.models_mgr.scanner import ScannerUnavailable, scanner_from_url
 from drem.models_mgr.service import expire_models, get_storage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 CLAIM_S = 600  # a claim outlives the longest scan (500 MB at ~50 MB/s, plus inspection)
 MAX_BACKOFF_S = 300
 _wake = threading.Event()
@@ -55,7 +60,7 @@ def _claim(model_id: int) -> bool:
                db.or_(RacerModel.claimed_until.is_(None), RacerModel.claimed_until < now))
         .values(claimed_until=now + timedelta(seconds=CLAIM_S))
     )
-    db.session.commit()
+    commit()
     return result.rowcount == 1
 
 
@@ -72,7 +77,7 @@ def due_model_ids(limit: int = 20) -> list[int]:
 
 def _finish(model: RacerModel) -> None:
     model.claimed_until = None
-    db.session.commit()
+    commit()
     push_status(model.to_dict())
 
 
@@ -85,12 +90,23 @@ def process_model(model_id: int) -> str | None:
     storage = get_storage()
     if model.status != SCANNING:
         model.status, model.status_reason = SCANNING, None
-        db.session.commit()
+        commit()
         push_status(model.to_dict())
     try:
         scanner = scanner_from_url(current_app.config["CLAMD_URL"])
-        with storage.open(model.storage_key) as fh:
-            verdict = scanner.scan_stream(fh)
+        scanner.ping()  # clamd down: postpone before reading (or downloading) anything
+        with storage.local_path(model.storage_key) as path:
+            # Inspection (hashing, gunzip) is CPU work: it runs in a native thread *while*
+            # clamd scans, so a big model costs about max(scan, inspection) instead of the
+            # sum, and the server's event loop (gevent) stays free for other requests. The
+            # inspector never executes or extracts anything, so reading a file that may
+            # still turn out infected is safe; its result is used only on a clean verdict.
+            inspection = _in_native_thread(_inspect, path, model.filename)
+            try:
+                with open(path, "rb") as fh:
+                    verdict = scanner.scan_stream(fh)
+            finally:
+                info, rejected, error = inspection()  # the file must outlive the inspection
     except (ScannerUnavailable, ValueError) as exc:
         model.scan_attempts += 1
         wait = backoff_s(model.scan_attempts)
@@ -105,16 +121,47 @@ def process_model(model_id: int) -> str | None:
         _quarantine(model, verdict.signature or "unknown signature")
         _finish(model)
         return model.status
-    try:
-        with storage.local_path(model.storage_key) as path:
-            info = inspect_model_file(path, model.filename, InspectLimits())
-    except ModelRejected as exc:
-        model.status, model.status_reason = INVALID, exc.reason
+    if error is not None:
+        raise error  # unexpected (a read error): the runner logs it; the claim runs out, then a retry
+    if rejected is not None:
+        model.status, model.status_reason = INVALID, rejected.reason
     else:
         _apply_info(model, info)
         model.status, model.status_reason = AVAILABLE, None
     _finish(model)
     return model.status
+
+
+def _inspect(path, filename: str) -> tuple[ModelInfo | None, ModelRejected | None, Exception | None]:
+    """Inspect a file, returning ``(info, rejection, unexpected error)`` (one is set)
+    instead of raising, so it can run in another thread."""
+    try:
+        return inspect_model_file(path, filename, InspectLimits()), None, None
+    except ModelRejected as exc:
+        return None, exc, None
+    except Exception as exc:  # noqa: BLE001 - handed back to process_model
+        return None, None, exc
+
+
+def _in_native_thread(fn: Callable[..., T], *args: Any) -> Callable[[], T]:
+    """Start ``fn(*args)`` in a real OS thread; returns a function that waits for its result.
+
+    Under gunicorn's gevent worker ``threading`` is patched into greenlets, which would
+    run CPU work on the one event loop and stall every other request and socket; gevent's
+    thread pool runs it on a native thread instead (hashlib and zlib release the GIL)
+    and waiting for it yields to other greenlets. Without gevent a plain thread is used.
+    """
+    from gevent import monkey
+
+    if monkey.is_module_patched("threading"):
+        import gevent
+
+        return gevent.get_hub().threadpool.spawn(fn, *args).get
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drem-inspect")
+    try:
+        return executor.submit(fn, *args).result
+    finally:
+        executor.shutdown(wait=False)
 
 
 def _quarantine(model: RacerModel, signature: str) -> None:
@@ -155,7 +202,7 @@ def run_retention() -> int:
     """Delete models whose retention ended; returns how many."""
     rows = expire_models()
     changed = [m.to_dict() for m in rows]
-    db.session.commit()
+    commit()
     for m in changed:
         push_status(m)
     return len(changed)

@@ -6,6 +6,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user
 
 from drem.auth.forms import EmptyForm
+from drem.effects import commit
 from drem.errors import ServiceError
 from drem.extensions import db
 from drem.http import int_arg
@@ -52,6 +53,6 @@ def delete(model_id: int):
             db.session.rollback()
             flash(exc.message, "error")
         else:
-            db.session.commit()
+            commit()
             flash("model deleted", "info")
     return redirect(url_for("models_mgr.index"))

@@ -10,6 +10,7 @@
     const badge = tr.querySelector(".online");
     badge.innerHTML = '<span class="badge ' + (c.online ? "ok" : "bad") + '"></span>';
     text(badge.firstChild, c.online ? "online" : (c.revoked ? "revoked" : "offline"));
+    text(tr.querySelector(".ip"), (c.ip || "") + " " + (c.software_version || ""));
     text(tr.querySelector(".state"), (c.state || "") + (c.error ? " (" + c.error + ")" : ""));
     text(tr.querySelector(".battery"), c.battery_pct == null ? "" : c.battery_pct + "%");
     text(tr.querySelector(".speed"), c.max_speed_mps);

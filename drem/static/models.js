@@ -5,6 +5,9 @@
   const list = document.getElementById("upload-list");
   const zone = document.getElementById("dropzone");
   const input = document.getElementById("file-input");
+  // Latest pushed status per model id. A push can arrive before the upload's own answer
+  // (a small file is scanned at once): the answer then shows it instead of "uploaded".
+  const latest = {};
 
   function row(file) {
     const li = document.createElement("li");
@@ -27,7 +30,8 @@
       if (xhr.status === 201) {
         li.dataset.modelId = body.id;
         li.querySelector("progress").value = 100;
-        setState(li, body.status, body.status_reason);
+        const m = latest[body.id] || body;
+        setState(li, m.status, m.status_reason);
       } else {
         li.classList.add("failed");
         setState(li, "failed", body.error || ("HTTP " + xhr.status));
@@ -51,6 +55,7 @@
 
   const socket = io("/models", {transports: ["websocket", "polling"]});
   socket.on("model_status", (m) => {
+    latest[m.id] = m;
     document.querySelectorAll('#upload-list li[data-model-id="' + m.id + '"]').forEach((li) => setState(li, m.status, m.status_reason));
     const tr = document.querySelector('#models-table tr[data-model-id="' + m.id + '"] td.status');
     if (tr) {

@@ -150,6 +150,35 @@ def test_eicar_dropped_on_the_page_ends_quarantined(page, live_server: LiveServe
     assert console_errors == []
 
 
+def test_status_pushed_before_the_upload_answer_is_not_lost(page, live_server: LiveServer, console_errors,
+                                                             tmp_path: Path) -> None:
+    """A small file is scanned at once: its pushes may beat the upload's own HTTP answer.
+    Hold the answer back until the final push has reached the browser; the page must
+    still end on "available", not stay on the answer's "uploaded"."""
+    racer = live_server.create_user("racer")
+    _login(page, racer)
+    pushed = _open_models_page(page)
+    held: dict = {}
+
+    def hold_answer(route) -> None:
+        response = route.fetch()
+        assert response.status == 201, (response.status, response.text()[:300])
+        held["id"] = model_id = response.json()["id"]
+        deadline = time.monotonic() + 30
+        while not any(p["id"] == model_id and p["status"] == "available" for p in pushed):
+            assert time.monotonic() < deadline, pushed
+            page.wait_for_timeout(50)  # lets Playwright deliver the websocket frames
+        page.wait_for_timeout(200)
+        route.fulfill(response=response)
+
+    page.route("**/api/models?filename=*", hold_answer)
+    page.set_input_files("#file-input", str(f.deepracer_tar_gz(tmp_path, "quick.tar.gz")))
+    item = page.locator("#upload-list li", has_text="quick.tar.gz")
+    item.locator(".state", has_text="available").wait_for(timeout=30_000)
+    assert int(item.get_attribute("data-model-id")) == held["id"]
+    assert console_errors == []
+
+
 def _files(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
 

@@ -1,0 +1,587 @@
+"""Leaderboards from the database, kept up to date lap by lap, and pushed to the displays.
+
+The ranking rules are the pure functions of :mod:`drem.leaderboard.ranking`; this
+module feeds them from the ``races`` and ``laps`` tables and sends the results to the
+Socket.IO rooms of the ``/leaderboard`` namespace (:mod:`drem.leaderboard.sockets`).
+
+Which races count
+    Races whose status is running, paused, ended or submitted (:data:`COUNTED_STATUSES`);
+    ready and discarded races are not on the leaderboard. A DNF lap counts as invalid.
+
+Rooms and messages (namespace ``/leaderboard``)
+    ``lb:<event_id>:<track_id>`` and ``lb:<event_id>:combined`` get:
+
+    - ``lb_full``: the whole state (:func:`leaderboard_state`), sent on a race edit;
+    - ``lb_update``: a small change, ``{"event_id", "track", "from", "to", "entries",
+      "count", "highlight", "lap"}``: the entries whose rank, value or summary changed
+      (displays recompute the gaps themselves), the number of entries after the change,
+      the racer to highlight (new or improved) and the lap that caused it. ``from`` /
+      ``to`` are the leaderboard versions before and after: a display whose version is
+      not ``from`` asks for the full state again (``to``: it has the change already);
+    - ``race_state``: the live race (:func:`push_race_state`), also to
+      ``commentator:<event_id>``.
+
+Several processes
+    Every process keeps its own :class:`~drem.leaderboard.ranking.RankingState` per
+    leaderboard. A version is a checksum of the counted races and laps computed by the
+    database (:func:`_fingerprints`), so each process can tell whether its state is
+    current without talking to the others: a snapshot is re-ranked from the database
+    whenever the checksum moved, and a lap recorded by another process is applied to a
+    state rebuilt "without that lap" first. Messages go through ``drem.extensions.socketio``,
+    i.e. through the Redis message queue when ``REDIS_URL`` is set.
+
+Units: times in integer milliseconds (``*_ms``), points in time UNIX seconds (float).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from drem.auth.models import User
+from drem.errors import NotFound
+from drem.events.models import (
+    ENDED,
+    PAUSED,
+    READY,
+    RUNNING,
+    SUBMITTED,
+    Event,
+    Lap,
+    Race,
+    Track,
+)
+from drem.extensions import db, socketio
+from drem.leaderboard.ranking import RankingState, is_lap_valid
+from drem.leaderboard.types import LapInput, LeaderboardEntry, RaceInput, RacerInfo, RankingConfig
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "/leaderboard"
+COMBINED = "combined"
+#: Races on the leaderboard (the timekeeper contract): not ready, not discarded.
+COUNTED_STATUSES = (RUNNING, PAUSED, ENDED, SUBMITTED)
+#: Races a display shows in its live footer / lower third.
+LIVE_STATUSES = (READY, RUNNING, PAUSED, ENDED)
+
+TrackKey = int | str  # a track id or COMBINED
+
+
+def room(event_id: int, track: TrackKey) -> str:
+    """The Socket.IO room of one leaderboard: ``lb:<event_id>:<track_id|combined>``."""
+    return f"lb:{event_id}:{track}"
+
+
+def commentator_room(event_id: int) -> str:
+    """The room of the (future) commentator view of an event."""
+    return f"commentator:{event_id}"
+
+
+def parse_track(event: Event, raw: Any) -> TrackKey:
+    """A track id of ``event`` or :data:`COMBINED` from user input (``None``/empty = the
+    first track of a one-track event, else combined). NotFound for a foreign track."""
+    if raw in (None, "") and len(event.tracks) == 1:
+        return event.tracks[0].id
+    if raw in (None, "", COMBINED):
+        return COMBINED
+    try:
+        track_id = int(raw)
+    except (TypeError, ValueError):
+        raise NotFound("no such track") from None
+    if not any(t.id == track_id for t in event.tracks):
+        raise NotFound("no such track")
+    return track_id
+
+
+def ranking_config(event: Event) -> RankingConfig:
+    """The event's race config as the ranking engine's :class:`RankingConfig`.
+
+    The event's ``ranking_method`` decides (never a URL switch). A lap-count event
+    without a lap target (impossible through the event forms) falls back to best lap.
+    """
+    method = event.ranking_method if event.ranking_method in ("best_lap", "best_average") else "best_lap"
+    if event.ranking_method == "total_time" and event.lap_target:
+        method = "total_time"
+    window = min(7, max(3, event.averaging_window or 3))
+    return RankingConfig(method=method, resets_allowed_per_lap=event.resets_allowed_per_lap,
+                         averaging_window=window, lap_target=event.lap_target or None)
+
+
+def _config_key(config: RankingConfig) -> tuple:
+    return (config.method, config.resets_allowed_per_lap, config.averaging_window, config.lap_target)
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _ts(value) -> float:
+    return value.timestamp() if value is not None else 0.0
+
+
+def load_races(s: Session, event_id: int, track_id: int | None = None, *,
+               exclude_lap: int | None = None, exclude_race: int | None = None) -> tuple[list[RaceInput], list[RacerInfo]]:
+    """The counted races of an event (one track, or all when ``track_id`` is None) as
+    ranking inputs, with the racers' names and countries.
+
+    ``exclude_lap`` / ``exclude_race`` leave one lap / race out (the state just before
+    that lap or race arrived). Two queries for races and laps, one for the racers.
+    """
+    race_q = sa.select(Race.id, Race.racer_id, Race.track_id, Race.started_at, Race.created_at,
+                       Race.raced_by_proxy).where(Race.event_id == event_id,
+                                                  Race.status.in_(COUNTED_STATUSES))
+    if track_id is not None:
+        race_q = race_q.where(Race.track_id == track_id)
+    if exclude_race is not None:
+        race_q = race_q.where(Race.id != exclude_race)
+    races: dict[int, RaceInput] = {}
+    for rid, racer_id, tid, started, created, proxy in s.execute(race_q):
+        races[rid] = RaceInput(race_id=rid, racer_id=racer_id, track_id=tid,
+                               started_at=_ts(started or created), raced_by_proxy=bool(proxy))
+    if races:
+        lap_q = (sa.select(Lap.id, Lap.race_id, Lap.lap_number, Lap.time_ms, Lap.resets,
+                           Lap.invalidated, Lap.dnf, Lap.recorded_at)
+                 .join(Race, Race.id == Lap.race_id)
+                 .where(Race.event_id == event_id, Race.status.in_(COUNTED_STATUSES))
+                 .order_by(Lap.race_id, Lap.lap_number))
+        if track_id is not None:
+            lap_q = lap_q.where(Race.track_id == track_id)
+        if exclude_lap is not None:
+            lap_q = lap_q.where(Lap.id != exclude_lap)
+        for lap_id, race_id, number, time_ms, resets, invalidated, dnf, recorded in s.execute(lap_q):
+            race = races.get(race_id)
+            if race is not None:
+                race.laps.append(LapInput(lap_id=lap_id, race_id=race_id, racer_id=race.racer_id,
+                                          lap_number=number, time_ms=time_ms, resets=resets,
+                                          invalidated=bool(invalidated or dnf),
+                                          recorded_at=_ts(recorded)))
+    racer_ids = {r.racer_id for r in races.values()}
+    infos = [RacerInfo(uid, name, cc) for uid, name, cc in s.execute(
+        sa.select(User.id, User.username, User.country_code).where(User.id.in_(racer_ids)))] if racer_ids else []
+    return list(races.values()), infos
+
+
+def _lap_input(lap: Lap, race: Race) -> LapInput:
+    return LapInput(lap_id=lap.id, race_id=race.id, racer_id=race.racer_id, lap_number=lap.lap_number,
+                    time_ms=lap.time_ms, resets=lap.resets, invalidated=bool(lap.invalidated or lap.dnf),
+                    recorded_at=_ts(lap.recorded_at))
+
+
+# ------------------------------------------------------------------------ fingerprints
+
+_FP_WIDTH = 10  # 4 race terms + 6 lap terms
+
+
+def _fp_rows(s: Session, event_id: int, *, race_id: int | None = None, lap_id: int | None = None) -> dict[int, list[int]]:
+    """Per-track checksum terms of the counted races and laps of an event, computed by the
+    database: race count, sum of ids, of id*racer, of proxy ids; lap count, sum of ids, of
+    id*time, id*resets, id*(invalid or DNF), id*lap number. ``race_id`` restricts to one
+    race (with its laps), ``lap_id`` to one lap (lap terms only)."""
+    big = sa.BigInteger
+    out: dict[int, list[int]] = {}
+    if lap_id is None:
+        q = (sa.select(Race.track_id, sa.func.count(Race.id), sa.func.sum(sa.cast(Race.id, big)),
+                       sa.func.sum(sa.cast(Race.id, big) * Race.racer_id),
+                       sa.func.sum(sa.case((Race.raced_by_proxy, Race.id), else_=0)))
+             .where(Race.event_id == event_id, Race.status.in_(COUNTED_STATUSES))
+             .group_by(Race.track_id))
+        if race_id is not None:
+            q = q.where(Race.id == race_id)
+        for tid, *terms in s.execute(q):
+            out.setdefault(tid, [0] * _FP_WIDTH)[0:4] = [int(t or 0) for t in terms]
+    lid = sa.cast(Lap.id, big)
+    q = (sa.select(Race.track_id, sa.func.count(Lap.id), sa.func.sum(lid), sa.func.sum(lid * Lap.time_ms),
+                   sa.func.sum(lid * Lap.resets),
+                   sa.func.sum(sa.case((sa.or_(Lap.invalidated, Lap.dnf), Lap.id), else_=0)),
+                   sa.func.sum(lid * Lap.lap_number))
+         .join(Race, Race.id == Lap.race_id)
+         .where(Race.event_id == event_id, Race.status.in_(COUNTED_STATUSES))
+         .group_by(Race.track_id))
+    if race_id is not None:
+        q = q.where(Race.id == race_id)
+    if lap_id is not None:
+        q = q.where(Lap.id == lap_id)
+    for tid, *terms in s.execute(q):
+        out.setdefault(tid, [0] * _FP_WIDTH)[4:] = [int(t or 0) for t in terms]
+    return out
+
+
+@dataclass
+class _Fingerprint:
+    """Checksums of one event: per-track terms plus the ranking config."""
+
+    config: tuple
+    tracks: dict[int, tuple[int, ...]]
+
+    def key(self, track: TrackKey) -> tuple:
+        if track == COMBINED:
+            return (self.config, tuple(sorted((t, v) for t, v in self.tracks.items() if any(v))))
+        return (self.config, track, self.tracks.get(track, (0,) * _FP_WIDTH))  # type: ignore[arg-type]
+
+    def minus(self, rows: dict[int, list[int]]) -> _Fingerprint:
+        tracks = dict(self.tracks)
+        for tid, terms in rows.items():
+            base = tracks.get(tid, (0,) * _FP_WIDTH)
+            tracks[tid] = tuple(a - b for a, b in zip(base, terms, strict=True))
+        return _Fingerprint(self.config, tracks)
+
+
+def _fingerprints(s: Session, event: Event) -> _Fingerprint:
+    rows = _fp_rows(s, event.id)
+    return _Fingerprint(_config_key(ranking_config(event)), {t: tuple(v) for t, v in rows.items()})
+
+
+def version_of(fp_key: tuple) -> str:
+    """A short version string of a leaderboard checksum (16 hex digits)."""
+    return hashlib.blake2b(repr(fp_key).encode(), digest_size=8).hexdigest()
+
+
+# ------------------------------------------------------------------------------- cache
+
+
+@dataclass
+class _Board:
+    """One process's ranked leaderboard: the state, its checksum and serialised entries."""
+
+    state: RankingState
+    fp_key: tuple
+    races: set = field(default_factory=set)
+    _dicts: list[dict] | None = None
+
+    @property
+    def version(self) -> str:
+        return version_of(self.fp_key)
+
+    def entry_dicts(self) -> list[dict]:
+        if self._dicts is None:
+            self._dicts = [entry_dict(e) for e in self.state.entries()]
+        return self._dicts
+
+
+_boards: dict[tuple[int, TrackKey], _Board] = {}
+_race_index: dict[int, tuple[int, int]] = {}  # race id -> (event id, track id), for deleted races
+_lock = threading.RLock()
+_MAX_BOARDS = 256
+
+
+def _build(s: Session, event_id: int, track: TrackKey, config: RankingConfig, fp_key: tuple,
+           **exclude) -> _Board:
+    races, infos = load_races(s, event_id, None if track == COMBINED else int(track), **exclude)
+    state = RankingState(config, infos, combined=track == COMBINED)
+    state.rebuild(races)
+    for r in races:
+        _race_index[r.race_id] = (event_id, r.track_id)
+    return _Board(state, fp_key, {r.race_id for r in races})
+
+
+def _store(event_id: int, track: TrackKey, board: _Board) -> None:
+    if len(_boards) >= _MAX_BOARDS and (event_id, track) not in _boards:
+        _boards.pop(next(iter(_boards)))
+    _boards[(event_id, track)] = board
+
+
+def _current_board(s: Session, event: Event, track: TrackKey) -> _Board:
+    """This process's board for the leaderboard, re-ranked from the database if stale."""
+    fp = _fingerprints(s, event)
+    key = fp.key(track)
+    board = _boards.get((event.id, track))
+    if board is None or board.fp_key != key:
+        board = _build(s, event.id, track, ranking_config(event), key)
+        _store(event.id, track, board)
+    return board
+
+
+def clear_cache() -> None:
+    """Forget every cached leaderboard of this process (tests; they rebuild on demand)."""
+    with _lock:
+        _boards.clear()
+        _race_index.clear()
+
+
+# ------------------------------------------------------------------------ serialising
+
+
+def entry_dict(entry: LeaderboardEntry) -> dict:
+    """JSON shape of a leaderboard entry (``LeaderboardEntry.to_dict()``; values in ms)."""
+    return entry.to_dict()
+
+
+def _track_dicts(event: Event) -> list[dict]:
+    return [{"id": t.id, "name": t.name, "title": t.leaderboard_title, "footer": t.leaderboard_footer}
+            for t in event.tracks]
+
+
+def event_dict(event: Event) -> dict:
+    """What a display needs to know about the event (race config times in ms)."""
+    return {"id": event.id, "name": event.name, "date": event.date.isoformat(),
+            "country_code": event.country_code, "ranking_method": event.ranking_method,
+            "averaging_window": event.averaging_window, "lap_target": event.lap_target,
+            "resets_allowed_per_lap": event.resets_allowed_per_lap,
+            "race_time_ms": event.race_time_min * 60_000,
+            "combined": len(event.tracks) >= 2}
+
+
+def leaderboard_state(event: Event, track: TrackKey) -> dict:
+    """The full state of one leaderboard, as sent on (re)connect and by the JSON API.
+
+    ``{"event", "track" (id or "combined"), "tracks", "title", "footer", "version",
+    "entries" (rank order, see docs/ranking.md), "races" ({track id: race state} of the
+    live races), "server_time" (UNIX s)}``. Always ranked from current database content.
+    """
+    with _lock:
+        board = _current_board(event, track)
+        entries, version = board.entry_dicts(), board.version
+    tracks = _track_dicts(event)
+    if track == COMBINED:
+        title, footer = event.name, None
+    else:
+        t = next(t for t in tracks if t["id"] == track)
+        title, footer = t["title"] or f"{event.name} · {t['name']}", t["footer"]
+    return {"event": event_dict(event), "track": track, "tracks": tracks, "title": title,
+            "footer": footer, "version": version, "entries": entries,
+            "races": {str(k): v for k, v in live_races(event, track).items()},
+            "server_time": time.time()}
+
+
+def entries(event: Event, track: TrackKey) -> list[LeaderboardEntry]:
+    """The ranked entries of one leaderboard (track id or COMBINED), current with the database."""
+    with _lock:
+        return _current_board(event, track).state.entries()
+
+
+# -------------------------------------------------------------------------- race state
+
+
+def race_state(race: Race, now: float | None = None) -> dict:
+    """The live-race message of the timekeeper contract, built from a Race row.
+
+    Times in ms; ``elapsed_ms`` and ``current_lap_ms`` at ``server_time`` (UNIX s).
+    """
+    now = time.time() if now is None else now
+    elapsed = 0
+    if race.started_at is not None:
+        until = race.paused_at or race.ended_at
+        end = until.timestamp() if until is not None else now
+        elapsed = max(0, int((end - race.started_at.timestamp()) * 1000) - (race.paused_total_ms or 0))
+    allowed = race.event.resets_allowed_per_lap if race.event is not None else None
+    laps = [{"lap_number": lap.lap_number, "time_ms": lap.time_ms, "resets": lap.resets,
+             "invalidated": lap.invalidated, "dnf": lap.dnf, "source": lap.source} for lap in race.laps]
+    valid = [lap.time_ms for lap in race.laps
+             if not lap.invalidated and not lap.dnf and (allowed is None or lap.resets <= allowed)]
+    racer = race.racer
+    return {
+        "race_id": race.id, "event_id": race.event_id, "track_id": race.track_id, "status": race.status,
+        "racer": {"id": racer.id, "username": racer.username, "country_code": racer.country_code},
+        "raced_by_proxy": race.raced_by_proxy, "time_limit_ms": race.time_limit_ms,
+        "elapsed_ms": elapsed, "server_time": now,
+        "current_lap_ms": max(0, elapsed - (race.lap_start_ms or 0)),
+        "current_resets": race.current_resets, "lap_target": race.lap_target, "laps": laps,
+        "best_lap_ms": min(valid) if valid else None,
+        "last_lap_ms": race.laps[-1].time_ms if race.laps else None,
+    }
+
+
+def _race_state_of(race: Race) -> dict:
+    """The timekeeper's own race state when it has one (same shape), else :func:`race_state`."""
+    try:
+        from drem.timekeeper import service as tk  # noqa: PLC0415 - optional, built in parallel
+    except ImportError:
+        return race_state(race)
+    builder = getattr(tk, "race_state", None)
+    if builder is None:
+        return race_state(race)
+    try:
+        return builder(race)
+    except Exception:  # a different signature: ours has the contract's shape
+        log.debug("timekeeper race_state failed; using the leaderboard's own", exc_info=True)
+        return race_state(race)
+
+
+def live_races(event: Event, track: TrackKey) -> dict[int, dict]:
+    """Race states of the live races (ready, running, paused, ended) of one track or of all
+    tracks (COMBINED), keyed by track id; the most recent race per track."""
+    q = db.select(Race).where(Race.event_id == event.id, Race.status.in_(LIVE_STATUSES)) \
+        .order_by(Race.created_at, Race.id)
+    if track != COMBINED:
+        q = q.where(Race.track_id == track)
+    out: dict[int, dict] = {}
+    for race in s.scalars(q):
+        out[race.track_id] = _race_state_of(race)
+    return out
+
+
+# ------------------------------------------------------------------------------ pushes
+
+
+def _emit(name: str, data: dict, event_id: int, track: TrackKey) -> None:
+    socketio.emit(name, data, namespace=NAMESPACE, to=room(event_id, track))
+
+
+def _diff(before: dict[Hashable, LeaderboardEntry], changed: Iterable[LeaderboardEntry]) -> list[dict]:
+    """The changed entries minus those whose only change is a gap (displays recompute gaps)."""
+    out = []
+    for e in changed:
+        prev = before.get(e.racer_id)
+        if (prev is not None and prev.rank == e.rank and prev.ranking_value_ms == e.ranking_value_ms
+                and prev.summary == e.summary and prev.username == e.username
+                and prev.country == e.country):
+            continue
+        out.append(entry_dict(e))
+    return out
+
+
+def _improved(prev: LeaderboardEntry | None, new: LeaderboardEntry | None) -> bool:
+    if new is None:
+        return False
+    if prev is None:
+        return True
+    if new.ranking_value_ms is not None and (prev.ranking_value_ms is None
+                                             or new.ranking_value_ms < prev.ranking_value_ms):
+        return True
+    nb, pb = new.summary.best_lap_ms, prev.summary.best_lap_ms
+    return nb is not None and (pb is None or nb < pb) or new.rank < prev.rank
+
+
+def _apply(event: Event, track: TrackKey, fp_now: _Fingerprint, fp_before: _Fingerprint,
+           change, exclude: dict, lap: dict | None, racer_id: int) -> dict | None:
+    """Bring this process's board of ``track`` from ``fp_before`` to ``fp_now`` with
+    ``change(state)`` and return the ``lb_update`` message (None when nothing changed)."""
+    key_now, key_before = fp_now.key(track), fp_before.key(track)
+    if key_now == key_before:
+        return None
+    board = _boards.get((event.id, track))
+    if board is not None and board.fp_key == key_now:
+        return None  # this process applied it already (a repeated call)
+    if board is None or board.fp_key != key_before:
+        board = _build(event.id, track, ranking_config(event), key_before, **exclude)
+    before = {e.racer_id: e for e in board.state.entries()}
+    changed = change(board)
+    board.fp_key, board._dicts = key_now, None
+    _store(event.id, track, board)
+    new = board.state.entry(racer_id)
+    return {"event_id": event.id, "track": track, "from": version_of(key_before),
+            "to": version_of(key_now), "entries": _diff(before, changed),
+            "count": len(board.state.entries()),
+            "highlight": racer_id if _improved(before.get(racer_id), new) else None, "lap": lap}
+
+
+def on_lap_recorded(race_id: int, lap_id: int) -> None:
+    """A new lap was committed: update the race's track leaderboard and the combined one
+    incrementally and push an ``lb_update`` to rooms ``lb:<event>:<track>`` and
+    ``lb:<event>:combined``. Call after the commit (``drem.effects.after_commit``); works
+    in any process (web worker, job runner, CLI). Laps of ready or discarded races do
+    not count and push nothing. Lap times in ms."""
+    race = db.session.get(Race, race_id)
+    lap = db.session.get(Lap, lap_id)
+    if race is None or lap is None or lap.race_id != race.id or race.status not in COUNTED_STATUSES:
+        return
+    event = race.event
+    lap_info = {"race_id": race.id, "racer_id": race.racer_id, "track_id": race.track_id,
+                "lap_number": lap.lap_number, "time_ms": lap.time_ms, "resets": lap.resets,
+                "invalidated": lap.invalidated, "dnf": lap.dnf,
+                "valid": is_lap_valid(_lap_input(lap, race), event.resets_allowed_per_lap)}
+    lap_input = _lap_input(lap, race)
+    race_input = RaceInput(race_id=race.id, racer_id=race.racer_id, track_id=race.track_id,
+                           started_at=_ts(race.started_at or race.created_at),
+                           raced_by_proxy=race.raced_by_proxy)
+
+    def change(board: _Board) -> list[LeaderboardEntry]:
+        if race.id not in board.races:  # a race the state has never seen: add it with this lap
+            race_input.laps = [lap_input]
+            board.races.add(race.id)
+            return board.state.add_race(race_input)
+        return board.state.add_lap(lap_input)
+
+    messages = []
+    with _lock:
+        _race_index[race.id] = (event.id, race.track_id)
+        fp_now = _fingerprints(event)
+        fp_before = fp_now.minus(_fp_rows(event.id, lap_id=lap.id))
+        for track in (race.track_id, COMBINED):
+            msg = _apply(event, track, fp_now, fp_before, change, {"exclude_lap": lap.id}, lap_info,
+                         race.racer_id)
+            if msg is not None:
+                messages.append((track, msg))
+    for track, msg in messages:
+        _emit("lb_update", msg, event.id, track)
+
+
+def _on_race_counted(race: Race) -> None:
+    """A counted race that this leaderboard may not know yet (it just started): add it."""
+    event = race.event
+    laps = [_lap_input(lap, race) for lap in race.laps]
+    race_input = RaceInput(race_id=race.id, racer_id=race.racer_id, track_id=race.track_id,
+                           started_at=_ts(race.started_at or race.created_at),
+                           raced_by_proxy=race.raced_by_proxy, laps=laps)
+
+    def change(board: _Board) -> list[LeaderboardEntry]:
+        board.races.add(race.id)
+        return board.state.add_race(race_input)
+
+    messages = []
+    with _lock:
+        fp_now = _fingerprints(event)
+        for track in (race.track_id, COMBINED):
+            board = _boards.get((event.id, track))
+            if board is not None and board.fp_key == fp_now.key(track):
+                continue  # known here (the common case while a race runs): no query more
+            fp_before = fp_now.minus(_fp_rows(event.id, race_id=race.id))
+            msg = _apply(event, track, fp_now, fp_before, change, {"exclude_race": race.id}, None,
+                         race.racer_id)
+            if msg is not None:
+                messages.append((track, msg))
+    for track, msg in messages:
+        _emit("lb_update", msg, event.id, track)
+
+
+def on_race_changed(race_id: int, event_id: int | None = None, track_id: int | None = None) -> None:
+    """A race was edited (laps changed or deleted), deleted, submitted or discarded: rank
+    its track and the combined leaderboard again from the database and push the full state
+    (``lb_full``) to both rooms. Call after the commit; works in any process.
+
+    For a race that no longer exists pass ``event_id`` and ``track_id`` (else the
+    leaderboard recalls them from its own records, which a fresh process does not have).
+    """
+    race = db.session.get(Race, race_id)
+    if race is not None:
+        event_id, track_id = race.event_id, race.track_id
+    elif event_id is None or track_id is None:
+        with _lock:
+            known = _race_index.get(race_id)
+        if known is None:
+            log.warning("on_race_changed(%s): unknown deleted race; pass event_id and track_id", race_id)
+            return
+        event_id, track_id = known
+    event = db.session.get(Event, event_id)
+    if event is None:
+        return
+    with _lock:
+        fp = _fingerprints(event)
+        for track in (track_id, COMBINED):
+            board = _build(event.id, track, ranking_config(event), fp.key(track))
+            _store(event.id, track, board)
+    for track in (track_id, COMBINED):
+        if track != COMBINED and not any(t.id == track for t in event.tracks):
+            continue  # the track itself was deleted
+        _emit("lb_full", leaderboard_state(event, track), event.id, track)
+
+
+def push_race_state(state: dict) -> None:
+    """Send the live race (the timekeeper contract's race-state dict, times in ms, clock at
+    ``server_time`` UNIX s) as ``race_state`` to ``lb:<event>:<track>``,
+    ``lb:<event>:combined`` and ``commentator:<event>``. When the race has just become
+    counted (started) the leaderboards learn it here, so its racer appears at once.
+    Call after the commit; works in any process."""
+    event_id, track_id = int(state["event_id"]), int(state["track_id"])
+    if state.get("status") in COUNTED_STATUSES:
+        race = db.session.get(Race, int(state["race_id"]))
+        if race is not None and race.status in COUNTED_STATUSES:
+            _on_race_counted(race)
+    for target in (room(event_id, track_id), room(event_id, COMBINED), commentator_room(event_id)):
+        socketio.emit("race_state", state, namespace=NAMESPACE, to=target)

@@ -1,0 +1,136 @@
+// Timekeeper console: the server holds the race; this page shows it and sends actions.
+// The clock is interpolated locally from the last state (elapsed_ms at server_time).
+(function () {
+  "use strict";
+  const root = document.getElementById("tk");
+  const trackId = Number(root.dataset.trackId);
+  const userId = Number(root.dataset.userId);
+  const isAdmin = root.dataset.isAdmin === "1";
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const $ = (id) => document.getElementById(id);
+  let state = null, receivedAt = 0, racers = [];
+
+  function fmt(ms) {
+    if (ms == null) return "–";
+    ms = Math.max(0, Math.round(ms));
+    const m = Math.floor(ms / 60000), s = Math.floor((ms % 60000) / 1000), t = Math.floor((ms % 1000) / 100);
+    return (m ? m + ":" + String(s).padStart(2, "0") : s) + "." + t;
+  }
+  function fmtMs(ms) { return ms == null ? "–" : (ms / 1000).toFixed(3); }
+  function uid() { return (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random()).replace(/-/g, ""); }
+
+  async function api(method, path, body) {
+    const resp = await fetch(path, {method: method, headers: {"Content-Type": "application/json", "X-CSRFToken": csrf},
+      body: body === undefined ? undefined : JSON.stringify(body)});
+    let data = {};
+    try { data = await resp.json(); } catch (e) { data = {error: resp.statusText}; }
+    if (!resp.ok) { $("tk-message").textContent = data.error || ("HTTP " + resp.status); return null; }
+    $("tk-message").textContent = "";
+    return data;
+  }
+
+  function canControl() { return state && (state.operator_id === userId || isAdmin); }
+
+  function render() {
+    const live = state && ["ready", "running", "paused", "ended"].includes(state.status);
+    $("tk-setup").hidden = !!live;
+    $("tk-race").hidden = !live;
+    if (!live) { loadRacers(); return; }
+    $("tk-racer-name").textContent = state.racer.username + (state.raced_by_proxy ? " (proxy)" : "");
+    $("tk-status").textContent = state.status + (state.time_up && state.status === "running" ? " · time up, last lap" : "");
+    $("tk-readonly").hidden = canControl();
+    $("tk-takeover").hidden = canControl();
+    $("tk-operator").textContent = state.operator || "";
+    $("tk-resets").textContent = state.current_resets;
+    $("tk-best").textContent = fmtMs(state.best_lap_ms);
+    document.querySelectorAll(".tk-buttons button").forEach((b) => { b.disabled = !canControl(); });
+    const body = $("tk-laps").querySelector("tbody");
+    body.innerHTML = "";
+    state.laps.slice().reverse().forEach((lap) => {
+      const tr = document.createElement("tr");
+      const limit = state.resets_allowed_per_lap;
+      const valid = !lap.invalidated && !lap.dnf && (limit == null || lap.resets <= limit);
+      if (!valid) tr.className = "invalid";
+      [lap.lap_number, fmtMs(lap.time_ms), lap.resets, lap.source, valid ? "yes" : (lap.dnf ? "DNF" : "no")].forEach((v) => {
+        const td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
+      });
+      body.appendChild(tr);
+    });
+    tick();
+  }
+
+  function tick() {
+    if (!state) return;
+    const extra = state.status === "running" ? performance.now() - receivedAt : 0;
+    $("tk-time-left").textContent = fmt(Math.max(0, state.time_left_ms - extra));
+    $("tk-current").textContent = fmt(state.current_lap_ms + extra);
+  }
+  setInterval(tick, 100);
+
+  function apply(s) {
+    if (s && s.track_id !== trackId) return;
+    state = s; receivedAt = performance.now(); render();
+  }
+
+  async function loadRacers() {
+    const data = await api("GET", "/api/tracks/" + trackId + "/racers");
+    if (!data) return;
+    racers = data.racers;
+    const sel = $("tk-racer"), keep = sel.value;
+    sel.innerHTML = "";
+    racers.forEach((r) => {
+      const o = document.createElement("option");
+      o.value = r.user_id;
+      o.textContent = r.username + " (" + r.runs_done + "/" + (r.max_runs == null ? "∞" : r.max_runs) + " runs)";
+      if (r.max_runs != null && r.runs_done >= r.max_runs) o.disabled = true;
+      sel.appendChild(o);
+    });
+    if (keep) sel.value = keep;
+    fillModels();
+  }
+  function fillModels() {
+    const r = racers.find((x) => String(x.user_id) === $("tk-racer").value);
+    const sel = $("tk-model");
+    sel.innerHTML = '<option value="">no model</option>';
+    (r ? r.models : []).forEach((m) => { const o = document.createElement("option"); o.value = m.id; o.textContent = m.filename; sel.appendChild(o); });
+    if (r && r.models.length) sel.value = r.models[0].id;
+  }
+  $("tk-racer").addEventListener("change", fillModels);
+  $("tk-setup-btn").addEventListener("click", async () => {
+    const body = {track_id: trackId, racer_id: Number($("tk-racer").value), raced_by_proxy: $("tk-proxy").checked};
+    if ($("tk-car").value) body.car_id = Number($("tk-car").value);
+    if ($("tk-model").value) body.model_id = Number($("tk-model").value);
+    const s = await api("POST", "/api/races", body);
+    if (s) apply(s);
+  });
+  $("tk-takeover").addEventListener("click", async () => { const s = await api("POST", "/api/races/" + state.race_id + "/take-over", {}); if (s) apply(s); });
+
+  async function act(name) {
+    if (!state || !canControl()) return;
+    const base = "/api/races/" + state.race_id;
+    let s = null;
+    if (name === "lap") { const r = await api("POST", base + "/laps", {source_id: uid()}); if (r) return; }
+    else if (name === "reset+") s = await api("POST", base + "/resets", {delta: 1});
+    else if (name === "reset-") s = await api("POST", base + "/resets", {delta: -1});
+    else if (name === "dnf") s = await api("POST", base + "/dnf", {source_id: uid()});
+    else if (name === "pause") s = await api("POST", base + (state.status === "paused" ? "/resume" : "/pause"), {});
+    else if (name === "discard") { if (!confirm("Discard this race? Its laps will not count.")) return; s = await api("POST", base + "/discard", {}); }
+    else s = await api("POST", base + "/" + name, {});
+    if (s) apply(s);
+  }
+  document.querySelectorAll(".tk-buttons button").forEach((b) => b.addEventListener("click", () => act(b.dataset.act)));
+  const keys = {" ": "lap", "s": "start", "p": "pause", "r": "reset+", "e": "reset-", "d": "dnf", "u": "undo", "x": "end", "Enter": "submit", "Delete": "discard"};
+  document.addEventListener("keydown", (ev) => {
+    if (["INPUT", "SELECT", "TEXTAREA"].includes(ev.target.tagName) || ev.repeat) return;
+    const name = keys[ev.key] || keys[ev.key.toLowerCase()];
+    if (name && state && !$("tk-race").hidden) { ev.preventDefault(); act(name); }
+  });
+
+  const socket = io("/timekeeper", {transports: ["websocket", "polling"]});
+  socket.on("connect", () => {
+    $("tk-connection").textContent = "live";
+    socket.emit("watch", {track_id: trackId}, (answer) => { if (answer && answer.ok) apply(answer.race); });
+  });
+  socket.on("disconnect", () => { $("tk-connection").textContent = "reconnecting… (the race goes on on the server)"; });
+  socket.on("race_state", apply);
+})();

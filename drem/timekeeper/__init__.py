@@ -1,0 +1,1 @@
+"""Live race control: the server-held race clock, lap capture from operator, car and timer."""

@@ -1,0 +1,195 @@
+"""Timekeeper JSON API: race set-up and control, lap capture, timers (docs/api.md)."""
+
+from __future__ import annotations
+
+import functools
+
+from flask import Blueprint, jsonify, request
+from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from drem.effects import commit
+from drem.errors import Forbidden, ServiceError
+from drem.extensions import db
+from drem.http import json_body, no_csrf
+from drem.permissions import public, require
+from drem.timekeeper import laps, service, timers
+
+bp = Blueprint("timekeeper_api", __name__, url_prefix="/api")
+
+
+def retried(view):
+    """Run a race change again once when another request changed the race meanwhile
+    (optimistic lock) or stored the same lap id first."""
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        for attempt in (1, 2):
+            try:
+                return view(*args, **kwargs)
+            except (StaleDataError, IntegrityError):
+                db.session.rollback()
+                if attempt == 2:
+                    raise ServiceError("the race changed at the same moment; try again") from None
+        return None
+
+    return wrapper
+
+
+def _state(race, status: int = 200):
+    return jsonify(service.race_state(race)), status
+
+
+def _int_field(data: dict, name: str, required: bool = True) -> int | None:
+    value = data.get(name)
+    if value in (None, ""):
+        if required:
+            raise ServiceError(f"{name} is required", name)
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ServiceError(f"{name} must be a whole number", name) from None
+
+
+@bp.post("/races")
+@require("races.run")
+@retried
+def setup():
+    """Set up the next race on a track: ``{track_id, racer_id, car_id?, model_id?, raced_by_proxy?}``."""
+    data = json_body()
+    race = service.setup_race(current_user, _int_field(data, "track_id"), _int_field(data, "racer_id"),
+                              _int_field(data, "car_id", False), _int_field(data, "model_id", False),
+                              bool(data.get("raced_by_proxy")))
+    commit()
+    return _state(race, 201)
+
+
+@bp.get("/races/<int:race_id>")
+@require("races.view")
+def detail(race_id: int):
+    return _state(service.get_race(race_id))
+
+
+@bp.get("/tracks/<int:track_id>/live")
+@require("races.view")
+def live(track_id: int):
+    """The live race of a track (``{"race": null}`` when there is none)."""
+    race = service.live_race(track_id)
+    return jsonify(race=service.race_state(race) if race else None)
+
+
+ACTIONS = {"start": service.start_race, "pause": service.pause_race, "resume": service.resume_race,
+           "end": service.end_race, "submit": service.submit_race, "discard": service.discard_race,
+           "take-over": service.take_over, "undo": laps.undo_last_lap}
+
+
+@bp.post("/races/<int:race_id>/<any(start,pause,resume,end,submit,discard,'take-over',undo):action>")
+@require("races.run")
+@retried
+def act(race_id: int, action: str):
+    race = ACTIONS[action](current_user, service.get_race(race_id))
+    commit()
+    return _state(race)
+
+
+@bp.post("/races/<int:race_id>/laps")
+@require("races.run")
+@retried
+def capture(race_id: int):
+    """Capture a lap now: ``{source_id}`` (made by the console, so a resend is stored once)."""
+    data = json_body()
+    lap, created = laps.capture_lap(current_user, service.get_race(race_id), str(data.get("source_id") or ""))
+    commit()
+    return jsonify(lap=lap.to_dict(), created=created), 201 if created else 200
+
+
+@bp.post("/races/<int:race_id>/resets")
+@require("races.run")
+@retried
+def resets(race_id: int):
+    """``{delta: 1|-1}`` on the lap in progress."""
+    data = json_body()
+    race = laps.change_resets(current_user, service.get_race(race_id), _int_field(data, "delta"))
+    commit()
+    return _state(race)
+
+
+@bp.post("/races/<int:race_id>/dnf")
+@require("races.run")
+@retried
+def dnf(race_id: int):
+    data = json_body()
+    race = service.get_race(race_id)
+    laps.dnf(current_user, race, str(data.get("source_id") or f"dnf-{len(race.laps) + 1}"))
+    commit()
+    return _state(race)
+
+
+@bp.patch("/races/<int:race_id>/laps/<int:lap_number>")
+@require("races.run")
+@retried
+def invalidate(race_id: int, lap_number: int):
+    """``{invalidated: bool}`` for a lap of a live race (use race admin for finished ones)."""
+    data = json_body()
+    race = service.get_race(race_id)
+    laps.invalidate_lap(current_user, race, lap_number, bool(data.get("invalidated", True)))
+    commit()
+    return _state(race)
+
+
+@bp.get("/tracks/<int:track_id>/racers")
+@require("races.run")
+def racers(track_id: int):
+    """Racers of the track's event with runs done / max and their available models."""
+    from drem.events.models import EventRacer
+    from drem.events.service import get_track
+    from drem.models_mgr.models import AVAILABLE, RacerModel
+
+    track = get_track(track_id)
+    regs = db.session.scalars(db.select(EventRacer).where(EventRacer.event_id == track.event_id)).all()
+    out = []
+    for reg in sorted(regs, key=lambda r: r.user.username.lower()):
+        models = db.session.scalars(db.select(RacerModel).where(RacerModel.owner_id == reg.user_id,
+                                                                RacerModel.status == AVAILABLE)
+                                    .order_by(RacerModel.uploaded_at.desc())).all()
+        out.append({"user_id": reg.user_id, "username": reg.user.username, "colour": reg.colour,
+                    "country_code": reg.user.country_code, "runs_done": service.runs_done(track.id, reg.user_id),
+                    "max_runs": track.event.max_runs_per_racer,
+                    "models": [{"id": m.id, "filename": m.filename, "format": m.model_format} for m in models]})
+    return jsonify(racers=out)
+
+
+@bp.post("/tracks/<int:track_id>/timers")
+@require("races.run")
+def create_timer(track_id: int):
+    """Register a lap timer: ``{name}`` -> ``{timer, token}`` (token shown once)."""
+    device, token = timers.create_timer(current_user, track_id, str(json_body().get("name", "")))
+    commit()
+    return jsonify(timer=device.to_dict(), token=token), 201
+
+
+@bp.get("/tracks/<int:track_id>/timers")
+@require("races.run")
+def list_timers(track_id: int):
+    return jsonify(timers=[t.to_dict() for t in timers.list_timers(track_id)])
+
+
+@bp.post("/timer/crossings")
+@public
+@no_csrf
+@retried
+def crossing():
+    """A lap timer reports a crossing: ``Authorization: Bearer timer_…``,
+    ``{crossing_id, device_time_ms}`` (docs/timer-protocol.md)."""
+    header = request.headers.get("Authorization", "")
+    device = timers.timer_for_token(header[7:].strip() if header.startswith("Bearer ") else None)
+    if device is None:
+        raise Forbidden("invalid timer token")
+    data = json_body()
+    device_ms = data.get("device_time_ms")
+    if not isinstance(device_ms, int) or isinstance(device_ms, bool) or device_ms < 0:
+        raise ServiceError("device_time_ms must be whole milliseconds of the device clock", "device_time_ms")
+    answer = laps.timer_crossing(device, str(data.get("crossing_id") or device_ms), device_ms)
+    commit()
+    return jsonify(answer), 200 if answer.get("ok") else 400

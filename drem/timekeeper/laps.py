@@ -1,0 +1,192 @@
+"""Laps as they happen: operator capture, car reports, timer crossings; resets, DNF, undo.
+
+Every lap carries the sender's id (``source_id``): the same id twice is stored once.
+Lap times are whole milliseconds. A lap finishing after the race time ran out still
+counts and then ends the race; a lap-count race ends at its target.
+"""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from drem.db_types import utcnow
+from drem.errors import Conflict, ServiceError
+from drem.events.models import ENDED, PAUSED, RUNNING, Lap, Race
+from drem.extensions import db
+from drem.timekeeper import clock
+from drem.timekeeper.service import _leaderboard, _need, check_operator, end_race, push_state
+
+MIN_LAP_MS = 1000          # nothing drives a lap in under a second: a double press or a bounce
+CAPTURE_DEBOUNCE_MS = 1500  # two captures closer than this are one crossing (two operators, one press)
+
+
+def _max_lap_ms(race: Race) -> int:
+    return race.time_limit_ms + 10 * 60_000
+
+
+def existing_lap(race: Race, source_id: str) -> Lap | None:
+    """The lap of this race already stored under ``source_id``, if any."""
+    return db.session.scalar(db.select(Lap).where(Lap.race_id == race.id, Lap.source_id == source_id))
+
+
+def _valid_count(race: Race) -> int:
+    limit = race.event.resets_allowed_per_lap
+    return sum(1 for lap in race.laps if not lap.invalidated and not lap.dnf
+               and (limit is None or lap.resets <= limit))
+
+
+def _record(race: Race, time_ms: int, source: str, source_id: str, resets: int | None = None,
+            invalidated: bool = False, dnf: bool = False, advance_ms: int | None = None) -> Lap:
+    """Store a lap now, start the next one, and end the race when its time is up or the lap
+    target is reached. ``advance_ms`` moves the next lap's start (default: now)."""
+    now = utcnow()
+    lap = Lap(race=race, lap_number=len(race.laps) + 1, time_ms=int(time_ms),
+              resets=race.current_resets if resets is None else resets, invalidated=invalidated, dnf=dnf,
+              source=source, source_id=source_id[:64], recorded_at=now)
+    db.session.add(lap)
+    race.lap_start_ms = clock.elapsed_ms(race, now) if advance_ms is None else advance_ms
+    race.current_resets = 0
+    db.session.flush()
+    lap_id = lap.id
+    push_state(race)
+    _leaderboard("on_lap_recorded", race.id, lap_id)
+    target_done = race.lap_target is not None and _valid_count(race) >= race.lap_target
+    if race.status == RUNNING and (clock.is_time_up(race, now) or target_done):
+        end_race(None, race, reason="time up" if not target_done else "lap target")
+    return lap
+
+
+def capture_lap(actor, race: Race, source_id: str) -> tuple[Lap, bool]:
+    """The operator pressed "lap": the lap time is the race clock since the last lap.
+
+    Returns (lap, created). A repeated ``source_id``, or a second press within
+    ``CAPTURE_DEBOUNCE_MS`` of the last lap (two operators, one crossing), returns the
+    stored lap with created False. Conflict when the race is not running.
+    """
+    check_operator(actor, race)
+    if not source_id or len(source_id) > 64:
+        raise ServiceError("send a lap id (1-64 characters) made by the console", "source_id")
+    seen = existing_lap(race, source_id)
+    if seen is not None:
+        return seen, False
+    _need(race, RUNNING, action="capture a lap")
+    now = utcnow()
+    lap_ms = clock.current_lap_ms(race, now)
+    if race.laps and lap_ms < CAPTURE_DEBOUNCE_MS:
+        return race.laps[-1], False
+    if lap_ms < MIN_LAP_MS:
+        raise ServiceError("a lap under one second is not a lap (double press?)")
+    return _record(race, lap_ms, "operator", source_id), True
+
+
+def car_lap(car, report) -> dict | None:
+    """Take a lap reported by a car into the running race of that car (LAP_HANDLERS hook).
+
+    Returns the ack fields, or None when no race is live for the car (the fleet layer
+    then keeps it in the car's lap log only).
+    """
+    race = db.session.scalar(db.select(Race).where(Race.car_id == car.id, Race.live_track_id.is_not(None)))
+    if race is None:
+        return None
+    if race.status != RUNNING:
+        report.outcome = f"race {race.id} is {race.status}"
+        return {"stored": False, "reason": f"the race is {race.status}"}
+    if not MIN_LAP_MS <= report.lap_time_ms <= _max_lap_ms(race):
+        report.outcome = "absurd lap time"
+        return {"stored": False, "reason": f"lap time {report.lap_time_ms} ms is not plausible"}
+    if existing_lap(race, f"car:{report.lap_id}") is not None:
+        return {"stored": True, "duplicate": True, "race_id": race.id}
+    lap = _record(race, report.lap_time_ms, "car", f"car:{report.lap_id}", resets=report.resets)
+    report.race_id, report.outcome = race.id, f"lap {lap.lap_number} of race {race.id}"
+    return {"stored": True, "race_id": race.id, "lap_number": lap.lap_number}
+
+
+def timer_crossing(device, crossing_id: str, device_time_ms: int) -> dict:
+    """A lap timer saw the car cross the line at ``device_time_ms`` (the device's own clock).
+
+    The first crossing of a race starts its first timed lap; each later one ends a lap
+    whose time is the difference of the device's timestamps. Crossings closer than
+    ``TIMER_DEBOUNCE_MS`` to the previous one are ignored; a repeated ``crossing_id`` is
+    stored once. Returns the ack (``stored``, ``reason``, ``lap_number``).
+    """
+    race = db.session.scalar(db.select(Race).where(Race.live_track_id == device.track_id))
+    if race is None or race.status != RUNNING:
+        return {"ok": True, "stored": False, "reason": "no running race on this track"}
+    source_id = f"timer:{device.id}:{crossing_id}"
+    if existing_lap(race, source_id) is not None:
+        return {"ok": True, "stored": True, "duplicate": True}
+    last = race.timer_last_crossing_ms
+    if last is None:
+        race.timer_last_crossing_ms = device_time_ms
+        race.lap_start_ms = clock.elapsed_ms(race, utcnow())
+        push_state(race)
+        return {"ok": True, "stored": False, "reason": "first crossing: lap started"}
+    lap_ms = device_time_ms - last
+    debounce = current_app.config.get("TIMER_DEBOUNCE_MS", 2000)
+    if 0 <= lap_ms < debounce:
+        return {"ok": True, "stored": False, "reason": f"within the {debounce} ms debounce"}
+    if not MIN_LAP_MS <= lap_ms <= _max_lap_ms(race):
+        return {"ok": False, "stored": False, "reason": f"lap time {lap_ms} ms is not plausible (device clock?)"}
+    race.timer_last_crossing_ms = device_time_ms
+    lap = _record(race, lap_ms, "timer", source_id)
+    return {"ok": True, "stored": True, "lap_number": lap.lap_number}
+
+
+def change_resets(actor, race: Race, delta: int) -> Race:
+    """Reset +1 / -1 on the lap in progress (never below 0)."""
+    check_operator(actor, race)
+    if delta not in (1, -1):
+        raise ServiceError("resets change by +1 or -1", "delta")
+    _need(race, RUNNING, PAUSED, action="count a reset")
+    race.current_resets = max(0, race.current_resets + delta)
+    push_state(race)
+    db.session.flush()
+    return race
+
+
+def dnf(actor, race: Race, source_id: str) -> Lap:
+    """The car did not finish the lap: store it as an invalid (DNF) lap and pause the race."""
+    check_operator(actor, race)
+    seen = existing_lap(race, source_id)
+    if seen is not None:
+        return seen
+    _need(race, RUNNING, action="mark DNF")
+    lap = _record(race, max(1, clock.current_lap_ms(race, utcnow())), "operator", source_id,
+                  invalidated=True, dnf=True)
+    if race.status == RUNNING:
+        race.status, race.paused_at = PAUSED, utcnow()
+        push_state(race)
+    db.session.flush()
+    return lap
+
+
+def undo_last_lap(actor, race: Race) -> Race:
+    """Undo a false finish: remove the last lap and give its time back to the running lap."""
+    check_operator(actor, race)
+    _need(race, RUNNING, PAUSED, ENDED, action="undo a lap")
+    if not race.laps:
+        raise Conflict("there is no lap to undo")
+    lap = race.laps[-1]
+    race.lap_start_ms = max(0, race.lap_start_ms - lap.time_ms)
+    race.current_resets = lap.resets
+    race.laps.remove(lap)
+    db.session.delete(lap)
+    push_state(race)
+    _leaderboard("on_race_changed", race.id)
+    db.session.flush()
+    return race
+
+
+def invalidate_lap(actor, race: Race, lap_number: int, invalid: bool = True) -> Lap:
+    """The operator marks a lap invalid (or valid again) during or after the race."""
+    check_operator(actor, race)
+    lap = next((lap for lap in race.laps if lap.lap_number == lap_number), None)
+    if lap is None:
+        raise ServiceError(f"race {race.id} has no lap {lap_number}", "lap_number")
+    lap.invalidated = invalid
+    push_state(race)
+    _leaderboard("on_race_changed", race.id)
+    db.session.flush()
+    return lap
+
+

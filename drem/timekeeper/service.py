@@ -1,0 +1,266 @@
+"""Race flow on the server: set up, start, pause, resume, end, submit, discard.
+
+The race lives in the database from the moment it is set up; every change is a
+row update guarded by the race's version number (two operators cannot overwrite
+each other), and every lap is stored the moment it happens (``timekeeper.laps``).
+Car commands and display pushes go out after the commit.
+"""
+
+from __future__ import annotations
+
+from drem.admin.service import record_audit
+from drem.db_types import utcnow
+from drem.effects import after_commit
+from drem.errors import Conflict, Forbidden, NotFound, ServiceError
+from drem.events.models import (
+    DISCARDED,
+    ENDED,
+    LIVE_STATUSES,
+    PAUSED,
+    READY,
+    RUNNING,
+    SUBMITTED,
+    EventRacer,
+    Race,
+)
+from drem.extensions import db, socketio
+from drem.permissions import ADMIN
+from drem.timekeeper import clock
+
+COUNTED = (RUNNING, PAUSED, ENDED, SUBMITTED)  # statuses whose laps count on the leaderboard
+
+
+def get_race(race_id: int) -> Race:
+    """The race with this id; NotFound otherwise."""
+    race = db.session.get(Race, race_id)
+    if race is None:
+        raise NotFound("no such race")
+    return race
+
+
+def live_race(track_id: int) -> Race | None:
+    """The live (set up, running, paused or ended but not yet submitted) race of a track."""
+    return db.session.scalar(db.select(Race).where(Race.live_track_id == track_id))
+
+
+def runs_done(track_id: int, racer_id: int) -> int:
+    """Runs of the racer on this track that count (submitted or live), for max runs."""
+    return db.session.scalar(db.select(db.func.count()).select_from(Race).where(
+        Race.track_id == track_id, Race.racer_id == racer_id, Race.status.in_(COUNTED)))
+
+
+def check_operator(actor, race: Race) -> None:
+    """Only the race's operator (or an admin) acts on a live race; others see it read-only."""
+    if race.operator_id != actor.id and actor.role != ADMIN:
+        name = race.operator.username if race.operator else "another operator"
+        raise Forbidden(f"{name} is running this race; take it over to control it")
+
+
+def _need(race: Race, *statuses: str, action: str) -> None:
+    if race.status not in statuses:
+        raise Conflict(f"cannot {action}: the race is {race.status}")
+
+
+def setup_race(actor, track_id: int, racer_id: int, car_id: int | None = None, model_id: int | None = None,
+               raced_by_proxy: bool = False) -> Race:
+    """Set up the next race of a track for a racer (status ``ready``).
+
+    Checks: the track has no live race (Conflict), the racer is registered for the
+    event, max runs per racer is not reached (Conflict, "runs done / max"), the model
+    is the racer's and available, the car exists. After the commit the car gets
+    ``load_model`` when the model is not on it yet, and the racer's tail-light colour.
+    """
+    from drem.events.service import get_track
+    from drem.fleet.service import get_car
+    from drem.models_mgr.models import AVAILABLE, RacerModel
+
+    track = get_track(track_id)
+    event = track.event
+    if live_race(track.id) is not None:
+        raise Conflict("this track has a live race; end and submit or discard it first")
+    reg = db.session.scalar(db.select(EventRacer).filter_by(event_id=event.id, user_id=racer_id))
+    if reg is None:
+        raise ServiceError("that racer is not registered for this event", "racer_id")
+    done = runs_done(track.id, racer_id)
+    if event.max_runs_per_racer is not None and done >= event.max_runs_per_racer:
+        raise Conflict(f"{reg.user.username} has used all runs ({done}/{event.max_runs_per_racer})", "racer_id")
+    car = get_car(car_id) if car_id else None
+    model = None
+    if model_id:
+        model = db.session.get(RacerModel, model_id)
+        if model is None or model.status != AVAILABLE:
+            raise ServiceError("that model is not available", "model_id")
+        if model.owner_id != racer_id and not raced_by_proxy:
+            raise ServiceError("that model belongs to another racer (tick 'raced by proxy' if intended)",
+                               "model_id")
+    race = Race(event_id=event.id, track_id=track.id, racer_id=racer_id, car_id=car.id if car else None,
+                model_id=model.id if model else None, operator_id=actor.id, raced_by_proxy=bool(raced_by_proxy),
+                status=READY, live_track_id=track.id, time_limit_ms=event.race_time_min * 60_000,
+                lap_target=event.lap_target if event.ranking_method == "total_time" else None)
+    db.session.add(race)
+    db.session.flush()
+    if car is not None:
+        _prepare_car(actor, race, car, model, reg.colour)
+    push_state(race)
+    return race
+
+
+def _prepare_car(actor, race: Race, car, model, colour: str) -> None:
+    from drem.fleet.commands import send_commands
+
+    if model is not None and not any(m.get("model_id") == str(model.id) for m in car.loaded_models or []):
+        send_commands(actor, [car.id], "load_model", {"model_id": model.id})
+    send_commands(actor, [car.id], "set_tail_light", {"colour": colour})
+
+
+def start_race(actor, race: Race) -> Race:
+    """Start the clock (server time); the car starts driving its model after the commit."""
+    check_operator(actor, race)
+    _need(race, READY, action="start")
+    race.status, race.started_at = RUNNING, utcnow()
+    if race.car_id and race.model_id:
+        from drem.fleet.commands import send_commands
+
+        send_commands(actor, [race.car_id], "start_driving", {"model_id": race.model_id})
+    push_state(race)
+    db.session.flush()
+    return race
+
+
+def pause_race(actor, race: Race) -> Race:
+    """Freeze the clock."""
+    check_operator(actor, race)
+    _need(race, RUNNING, action="pause")
+    race.status, race.paused_at = PAUSED, utcnow()
+    push_state(race)
+    db.session.flush()
+    return race
+
+
+def resume_race(actor, race: Race) -> Race:
+    """Run the clock again; the paused time does not count."""
+    check_operator(actor, race)
+    _need(race, PAUSED, action="resume")
+    now = utcnow()
+    race.paused_total_ms += int((now - race.paused_at).total_seconds() * 1000)
+    race.status, race.paused_at = RUNNING, None
+    push_state(race)
+    db.session.flush()
+    return race
+
+
+def end_race(actor, race: Race, reason: str = "operator") -> Race:
+    """Stop the clock (status ``ended``, waiting for submit or discard); the car stops and
+    its tail light turns white after the commit."""
+    if actor is not None:
+        check_operator(actor, race)
+    _need(race, RUNNING, PAUSED, READY, action="end the race")
+    now = utcnow()
+    if race.status == PAUSED:
+        race.paused_total_ms += int((now - race.paused_at).total_seconds() * 1000)
+        race.paused_at = None
+    race.status, race.ended_at = ENDED, now
+    if race.started_at is None:
+        race.started_at = now
+    if race.car_id:
+        from drem.fleet.commands import send_commands
+
+        send_commands(actor, [race.car_id], "stop_driving", {})
+        send_commands(actor, [race.car_id], "set_tail_light", {"colour": "white"})
+    push_state(race)
+    db.session.flush()
+    return race
+
+
+def submit_race(actor, race: Race) -> Race:
+    """Keep the ended race for the leaderboard; frees the track. A repeated submit of the
+    same race answers the race as it is (never a duplicate)."""
+    check_operator(actor, race)
+    if race.status == SUBMITTED:
+        return race
+    _need(race, ENDED, action="submit")
+    race.status, race.submitted_at, race.live_track_id = SUBMITTED, utcnow(), None
+    record_audit(actor, "race.submit", "race", race.id, racer=race.racer.username, laps=len(race.laps))
+    push_state(race)
+    _leaderboard("on_race_changed", race.id)
+    db.session.flush()
+    return race
+
+
+def discard_race(actor, race: Race) -> Race:
+    """Throw the race away (its laps stop counting); frees the track and stops the car. Audited."""
+    check_operator(actor, race)
+    if race.status == DISCARDED:
+        return race
+    _need(race, *LIVE_STATUSES, action="discard")
+    if race.status in (RUNNING, PAUSED):
+        end_race(actor, race)
+    race.status, race.live_track_id = DISCARDED, None
+    record_audit(actor, "race.discard", "race", race.id, racer=race.racer.username, laps=len(race.laps))
+    push_state(race)
+    _leaderboard("on_race_changed", race.id)
+    db.session.flush()
+    return race
+
+
+def take_over(actor, race: Race) -> Race:
+    """Make ``actor`` the operator of a live race (the previous one becomes read-only). Audited."""
+    _need(race, *LIVE_STATUSES, action="take over")
+    record_audit(actor, "race.take_over", "race", race.id, previous=race.operator_id)
+    race.operator_id = actor.id
+    push_state(race)
+    db.session.flush()
+    return race
+
+
+def race_state(race: Race, now=None) -> dict:
+    """The live race as displays and consoles see it (times in ms; ``server_time`` UNIX s)."""
+    now = now or utcnow()
+    laps = [{"lap_number": lap.lap_number, "time_ms": lap.time_ms, "resets": lap.resets,
+             "invalidated": lap.invalidated, "dnf": lap.dnf, "source": lap.source, "id": lap.id}
+            for lap in race.laps]
+    valid = [lap["time_ms"] for lap in laps if _valid(race, lap)]
+    return {
+        "race_id": race.id, "event_id": race.event_id, "track_id": race.track_id, "status": race.status,
+        "racer": {"id": race.racer_id, "username": race.racer.username, "country_code": race.racer.country_code},
+        "raced_by_proxy": race.raced_by_proxy, "car_id": race.car_id, "model_id": race.model_id,
+        "operator": race.operator.username if race.operator else None, "operator_id": race.operator_id,
+        "time_limit_ms": race.time_limit_ms, "elapsed_ms": clock.elapsed_ms(race, now),
+        "time_left_ms": clock.time_left_ms(race, now), "time_up": clock.is_time_up(race, now),
+        "server_time": now.timestamp(), "current_lap_ms": clock.current_lap_ms(race, now),
+        "current_resets": race.current_resets, "lap_target": race.lap_target, "laps": laps,
+        "best_lap_ms": min(valid) if valid else None, "last_lap_ms": laps[-1]["time_ms"] if laps else None,
+        "resets_allowed_per_lap": race.event.resets_allowed_per_lap,
+    }
+
+
+def _valid(race: Race, lap: dict) -> bool:
+    limit = race.event.resets_allowed_per_lap
+    return not lap["invalidated"] and not lap["dnf"] and (limit is None or lap["resets"] <= limit)
+
+
+def push_state(race: Race) -> None:
+    """After commit: send the race state to the timekeeper consoles and the displays."""
+    def send(race_id=race.id):
+        fresh = db.session.get(Race, race_id)
+        if fresh is None:
+            return
+        state = race_state(fresh)
+        socketio.emit("race_state", state, namespace="/timekeeper", to=f"tk:{fresh.track_id}")
+        _call_leaderboard("push_race_state", state)
+
+    after_commit(send)
+
+
+def _leaderboard(func: str, *args) -> None:
+    after_commit(lambda: _call_leaderboard(func, *args))
+
+
+def _call_leaderboard(func: str, *args) -> None:
+    try:
+        from drem.leaderboard import service as lb
+    except ImportError:  # pragma: no cover - the leaderboard package is part of drem
+        return
+    handler = getattr(lb, func, None)
+    if handler is not None:
+        handler(*args)
