@@ -35,6 +35,7 @@ Units: times in integer milliseconds (``*_ms``), points in time UNIX seconds (fl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -44,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from drem.auth.models import User
 from drem.errors import NotFound
@@ -56,7 +58,6 @@ from drem.events.models import (
     Event,
     Lap,
     Race,
-    Track,
 )
 from drem.extensions import db, socketio
 from drem.leaderboard.ranking import RankingState, is_lap_valid
@@ -327,15 +328,17 @@ def event_dict(event: Event) -> dict:
             "combined": len(event.tracks) >= 2}
 
 
-def leaderboard_state(event: Event, track: TrackKey) -> dict:
+def leaderboard_state(event: Event, track: TrackKey, session: Session | None = None) -> dict:
     """The full state of one leaderboard, as sent on (re)connect and by the JSON API.
 
     ``{"event", "track" (id or "combined"), "tracks", "title", "footer", "version",
     "entries" (rank order, see docs/ranking.md), "races" ({track id: race state} of the
-    live races), "server_time" (UNIX s)}``. Always ranked from current database content.
+    live races), "server_time" (UNIX s)}``. Always ranked from current database content
+    (``session``: the one ``event`` belongs to, default ``db.session``).
     """
+    s = session or db.session
     with _lock:
-        board = _current_board(event, track)
+        board = _current_board(s, event, track)
         entries, version = board.entry_dicts(), board.version
     tracks = _track_dicts(event)
     if track == COMBINED:
@@ -345,14 +348,14 @@ def leaderboard_state(event: Event, track: TrackKey) -> dict:
         title, footer = t["title"] or f"{event.name} · {t['name']}", t["footer"]
     return {"event": event_dict(event), "track": track, "tracks": tracks, "title": title,
             "footer": footer, "version": version, "entries": entries,
-            "races": {str(k): v for k, v in live_races(event, track).items()},
+            "races": {str(k): v for k, v in live_races(s, event, track).items()},
             "server_time": time.time()}
 
 
 def entries(event: Event, track: TrackKey) -> list[LeaderboardEntry]:
     """The ranked entries of one leaderboard (track id or COMBINED), current with the database."""
     with _lock:
-        return _current_board(event, track).state.entries()
+        return _current_board(db.session, event, track).state.entries()
 
 
 # -------------------------------------------------------------------------- race state
@@ -403,10 +406,10 @@ def _race_state_of(race: Race) -> dict:
         return race_state(race)
 
 
-def live_races(event: Event, track: TrackKey) -> dict[int, dict]:
+def live_races(s: Session, event: Event, track: TrackKey) -> dict[int, dict]:
     """Race states of the live races (ready, running, paused, ended) of one track or of all
     tracks (COMBINED), keyed by track id; the most recent race per track."""
-    q = db.select(Race).where(Race.event_id == event.id, Race.status.in_(LIVE_STATUSES)) \
+    q = sa.select(Race).where(Race.event_id == event.id, Race.status.in_(LIVE_STATUSES)) \
         .order_by(Race.created_at, Race.id)
     if track != COMBINED:
         q = q.where(Race.track_id == track)
@@ -448,7 +451,7 @@ def _improved(prev: LeaderboardEntry | None, new: LeaderboardEntry | None) -> bo
     return nb is not None and (pb is None or nb < pb) or new.rank < prev.rank
 
 
-def _apply(event: Event, track: TrackKey, fp_now: _Fingerprint, fp_before: _Fingerprint,
+def _apply(s: Session, event: Event, track: TrackKey, fp_now: _Fingerprint, fp_before: _Fingerprint,
            change, exclude: dict, lap: dict | None, racer_id: int) -> dict | None:
     """Bring this process's board of ``track`` from ``fp_before`` to ``fp_now`` with
     ``change(state)`` and return the ``lb_update`` message (None when nothing changed)."""
@@ -459,7 +462,7 @@ def _apply(event: Event, track: TrackKey, fp_now: _Fingerprint, fp_before: _Fing
     if board is not None and board.fp_key == key_now:
         return None  # this process applied it already (a repeated call)
     if board is None or board.fp_key != key_before:
-        board = _build(event.id, track, ranking_config(event), key_before, **exclude)
+        board = _build(s, event.id, track, ranking_config(event), key_before, **exclude)
     before = {e.racer_id: e for e in board.state.entries()}
     changed = change(board)
     board.fp_key, board._dicts = key_now, None
@@ -471,22 +474,40 @@ def _apply(event: Event, track: TrackKey, fp_now: _Fingerprint, fp_before: _Fing
             "highlight": racer_id if _improved(before.get(racer_id), new) else None, "lap": lap}
 
 
+@contextlib.contextmanager
+def _reading():
+    """A session of its own: the pushes run inside the caller's after-commit hook, where
+    the caller's session may not emit SQL any more."""
+    s = Session(db.engine)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
 def on_lap_recorded(race_id: int, lap_id: int) -> None:
     """A new lap was committed: update the race's track leaderboard and the combined one
     incrementally and push an ``lb_update`` to rooms ``lb:<event>:<track>`` and
     ``lb:<event>:combined``. Call after the commit (``drem.effects.after_commit``); works
-    in any process (web worker, job runner, CLI). Laps of ready or discarded races do
-    not count and push nothing. Lap times in ms."""
-    race = db.session.get(Race, race_id)
-    lap = db.session.get(Lap, lap_id)
+    in any process (web worker, job runner, CLI) inside an app context. Laps of ready or
+    discarded races do not count and push nothing. Lap times in ms."""
+    with _reading() as s:
+        messages = _lap_recorded(s, race_id, lap_id)
+    for event_id, track, msg in messages:
+        _emit("lb_update", msg, event_id, track)
+
+
+def _lap_recorded(s: Session, race_id: int, lap_id: int) -> list[tuple[int, TrackKey, dict]]:
+    race = s.get(Race, race_id)
+    lap = s.get(Lap, lap_id)
     if race is None or lap is None or lap.race_id != race.id or race.status not in COUNTED_STATUSES:
-        return
+        return []
     event = race.event
+    lap_input = _lap_input(lap, race)
     lap_info = {"race_id": race.id, "racer_id": race.racer_id, "track_id": race.track_id,
                 "lap_number": lap.lap_number, "time_ms": lap.time_ms, "resets": lap.resets,
                 "invalidated": lap.invalidated, "dnf": lap.dnf,
-                "valid": is_lap_valid(_lap_input(lap, race), event.resets_allowed_per_lap)}
-    lap_input = _lap_input(lap, race)
+                "valid": is_lap_valid(lap_input, event.resets_allowed_per_lap)}
     race_input = RaceInput(race_id=race.id, racer_id=race.racer_id, track_id=race.track_id,
                            started_at=_ts(race.started_at or race.created_at),
                            raced_by_proxy=race.raced_by_proxy)
@@ -501,19 +522,18 @@ def on_lap_recorded(race_id: int, lap_id: int) -> None:
     messages = []
     with _lock:
         _race_index[race.id] = (event.id, race.track_id)
-        fp_now = _fingerprints(event)
-        fp_before = fp_now.minus(_fp_rows(event.id, lap_id=lap.id))
+        fp_now = _fingerprints(s, event)
+        fp_before = fp_now.minus(_fp_rows(s, event.id, lap_id=lap.id))
         for track in (race.track_id, COMBINED):
-            msg = _apply(event, track, fp_now, fp_before, change, {"exclude_lap": lap.id}, lap_info,
-                         race.racer_id)
+            msg = _apply(s, event, track, fp_now, fp_before, change, {"exclude_lap": lap.id},
+                         lap_info, race.racer_id)
             if msg is not None:
-                messages.append((track, msg))
-    for track, msg in messages:
-        _emit("lb_update", msg, event.id, track)
+                messages.append((event.id, track, msg))
+    return messages
 
 
-def _on_race_counted(race: Race) -> None:
-    """A counted race that this leaderboard may not know yet (it just started): add it."""
+def _race_counted(s: Session, race: Race) -> list[tuple[int, TrackKey, dict]]:
+    """A counted race that this process's leaderboards may not know yet (it just started)."""
     event = race.event
     laps = [_lap_input(lap, race) for lap in race.laps]
     race_input = RaceInput(race_id=race.id, racer_id=race.racer_id, track_id=race.track_id,
@@ -526,18 +546,20 @@ def _on_race_counted(race: Race) -> None:
 
     messages = []
     with _lock:
-        fp_now = _fingerprints(event)
+        _race_index[race.id] = (event.id, race.track_id)
+        fp_now = _fingerprints(s, event)
+        fp_before = None
         for track in (race.track_id, COMBINED):
             board = _boards.get((event.id, track))
             if board is not None and board.fp_key == fp_now.key(track):
-                continue  # known here (the common case while a race runs): no query more
-            fp_before = fp_now.minus(_fp_rows(event.id, race_id=race.id))
-            msg = _apply(event, track, fp_now, fp_before, change, {"exclude_race": race.id}, None,
-                         race.racer_id)
+                continue  # known here (the common case while a race runs): nothing to do
+            if fp_before is None:
+                fp_before = fp_now.minus(_fp_rows(s, event.id, race_id=race.id))
+            msg = _apply(s, event, track, fp_now, fp_before, change, {"exclude_race": race.id},
+                         None, race.racer_id)
             if msg is not None:
-                messages.append((track, msg))
-    for track, msg in messages:
-        _emit("lb_update", msg, event.id, track)
+                messages.append((event.id, track, msg))
+    return messages
 
 
 def on_race_changed(race_id: int, event_id: int | None = None, track_id: int | None = None) -> None:
@@ -546,42 +568,47 @@ def on_race_changed(race_id: int, event_id: int | None = None, track_id: int | N
     (``lb_full``) to both rooms. Call after the commit; works in any process.
 
     For a race that no longer exists pass ``event_id`` and ``track_id`` (else the
-    leaderboard recalls them from its own records, which a fresh process does not have).
+    leaderboard recalls them from its own records, which a fresh process may not have).
     """
-    race = db.session.get(Race, race_id)
-    if race is not None:
-        event_id, track_id = race.event_id, race.track_id
-    elif event_id is None or track_id is None:
-        with _lock:
-            known = _race_index.get(race_id)
-        if known is None:
-            log.warning("on_race_changed(%s): unknown deleted race; pass event_id and track_id", race_id)
+    with _reading() as s:
+        race = s.get(Race, race_id)
+        if race is not None:
+            event_id, track_id = race.event_id, race.track_id
+        elif event_id is None or track_id is None:
+            with _lock:
+                known = _race_index.get(race_id)
+            if known is None:
+                log.warning("on_race_changed(%s): unknown deleted race; pass event_id and track_id",
+                            race_id)
+                return
+            event_id, track_id = known
+        event = s.get(Event, event_id)
+        if event is None:
             return
-        event_id, track_id = known
-    event = db.session.get(Event, event_id)
-    if event is None:
-        return
-    with _lock:
-        fp = _fingerprints(event)
-        for track in (track_id, COMBINED):
-            board = _build(event.id, track, ranking_config(event), fp.key(track))
-            _store(event.id, track, board)
-    for track in (track_id, COMBINED):
-        if track != COMBINED and not any(t.id == track for t in event.tracks):
-            continue  # the track itself was deleted
-        _emit("lb_full", leaderboard_state(event, track), event.id, track)
+        tracks = [t for t in (track_id, COMBINED) if t == COMBINED or any(x.id == t for x in event.tracks)]
+        with _lock:
+            fp = _fingerprints(s, event)
+            for track in tracks:
+                _store(event.id, track, _build(s, event.id, track, ranking_config(event), fp.key(track)))
+        states = [(track, leaderboard_state(event, track, s)) for track in tracks]
+    for track, state in states:
+        _emit("lb_full", state, event_id, track)
 
 
 def push_race_state(state: dict) -> None:
     """Send the live race (the timekeeper contract's race-state dict, times in ms, clock at
     ``server_time`` UNIX s) as ``race_state`` to ``lb:<event>:<track>``,
     ``lb:<event>:combined`` and ``commentator:<event>``. When the race has just become
-    counted (started) the leaderboards learn it here, so its racer appears at once.
-    Call after the commit; works in any process."""
+    counted (started), the leaderboards learn it here and push an ``lb_update``, so its
+    racer appears at once. Call after the commit; works in any process."""
     event_id, track_id = int(state["event_id"]), int(state["track_id"])
+    messages: list[tuple[int, TrackKey, dict]] = []
     if state.get("status") in COUNTED_STATUSES:
-        race = db.session.get(Race, int(state["race_id"]))
-        if race is not None and race.status in COUNTED_STATUSES:
-            _on_race_counted(race)
+        with _reading() as s:
+            race = s.get(Race, int(state["race_id"]))
+            if race is not None and race.status in COUNTED_STATUSES:
+                messages = _race_counted(s, race)
     for target in (room(event_id, track_id), room(event_id, COMBINED), commentator_room(event_id)):
         socketio.emit("race_state", state, namespace=NAMESPACE, to=target)
+    for ev, track, msg in messages:
+        _emit("lb_update", msg, ev, track)

@@ -206,7 +206,11 @@ class FleetApi:
     def wait_car(self, car_id: int, check: Callable[[dict], bool], timeout: float = 20.0, what: str = "",
                  cars: list[CarProcess] = ()) -> dict:
         """Poll a car until ``check(car)`` holds; returns the car."""
-        return wait_until(lambda: (c := self.car(car_id)) if check(c) else None, timeout,
+        def ready() -> dict | None:
+            car = self.car(car_id)
+            return car if check(car) else None
+
+        return wait_until(ready, timeout,
                           what=what or f"car {car_id}",
                           on_timeout=lambda: f"{self.car(car_id)}\n" + "\n".join(c.log_tail() for c in cars))
 

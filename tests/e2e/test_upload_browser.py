@@ -159,9 +159,11 @@ def test_status_pushed_before_the_upload_answer_is_not_lost(page, live_server: L
     _login(page, racer)
     pushed = _open_models_page(page)
     held: dict = {}
+    model_file = f.deepracer_tar_gz(tmp_path, "quick.tar.gz")
 
     def hold_answer(route) -> None:
-        response = route.fetch()
+        # Playwright cannot forward an XHR's File body, so the same bytes are given again.
+        response = route.fetch(post_data=model_file.read_bytes())
         assert response.status == 201, (response.status, response.text()[:300])
         held["id"] = model_id = response.json()["id"]
         deadline = time.monotonic() + 30
@@ -172,7 +174,7 @@ def test_status_pushed_before_the_upload_answer_is_not_lost(page, live_server: L
         route.fulfill(response=response)
 
     page.route("**/api/models?filename=*", hold_answer)
-    page.set_input_files("#file-input", str(f.deepracer_tar_gz(tmp_path, "quick.tar.gz")))
+    page.set_input_files("#file-input", str(model_file))
     item = page.locator("#upload-list li", has_text="quick.tar.gz")
     item.locator(".state", has_text="available").wait_for(timeout=30_000)
     assert int(item.get_attribute("data-model-id")) == held["id"]

@@ -10,8 +10,13 @@ MISSING_ID = 987654  # ids that exist nowhere: allowed roles get 404/400, never 
 def _url(rule) -> str:
     values = {}
     for arg in rule.arguments:
-        conv = rule._converters[arg].__class__.__name__
-        values[arg] = MISSING_ID if conv == "IntegerConverter" else "missing.bin"
+        conv = rule._converters[arg]
+        if conv.__class__.__name__ == "IntegerConverter":
+            values[arg] = MISSING_ID
+        elif conv.__class__.__name__ == "AnyConverter":
+            values[arg] = sorted(conv.items)[0]
+        else:
+            values[arg] = "missing.bin"
     return rule.build(values, append_unknown=False)[1]
 
 
