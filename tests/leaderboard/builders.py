@@ -1,0 +1,119 @@
+"""Races and laps written straight into the database for leaderboard tests.
+
+The timekeeper normally creates races and laps; these builders insert the same rows
+with SQLAlchemy so the leaderboard can be tested on its own. :meth:`Races.lap` also
+calls the leaderboard's ``on_lap_recorded`` after the commit, as the timekeeper does.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+_seq = itertools.count(1)
+T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+
+class Races:
+    """Builds races and laps for one app; returns plain ids."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def race(self, event_id: int, track_id: int, racer_id: int, laps=(), status: str = "submitted",
+             raced_by_proxy: bool = False, start_s: float | None = None) -> dict:
+        """A race with ``laps`` (tuples ``(time_ms, resets=0, invalidated=False)``), recorded
+        one after another from ``start_s`` seconds after T0. Returns ``{"id", "lap_ids"}``."""
+        from drem.events.models import LIVE_STATUSES, Lap, Race
+        from drem.extensions import db
+
+        start = T0 + timedelta(seconds=start_s if start_s is not None else next(_seq) * 600)
+        with self.app.app_context():
+            race = Race(event_id=event_id, track_id=track_id, racer_id=racer_id, status=status,
+                        raced_by_proxy=raced_by_proxy, time_limit_ms=240_000, started_at=start,
+                        live_track_id=track_id if status in LIVE_STATUSES else None)
+            db.session.add(race)
+            db.session.flush()
+            at = start
+            rows = []
+            for number, spec in enumerate(laps, 1):
+                time_ms, resets, invalidated = (tuple(spec) + (0, False))[:3] if isinstance(spec, tuple) \
+                    else (spec, 0, False)
+                at = at + timedelta(milliseconds=time_ms)
+                lap = Lap(race_id=race.id, lap_number=number, time_ms=time_ms, resets=resets,
+                          invalidated=invalidated, source="operator", source_id=f"b{next(_seq)}",
+                          recorded_at=at)
+                db.session.add(lap)
+                rows.append(lap)
+            db.session.commit()
+            return {"id": race.id, "lap_ids": [r.id for r in rows]}
+
+    def lap(self, race_id: int, time_ms: int, resets: int = 0, invalidated: bool = False,
+            notify: bool = True) -> int:
+        """Add the next lap to a race; with ``notify`` call ``on_lap_recorded`` after the
+        commit, as the timekeeper does. Returns the lap id."""
+        from drem.effects import after_commit
+        from drem.events.models import Lap, Race
+        from drem.extensions import db
+        from drem.leaderboard.service import on_lap_recorded
+
+        with self.app.app_context():
+            race = db.session.get(Race, race_id)
+            number = len(race.laps) + 1
+            last = race.laps[-1].recorded_at if race.laps else race.started_at
+            lap = Lap(race_id=race_id, lap_number=number, time_ms=time_ms, resets=resets,
+                      invalidated=invalidated, source="operator", source_id=f"b{next(_seq)}",
+                      recorded_at=last + timedelta(milliseconds=time_ms))
+            db.session.add(lap)
+            db.session.flush()
+            lap_id = lap.id
+            if notify:
+                after_commit(lambda: on_lap_recorded(race_id, lap_id))
+            db.session.commit()
+            return lap_id
+
+    def set(self, race_id: int, notify: bool = True, **fields) -> None:
+        """Change a race's columns (e.g. status) and call ``on_race_changed`` after the commit."""
+        from drem.effects import after_commit
+        from drem.events.models import Race
+        from drem.extensions import db
+        from drem.leaderboard.service import on_race_changed
+
+        with self.app.app_context():
+            race = db.session.get(Race, race_id)
+            for key, value in fields.items():
+                setattr(race, key, value)
+            if notify:
+                after_commit(lambda: on_race_changed(race_id))
+            db.session.commit()
+
+    def edit_lap(self, lap_id: int, notify: bool = True, **fields) -> None:
+        """Change a lap (time, resets, invalidated) and call ``on_race_changed`` after the commit."""
+        from drem.effects import after_commit
+        from drem.events.models import Lap
+        from drem.extensions import db
+        from drem.leaderboard.service import on_race_changed
+
+        with self.app.app_context():
+            lap = db.session.get(Lap, lap_id)
+            for key, value in fields.items():
+                setattr(lap, key, value)
+            race_id = lap.race_id
+            if notify:
+                after_commit(lambda: on_race_changed(race_id))
+            db.session.commit()
+
+    def delete(self, race_id: int, notify: bool = True) -> None:
+        """Delete a race and call ``on_race_changed(race_id, event_id=, track_id=)`` after the commit."""
+        from drem.effects import after_commit
+        from drem.events.models import Race
+        from drem.extensions import db
+        from drem.leaderboard.service import on_race_changed
+
+        with self.app.app_context():
+            race = db.session.get(Race, race_id)
+            event_id, track_id = race.event_id, race.track_id
+            db.session.delete(race)
+            if notify:
+                after_commit(lambda: on_race_changed(race_id, event_id=event_id, track_id=track_id))
+            db.session.commit()
