@@ -76,6 +76,7 @@ def _register_blueprints(app: Flask) -> None:
         app.register_blueprint(module.bp)
     app.register_blueprint(fleet_api.bp)
     app.register_blueprint(fleet_api.car_bp)
+    app.register_blueprint(events_api.laps_bp)
     from drem.fleet.reports import LAP_HANDLERS
 
     if timekeeper_laps.car_lap not in LAP_HANDLERS:

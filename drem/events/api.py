@@ -7,11 +7,12 @@ from flask_login import current_user
 
 from drem.auth.service import get_user
 from drem.effects import commit
-from drem.events import service
+from drem.events import race_admin, service
 from drem.http import json_body
 from drem.permissions import require
 
 bp = Blueprint("events_api", __name__, url_prefix="/api/events")
+laps_bp = Blueprint("race_admin_api", __name__, url_prefix="/api")
 
 
 @bp.get("")
@@ -100,3 +101,41 @@ def join(event_id: int):
     reg = service.register_racer(service.get_event(event_id), current_user)
     commit()
     return jsonify(reg.to_dict()), 201
+
+
+@bp.get("/<int:event_id>/races")
+@require("races.view")
+def list_races(event_id: int):
+    """Races of the event (newest first); filter with ``track_id`` and ``racer_id``."""
+    from flask import request
+
+    service.get_event(event_id)
+    track_id = request.args.get("track_id", type=int)
+    racer_id = request.args.get("racer_id", type=int)
+    return jsonify(races=[race_admin.race_dict(r) for r in race_admin.list_races(event_id, track_id, racer_id)])
+
+
+@laps_bp.patch("/laps/<int:lap_id>")
+@require("races.run")
+def edit_lap(lap_id: int):
+    lap = race_admin.edit_lap(current_user, race_admin.get_lap(lap_id), json_body())
+    commit()
+    return jsonify(lap.to_dict())
+
+
+@laps_bp.delete("/laps/<int:lap_id>")
+@require("races.run")
+def delete_lap(lap_id: int):
+    race_admin.delete_lap(current_user, race_admin.get_lap(lap_id))
+    commit()
+    return "", 204
+
+
+@laps_bp.delete("/races/<int:race_id>")
+@require("races.run")
+def delete_race(race_id: int):
+    from drem.timekeeper.service import get_race
+
+    race_admin.delete_race(current_user, get_race(race_id))
+    commit()
+    return "", 204

@@ -159,3 +159,17 @@ def join(event_id: int):
         commit()
         flash(f"you are registered for {event.name}", "info")
     return redirect(url_for("main.home"))
+
+
+@bp.get("/<int:event_id>/races")
+@require("races.view")
+def races(event_id: int):
+    """Race admin: every race of the event with its laps; operators edit and delete."""
+    from drem.events import race_admin
+
+    event = service.get_event(event_id)
+    track_id = request.args.get("track_id", type=int)
+    racer_id = request.args.get("racer_id", type=int)
+    rows = race_admin.list_races(event.id, track_id, racer_id)
+    return render_template("events/races.html", event=event, races=rows, track_id=track_id, racer_id=racer_id,
+                           can_edit=allowed(current_user, "races.run"))

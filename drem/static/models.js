@@ -30,7 +30,7 @@
       if (xhr.status === 201) {
         li.dataset.modelId = body.id;
         li.querySelector("progress").value = 100;
-        const m = body;
+        const m = latest[body.id] || body;
         setState(li, m.status, m.status_reason);
       } else {
         li.classList.add("failed");

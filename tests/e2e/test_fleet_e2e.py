@@ -209,7 +209,7 @@ def test_corrupted_model_fails_with_checksum_mismatch(live_server: LiveServer, c
 def test_car_killed_mid_download_reports_it_and_resumes(live_server: LiveServer, cars, tmp_path: Path) -> None:
     api = FleetApi(live_server)
     racer = live_server.create_user("racer")
-    model = upload_model(live_server, racer, f.deepracer_tar_gz(tmp_path, "big.tar.gz", pb=os.urandom(120 * MIB)))
+    model = upload_model(live_server, racer, f.deepracer_tar_gz(tmp_path, "big.tar.gz", pb=os.urandom(32 * MIB)))
     car = cars(live_server, "e2e-cut").start()
     api.wait_car(car.car_id, _online, cars=[car])
     partial = car.data_dir / "models" / ".partial" / f"{model['sha256']}.part"
