@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export DREM_TRACKS_DIR ?= $(abspath ../shared/tracks)
 
-.PHONY: demo test test-sqlite test-postgres setup system venv npm clamd models lint bench clean
+.PHONY: demo demo-headless test test-sqlite test-postgres setup system venv npm clamd models lint bench clean
 
 setup: system venv npm
 
@@ -30,14 +30,19 @@ node_modules/.installed: package.json
 clamd: setup
 	scripts/clamd.sh start
 
+# Trained demo models (record in the simulator, train, export); cached by recipe hash.
 models: setup
 	$(PY) -m car_client.training.demo_models --out var/demo-models
 
-# The whole demo event on the embedded defaults (SQLite, in-process Socket.IO, local storage).
-demo: setup clamd
-	$(VENV)/bin/drem init --admin-password "$${DREM_ADMIN_PASSWORD:-drem-admin}"
-	$(VENV)/bin/drem seed-demo
-	$(VENV)/bin/drem run --host 0.0.0.0 --port $${PORT:-5000}
+# The whole demo event on the embedded defaults (SQLite, in-process Socket.IO, local
+# storage): clamd, the server, simulated cars; racers upload, the cars race; then it
+# keeps serving so a person can run another race by hand.
+demo: setup models
+	$(VENV)/bin/drem demo --host 0.0.0.0 --port $${PORT:-5000} --racers $${RACERS:-4} --cars $${CARS:-2}
+
+# The same event, faster than real time, printing the final leaderboard and summary.
+demo-headless: setup models
+	$(VENV)/bin/drem demo --headless --racers 3 --cars 2 --speedup 10
 
 # Everything on SQLite, then the server-side tests again on PostgreSQL + Redis.
 test: setup

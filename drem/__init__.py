@@ -62,6 +62,9 @@ def _register_blueprints(app: Flask) -> None:
     from drem.fleet import api as fleet_api
     from drem.fleet import sockets as _fleet_sockets  # noqa: F401 - registers handlers
     from drem.fleet import views as fleet_views
+    from drem.leaderboard import api as leaderboard_api
+    from drem.leaderboard import sockets as _leaderboard_sockets  # noqa: F401 - registers handlers
+    from drem.leaderboard import views as leaderboard_views
     from drem.main import views as main_views
     from drem.models_mgr import api as models_api
     from drem.models_mgr import sockets as _models_sockets  # noqa: F401 - registers handlers
@@ -76,6 +79,8 @@ def _register_blueprints(app: Flask) -> None:
         app.register_blueprint(module.bp)
     app.register_blueprint(fleet_api.bp)
     app.register_blueprint(fleet_api.car_bp)
+    app.register_blueprint(leaderboard_views.bp)
+    app.register_blueprint(leaderboard_api.bp)
     app.register_blueprint(events_api.laps_bp)
     from drem.fleet.reports import LAP_HANDLERS
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+import time
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -125,3 +127,92 @@ def worker_command(poll: float) -> None:
         runner.loop()
     except KeyboardInterrupt:
         pass
+
+
+@main.command("demo")
+@click.option("--headless", is_flag=True, help="run the event, print the summary and exit")
+@click.option("--racers", default=4, show_default=True, type=click.IntRange(1, 50))
+@click.option("--cars", default=2, show_default=True, type=click.IntRange(1, 20))
+@click.option("--speedup", default=1.0, show_default=True, type=click.FloatRange(0.1, 100),
+              help="simulated seconds per wall second on the cars")
+@click.option("--laps", default=3, show_default=True, type=click.IntRange(1, 50), help="laps per race")
+@click.option("--runs", default=1, show_default=True, type=click.IntRange(1, 5), help="races per racer")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=None, type=int, help="default: 5000, or a free port when --headless")
+@click.option("--workers", default=1, show_default=True, type=int, help="gunicorn workers (more need REDIS_URL)")
+@click.option("--instance", "instance", default=None, type=click.Path(path_type=Path),
+              help="demo folder (default: instance/demo, or a new temporary one with --headless)")
+@click.option("--models-dir", default=None, type=click.Path(path_type=Path), help="default: var/demo-models")
+@click.option("--reset-database", is_flag=True, help="PostgreSQL only: drop every table in DATABASE_URL first")
+def demo_command(headless, racers, cars, speedup, laps, runs, host, port, workers, instance, models_dir,
+                 reset_database) -> None:
+    """Run a whole demo event with real processes: clamd, the server, car clients with
+    simulated cars; racers upload models over HTTP, the operator runs the races.
+
+    Uses DATABASE_URL, REDIS_URL and STORAGE_URL from the environment when set.
+    """
+    import json as _json
+    import tempfile
+
+    from drem.config import REPO_ROOT
+    from drem.demo.report import format_summary
+    from drem.demo.runner import ADMIN_PASSWORD, OPERATOR, DemoEvent, DemoOptions
+
+    if workers > 1 and not os.environ.get("REDIS_URL"):
+        raise click.ClickException("more than one worker needs REDIS_URL")
+    models_dir = models_dir or REPO_ROOT / "var" / "demo-models"
+    if not (models_dir / "demo_models.json").exists():
+        click.echo(f"building the demo models into {models_dir} (a few minutes, once)")
+        import subprocess
+
+        subprocess.run([sys.executable, "-m", "car_client.training.demo_models", "--out", str(models_dir)], check=True)
+    if instance is None:
+        instance = Path(tempfile.mkdtemp(prefix="drem-demo-")) if headless else REPO_ROOT / "instance" / "demo"
+    if reset_database:
+        _reset_postgres(os.environ.get("DATABASE_URL", ""))
+    opts = DemoOptions(racers=racers, cars=cars, speedup=speedup, laps=laps, runs=runs, instance=instance,
+                       models_dir=models_dir, host=host, port=port or (None if headless else 5000), workers=workers,
+                       database_url=os.environ.get("DATABASE_URL", ""), redis_url=os.environ.get("REDIS_URL", ""),
+                       storage_url=os.environ.get("STORAGE_URL", ""),
+                       log=lambda msg: click.echo(f"[{time.strftime('%H:%M:%S')}] {msg}"))
+    demo = DemoEvent(opts)
+    try:
+        demo.start_services()
+        demo.setup_event()
+        click.echo(f"\nLeaderboard: {demo.url}/events/{demo.event['id']}/leaderboard   "
+                   f"(operator {OPERATOR[0]} / {OPERATOR[1]}, admin admin / {ADMIN_PASSWORD})\n")
+        demo.start_cars()
+        demo.run_races()
+        demo.wait_outboxes_empty()
+        summary = demo.summary()
+        click.echo("\n" + format_summary(summary))
+        (instance / "demo_summary.json").write_text(_json.dumps(summary, indent=2))
+        if not headless:
+            click.echo(f"\nServing {demo.url} until Ctrl-C. Log in as {OPERATOR[0]} / {OPERATOR[1]} and open "
+                       f"the timekeeper to run another race by hand; the cars are still connected.")
+            while demo.server.alive():
+                time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        demo.stop()
+    if summary_failed(locals().get("summary")):
+        raise SystemExit(1)
+
+
+def summary_failed(summary: dict | None) -> bool:
+    """True when the demo lost or doubled a lap or the leaderboard disagrees with the cars."""
+    return summary is None or bool(summary["lost_laps"] or summary["doubled_laps"]
+                                   or not summary["leaderboard_matches_car_logs"])
+
+
+def _reset_postgres(url: str) -> None:
+    if not url.startswith(("postgres://", "postgresql")):
+        raise click.ClickException("--reset-database needs a PostgreSQL DATABASE_URL")
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url.replace("postgres://", "postgresql+psycopg://", 1)
+                              .replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()

@@ -152,6 +152,7 @@ def build_model(recipe: Recipe, out_dir: Path, log=print) -> dict:
     from car_client.training.train import train_model
 
     started = time.monotonic()
+    key = recipe_hash(recipe)  # of the code as it is when the build starts
     files = outputs_of(recipe, out_dir)
     frames = 0
     with tempfile.TemporaryDirectory(prefix=f"demo-{recipe.name}-") as tmp:
@@ -169,7 +170,7 @@ def build_model(recipe: Recipe, out_dir: Path, log=print) -> dict:
             f"(validation loss {result.best_val_loss:.4f})")
     if "deepracer" in files:
         export_deepracer(files["keras"], files["deepracer"], speeds_mps=recipe.deepracer_speeds)
-    stamp = {"hash": recipe_hash(recipe), "recipe": asdict(recipe),
+    stamp = {"hash": key, "recipe": asdict(recipe),
              "seconds": round(time.monotonic() - started, 1), "record_s": round(record_s, 1),
              "train_s": round(result.seconds, 1), "frames": frames,
              "epochs_run": result.epochs_run, "val_loss": result.best_val_loss,

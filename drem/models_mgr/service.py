@@ -7,6 +7,7 @@ the caller commits; storage deletions and pushes happen after the commit.
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
 import uuid
 from datetime import timedelta
@@ -55,6 +56,29 @@ def clean_filename(name: str) -> str:
     return name[-255:]
 
 
+class _YieldingReader:
+    """Wraps an upload stream and lets other work run between chunks.
+
+    Under gunicorn's gevent worker a socket read that finds data waiting does not
+    yield, so a fast client would keep the one event loop busy for a whole 500 MB
+    upload (seconds in which no page, socket push or lap report is served).
+    ``time.sleep(0)`` is gevent's yield when patched, and a harmless GIL release in
+    threads. Yields at least every ``every`` bytes.
+    """
+
+    def __init__(self, stream: BinaryIO, every: int = 1024 * 1024):
+        self._stream, self._every, self._since = stream, every, 0
+
+    def read(self, n: int = -1) -> bytes:
+        """Read like the wrapped stream, yielding once per ``every`` bytes read."""
+        data = self._stream.read(n)
+        self._since += len(data)
+        if self._since >= self._every:
+            self._since = 0
+            time.sleep(0)
+        return data
+
+
 def _extension(name: str) -> str:
     lower = name.lower()
     return next(ext for ext in EXTENSIONS if lower.endswith(ext))
@@ -80,7 +104,7 @@ def upload_model(owner: User, filename: str, stream: BinaryIO, content_length: i
     key = f"models/{owner.id}/{uuid.uuid4().hex}{re.sub(r'[^a-z0-9.]', '', _extension(name))}"
     storage = get_storage()
     try:
-        put = storage.put(key, stream, max_size=limit)
+        put = storage.put(key, _YieldingReader(stream), max_size=limit)
     except UploadTooLarge:
         raise TooLarge(f"the file is larger than the {limit // 2**20} MB limit") from None
     if put.size == 0:

@@ -275,7 +275,7 @@ def test_laps_survive_a_server_restart_and_a_network_cut(live_server_factory, ca
     before_cut = {c.car_id: len(c.laps()) for c in fleet}
 
     # 2. the network is gone for a while: the cars keep driving and keep their laps
-    server.stop()
+    server.kill9()
     time.sleep(CUT_S)
     driven_offline = {c.car_id: len(c.laps()) - before_cut[c.car_id] for c in fleet}
     assert all(n >= CUT_S / 0.5 * 0.5 for n in driven_offline.values()), driven_offline

@@ -52,7 +52,7 @@ class Races:
             notify: bool = True) -> int:
         """Add the next lap to a race; with ``notify`` call ``on_lap_recorded`` after the
         commit, as the timekeeper does. Returns the lap id."""
-        from drem.effects import after_commit
+        from drem.effects import after_commit, commit
         from drem.events.models import Lap, Race
         from drem.extensions import db
         from drem.leaderboard.service import on_lap_recorded
@@ -69,12 +69,12 @@ class Races:
             lap_id = lap.id
             if notify:
                 after_commit(lambda: on_lap_recorded(race_id, lap_id))
-            db.session.commit()
+            commit()
             return lap_id
 
     def set(self, race_id: int, notify: bool = True, **fields) -> None:
         """Change a race's columns (e.g. status) and call ``on_race_changed`` after the commit."""
-        from drem.effects import after_commit
+        from drem.effects import after_commit, commit
         from drem.events.models import Race
         from drem.extensions import db
         from drem.leaderboard.service import on_race_changed
@@ -85,11 +85,11 @@ class Races:
                 setattr(race, key, value)
             if notify:
                 after_commit(lambda: on_race_changed(race_id))
-            db.session.commit()
+            commit()
 
     def edit_lap(self, lap_id: int, notify: bool = True, **fields) -> None:
         """Change a lap (time, resets, invalidated) and call ``on_race_changed`` after the commit."""
-        from drem.effects import after_commit
+        from drem.effects import after_commit, commit
         from drem.events.models import Lap
         from drem.extensions import db
         from drem.leaderboard.service import on_race_changed
@@ -101,11 +101,11 @@ class Races:
             race_id = lap.race_id
             if notify:
                 after_commit(lambda: on_race_changed(race_id))
-            db.session.commit()
+            commit()
 
     def delete(self, race_id: int, notify: bool = True) -> None:
         """Delete a race and call ``on_race_changed(race_id, event_id=, track_id=)`` after the commit."""
-        from drem.effects import after_commit
+        from drem.effects import after_commit, commit
         from drem.events.models import Race
         from drem.extensions import db
         from drem.leaderboard.service import on_race_changed
@@ -116,4 +116,4 @@ class Races:
             db.session.delete(race)
             if notify:
                 after_commit(lambda: on_race_changed(race_id, event_id=event_id, track_id=track_id))
-            db.session.commit()
+            commit()

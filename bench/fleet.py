@@ -1,0 +1,213 @@
+"""Benchmark of the fleet server: many car clients on one gunicorn + gevent worker.
+
+Starts its own live server (tests/e2e/server.py: gunicorn, one gevent worker,
+production settings, SQLite in a temporary instance folder), activates ``--cars``
+cars through the API and runs one **real car client daemon process** per car
+(``python -m car_client run --vehicle standin``, tests/e2e/fleet_harness.py) with
+its heartbeat set to ``--heartbeat`` seconds. For ``--duration`` seconds it
+
+- counts the messages the server handled: every heartbeat the server stores is
+  pushed to the operators' ``/fleet`` room as ``car_status``, every command result as
+  ``command_status``; an observer on ``/fleet`` (an operator's API token) counts them;
+- sends ``--command-rate`` commands per second (``set_tail_light`` to a random car,
+  ``POST /api/fleet/commands``) and measures the time from sending the POST to the
+  ``acknowledged`` push of that command (the car's ``command_result`` handled by the
+  server): p50, p99 and max;
+- reads the gunicorn worker's CPU time (utime + stime from ``/proc/PID/stat``) and
+  resident memory at the start and the end.
+
+Run: ``.venv/bin/python bench/fleet.py [--cars 50] [--duration 60] [--heartbeat 1]
+[--command-rate 5] [--json]``. Exits 1 when fewer than 95 % of the expected heartbeats
+were handled or a command was never acknowledged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import requests  # noqa: E402
+import socketio  # noqa: E402
+
+from tests.e2e.fleet_harness import CarProcess, wait_until  # noqa: E402
+from tests.e2e.server import LiveServer, rss_bytes  # noqa: E402
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid`` (``/proc/PID/stat``)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """The ``pct`` percentile (nearest rank) of ``values``; NaN when empty."""
+    if not values:
+        return float("nan")
+    ranked = sorted(values)
+    return ranked[min(len(ranked) - 1, max(0, round(pct / 100 * len(ranked) + 0.5) - 1))]
+
+
+class Observer:
+    """A ``/fleet`` Socket.IO client (what the cars page gets) that counts pushes and
+    timestamps the first ``acknowledged`` push of every command."""
+
+    def __init__(self, url: str, token: str):
+        self.sio = socketio.Client(reconnection=False)
+        self.lock = threading.Lock()
+        self.counting = False
+        self.car_status = 0
+        self.results = 0
+        self.acked_at: dict[int, float] = {}
+        self.sio.on("car_status", self._car_status, namespace="/fleet")
+        self.sio.on("command_status", self._command_status, namespace="/fleet")
+        self.sio.connect(url, headers={"Authorization": f"Bearer {token}"}, namespaces=["/fleet"],
+                         transports=["websocket"], wait_timeout=10)
+
+    def _car_status(self, _data) -> None:
+        if self.counting:
+            with self.lock:
+                self.car_status += 1
+
+    def _command_status(self, data) -> None:
+        now = time.perf_counter()
+        with self.lock:
+            if self.counting and data.get("status") in ("acknowledged", "done", "failed"):
+                self.results += 1
+            if data.get("status") in ("acknowledged", "done") and data["id"] not in self.acked_at:
+                self.acked_at[data["id"]] = now
+
+    def close(self) -> None:
+        """Disconnect."""
+        self.sio.disconnect()
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Run the benchmark; returns the figures."""
+    work = Path(tempfile.mkdtemp(prefix="drem-bench-fleet-"))
+    server = LiveServer(work / "instance", env={"CAR_OFFLINE_AFTER_S": "10"})
+    cars: list[CarProcess] = []
+    observer = None
+    try:
+        server.start()
+        operator = server.create_user("operator")
+        print(f"server {server.url} (worker pid {server.worker_pid()}); activating {args.cars} cars ...", flush=True)
+        for n in range(args.cars):
+            hostname = f"bench-{n:03d}"
+            code = requests.post(server.url + "/api/fleet/activation-codes", json={"hostname": hostname},
+                                 headers={"Authorization": f"Bearer {operator['token']}"}, timeout=30).json()["code"]
+            car = CarProcess(work / hostname, hostname, extra_args=["--log-level", "WARNING"])
+            car.activate(server.url, code)
+            config = json.loads(car.config_path.read_text())
+            config["heartbeat_interval_s"] = args.heartbeat
+            car.config_path.write_text(json.dumps(config))
+            cars.append(car)
+        for car in cars:
+            car.start()
+        ids = [car.car_id for car in cars]
+
+        def all_online() -> bool:
+            listed = requests.get(server.url + "/api/fleet/cars", timeout=30,
+                                  headers={"Authorization": f"Bearer {operator['token']}"}).json()["cars"]
+            return sum(c["online"] for c in listed) == len(ids)
+
+        started = time.monotonic()
+        wait_until(all_online, timeout=120, interval=0.5, what="all cars online")
+        print(f"{len(cars)} car client processes online after {time.monotonic() - started:.1f} s", flush=True)
+        time.sleep(2 * args.heartbeat)  # let the connect burst settle
+
+        observer = Observer(server.url, operator["token"])
+        worker = server.worker_pid()
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {operator['token']}"
+        sent_at: dict[int, float] = {}
+        rng = random.Random(1)
+        cpu0, rss0, t0 = cpu_seconds(worker), rss_bytes(worker), time.perf_counter()
+        observer.counting = True
+        next_command = t0
+        while (now := time.perf_counter()) - t0 < args.duration:
+            if args.command_rate > 0 and now >= next_command:
+                begin = time.perf_counter()
+                resp = session.post(server.url + "/api/fleet/commands", timeout=30, json={
+                    "car_ids": [rng.choice(ids)], "type": "set_tail_light",
+                    "params": {"colour": rng.choice(["red", "green", "blue", "white"])}})
+                resp.raise_for_status()
+                sent_at[resp.json()["commands"][0]["id"]] = begin
+                next_command += 1.0 / args.command_rate
+            time.sleep(0.005)
+        elapsed = time.perf_counter() - t0
+        observer.counting = False
+        cpu1, rss1 = cpu_seconds(worker), rss_bytes(worker)
+        wait_until(lambda: all(i in observer.acked_at for i in sent_at), timeout=15, interval=0.1,
+                   what="the last acknowledgements") if sent_at else None
+        latencies = [(observer.acked_at[i] - t) * 1000 for i, t in sent_at.items() if i in observer.acked_at]
+        handled = observer.car_status + observer.results
+        expected_heartbeats = len(cars) * elapsed / args.heartbeat
+        return {
+            "cars": len(cars), "car_clients": "real car_client daemon processes (standin vehicle)",
+            "heartbeat_s": args.heartbeat, "duration_s": round(elapsed, 1),
+            "messages_handled": handled, "messages_per_s": round(handled / elapsed, 1),
+            "heartbeats_per_s": round(observer.car_status / elapsed, 1),
+            "heartbeats_expected_per_s": round(expected_heartbeats / elapsed, 1),
+            "heartbeats_handled_pct": round(100 * observer.car_status / expected_heartbeats, 1),
+            "command_results_per_s": round(observer.results / elapsed, 1),
+            "server_cpu_pct_of_one_core": round(100 * (cpu1 - cpu0) / elapsed, 1),
+            "server_rss_mb": round(rss1 / 2**20, 1), "server_rss_growth_mb": round((rss1 - rss0) / 2**20, 1),
+            "commands_sent": len(sent_at), "commands_acknowledged": len(latencies),
+            "ack_latency_ms_p50": round(percentile(latencies, 50), 1),
+            "ack_latency_ms_p99": round(percentile(latencies, 99), 1),
+            "ack_latency_ms_max": round(max(latencies), 1) if latencies else None,
+            "ack_latency_ms_mean": round(statistics.fmean(latencies), 1) if latencies else None,
+        }
+    finally:
+        if observer is not None:
+            observer.close()
+        for car in cars:
+            car.proc and car.proc.poll() is None and car.proc.terminate()
+        for car in cars:
+            car.stop(timeout=10)
+        server.cleanup()
+        if not args.keep:
+            import shutil
+
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"kept {work}")
+
+
+def main() -> int:
+    """Parse the command line, run, print the figures; exit 1 when a target is missed."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cars", type=int, default=50, help="car client processes (default 50)")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds measured (default 60)")
+    parser.add_argument("--heartbeat", type=float, default=1.0, help="heartbeat interval in seconds (default 1)")
+    parser.add_argument("--command-rate", type=float, default=5.0, help="commands sent per second (default 5)")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (car logs, server log)")
+    args = parser.parse_args()
+    figures = run(args)
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        width = max(map(len, figures))
+        for key, value in figures.items():
+            print(f"{key:<{width}}  {value}")
+    ok = figures["heartbeats_handled_pct"] >= 95 and figures["commands_acknowledged"] == figures["commands_sent"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+from drem.cli import main
+
+main()

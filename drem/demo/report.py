@@ -1,0 +1,91 @@
+"""Check the server's results against the cars' own lap logs, and print the summary.
+
+A car writes every lap it drives to ``laps.jsonl`` before it reports it; the server
+stores each lap once per car-made ``lap_id``. So: a lap in a car's log that the server
+never stored is lost; the server cannot hold a lap twice; and the best lap per racer
+computed from the cars' logs must equal the leaderboard's.
+"""
+
+from __future__ import annotations
+
+import json
+
+
+def _car_log(car) -> list[dict]:
+    path = car.data_dir / "laps.jsonl"
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue  # an unfinished last line of a killed car
+    return out
+
+
+def compare_with_car_logs(api, cars, races: list[dict], boards: dict, event: dict) -> dict:
+    """Compare (see module docstring). Returns ``{"car_laps", "lost_laps", "doubled_laps",
+    "leaderboard_matches_car_logs", "mismatches"}``."""
+    limit = event["race_config"]["resets_allowed_per_lap"]
+    counted = {r["id"]: r for r in races if r["status"] == "submitted"}
+    car_laps, lost, doubled = 0, [], 0
+    best_from_logs: dict[str, int] = {}
+    for car in cars:
+        server = {lap["lap_id"]: lap for lap in api.get(f"/api/fleet/cars/{car.car_id}/laps",
+                                                        params={"limit": 10000})["laps"]}
+        seen = set()
+        for lap in _car_log(car):
+            lap_id = lap.get("lap_id")
+            car_laps += 1
+            if lap_id in seen:
+                doubled += 1
+            seen.add(lap_id)
+            stored = server.get(lap_id)
+            if stored is None:
+                lost.append(lap_id)
+                continue
+            race = counted.get(stored.get("race_id"))
+            if race is None:
+                continue  # driven while no race ran (before start, after the end)
+            in_race = [x for x in race["laps"] if x["source_id"] == f"car:{lap_id}"]
+            if len(in_race) != 1:
+                doubled += max(0, len(in_race) - 1)
+                lost.append(lap_id)
+                continue
+            valid = (limit is None or lap["resets"] <= limit) and not in_race[0]["invalidated"]
+            if valid:
+                name = race["racer"]
+                best_from_logs[name] = min(best_from_logs.get(name, 10**12), int(lap["lap_time_ms"]))
+    best_board: dict[str, int] = {}
+    for entries in boards.values():
+        for e in entries:
+            if e["summary"].get("best_lap_ms") is not None:
+                best_board[e["username"]] = min(best_board.get(e["username"], 10**12), e["summary"]["best_lap_ms"])
+    mismatches = {name: {"car_logs": best_from_logs.get(name), "leaderboard": best_board.get(name)}
+                  for name in set(best_from_logs) | set(best_board)
+                  if best_from_logs.get(name) != best_board.get(name)}
+    return {"car_laps": car_laps, "lost_laps": len(lost), "doubled_laps": doubled,
+            "leaderboard_matches_car_logs": not mismatches and not lost, "mismatches": mismatches}
+
+
+def format_summary(summary: dict) -> str:
+    """The human-readable summary printed by ``drem demo``."""
+    lines = [f"drem demo event {summary['event_id']} at {summary['url']}"]
+    for track, entries in summary["leaderboards"].items():
+        lines.append(f"\n  Leaderboard · {track}")
+        lines.append(f"  {'#':>3}  {'racer':<18} {'best lap':>10} {'laps':>6} {'gap':>9}")
+        for e in entries:
+            s = e["summary"]
+            best = f"{s['best_lap_ms'] / 1000:.3f}" if s.get("best_lap_ms") is not None else "-"
+            gap = f"+{e['gap_to_leader_ms'] / 1000:.3f}" if e.get("gap_to_leader_ms") else ""
+            lines.append(f"  {e['rank']:>3}  {e['username']:<18} {best:>10} "
+                         f"{s.get('valid_laps', 0)}/{s.get('total_laps', 0):<4} {gap:>9}")
+    lines.append(f"\n  races {summary['races']} · laps {summary['laps']} · resets {summary['resets']} · "
+                 f"time {summary['seconds']} s")
+    lines.append(f"  laps in the cars' logs {summary['car_laps']} · lost laps {summary['lost_laps']} · "
+                 f"doubled laps {summary['doubled_laps']} · leaderboard matches the cars' logs: "
+                 f"{'yes' if summary['leaderboard_matches_car_logs'] else 'NO'}")
+    for name, m in summary["mismatches"].items():
+        lines.append(f"    mismatch {name}: car logs {m['car_logs']} ms, leaderboard {m['leaderboard']} ms")
+    return "\n".join(lines)

@@ -1,0 +1,161 @@
+/* Shared by the big-screen leaderboard and the stream overlay: the live connection to the
+   /leaderboard Socket.IO namespace, the state (full on (re)connect, then small changes),
+   time formatting and the English/German texts. Times are integer milliseconds. */
+(function () {
+  "use strict";
+
+  const TEXT = {
+    en: {
+      rank: "#", racer: "Racer", best_lap: "Best lap", best_average: "Best average",
+      total_time: "Total time", gap: "Gap", laps: "Laps", no_times: "No times yet",
+      time_left: "Time left", current_lap: "Current lap", last_lap: "Last lap", lap: "Lap",
+      by_proxy: "by proxy", track: "Track", combined: "Combined", language: "Language",
+      layout: "Layout", layout_full: "Full", layout_compact: "Compact", connecting: "connecting…",
+      live: "live", offline: "reconnecting…", scan: "Scan for the event page", runs: "Runs",
+      avg_of: "best average of {n} laps", method_best_lap: "fastest lap",
+      method_total_time: "fastest {n} laps", now_racing: "Now racing", paused: "paused",
+      ended: "finished", ready: "next", valid: "valid", top: "Top {n}",
+    },
+    de: {
+      rank: "#", racer: "Fahrer", best_lap: "Beste Runde", best_average: "Bester Schnitt",
+      total_time: "Gesamtzeit", gap: "Abstand", laps: "Runden", no_times: "Noch keine Zeiten",
+      time_left: "Restzeit", current_lap: "Aktuelle Runde", last_lap: "Letzte Runde", lap: "Runde",
+      by_proxy: "in Vertretung", track: "Strecke", combined: "Gesamt", language: "Sprache",
+      layout: "Ansicht", layout_full: "Voll", layout_compact: "Kompakt", connecting: "verbinde…",
+      live: "live", offline: "Verbindung wird wiederhergestellt…", scan: "Scannen für die Eventseite",
+      runs: "Läufe", avg_of: "bester Schnitt aus {n} Runden", method_best_lap: "schnellste Runde",
+      method_total_time: "schnellste {n} Runden", now_racing: "Jetzt am Start", paused: "pausiert",
+      ended: "beendet", ready: "als Nächstes", valid: "gültig", top: "Top {n}",
+    },
+  };
+
+  function t(lang, key, vars) {
+    let s = (TEXT[lang] || TEXT.en)[key] || TEXT.en[key] || key;
+    if (vars) for (const k of Object.keys(vars)) s = s.replace("{" + k + "}", vars[k]);
+    return s;
+  }
+
+  function translate(root, lang) {
+    root.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(lang, el.dataset.i18n); });
+    document.documentElement.lang = lang;
+  }
+
+  /* 83456 -> "1:23.456"; 9123 -> "9.123"; null -> "–" */
+  function fmtMs(ms) {
+    if (ms === null || ms === undefined) return "–";
+    ms = Math.round(ms);
+    const neg = ms < 0; if (neg) ms = -ms;
+    const min = Math.floor(ms / 60000), rest = ms % 60000;
+    const sec = Math.floor(rest / 1000), milli = String(rest % 1000).padStart(3, "0");
+    return (neg ? "-" : "") + (min ? min + ":" + String(sec).padStart(2, "0") : String(sec)) + "." + milli;
+  }
+
+  function fmtGap(ms) { return ms === null || ms === undefined ? "" : ms === 0 ? "" : "+" + fmtMs(ms); }
+
+  /* 123456 -> "2:03" (a race clock, tenths below one minute) */
+  function fmtClock(ms) {
+    ms = Math.max(0, ms);
+    const min = Math.floor(ms / 60000), sec = Math.floor((ms % 60000) / 1000);
+    if (min) return min + ":" + String(sec).padStart(2, "0");
+    return sec + "." + Math.floor((ms % 1000) / 100);
+  }
+
+  function flag(cc) {
+    if (!cc || !/^[A-Za-z]{2}$/.test(cc)) return null;
+    const img = document.createElement("img");
+    img.className = "flag"; img.alt = cc.toUpperCase(); img.width = 32; img.height = 24;
+    img.src = "/vendor/flags/" + cc.toLowerCase() + ".svg";
+    return img;
+  }
+
+  function valueLabel(method) {
+    return method === "best_average" ? "best_average" : method === "total_time" ? "total_time" : "best_lap";
+  }
+
+  /* Gaps are recomputed here from the ranking values (updates carry only changed entries). */
+  function recomputeGaps(entries) {
+    const lead = entries.length ? entries[0].ranking_value_ms : null;
+    entries.forEach((e, i) => {
+      const v = e.ranking_value_ms, ahead = i ? entries[i - 1].ranking_value_ms : null;
+      e.gap_to_leader_ms = v === null || lead === null ? null : v - lead;
+      e.gap_to_ahead_ms = v === null || ahead === null ? null : v - ahead;
+    });
+  }
+
+  /* A race clock interpolated locally while the race runs (no clock skew: received time). */
+  function raceClock(r) {
+    const dt = r.status === "running" ? performance.now() - r._received : 0;
+    const elapsed = (r.elapsed_ms || 0) + dt;
+    return { elapsed: elapsed, left: Math.max(0, (r.time_limit_ms || 0) - elapsed),
+             currentLap: (r.current_lap_ms || 0) + dt };
+  }
+
+  class LiveBoard {
+    /* handlers: {full(state), update(msg), race(), status(text key)} */
+    constructor(eventId, track, handlers) {
+      this.eventId = Number(eventId); this.track = String(track); this.h = handlers;
+      this.state = null; this.entries = []; this.races = {};
+    }
+
+    connect() {
+      /* websocket only: several server processes need no sticky sessions */
+      const s = this.socket = io("/leaderboard", { transports: ["websocket"], reconnectionDelayMax: 4000 });
+      s.on("connect", () => this.join());
+      s.on("disconnect", () => this.h.status && this.h.status("offline"));
+      s.on("connect_error", () => this.h.status && this.h.status("offline"));
+      s.on("lb_full", (st) => this.setFull(st));
+      s.on("lb_update", (m) => this.update(m));
+      s.on("race_state", (r) => this.raceState(r));
+    }
+
+    setTrack(track) { this.track = String(track); this.state = null; this.races = {}; this.join(); }
+
+    join() {
+      this.socket.emit("join", { event_id: this.eventId, track: this.track }, (st) => {
+        if (st && !st.error) this.setFull(st);
+      });
+    }
+
+    mine(track) { return String(track) === this.track; }
+
+    setFull(st) {
+      if (!this.mine(st.track)) return;
+      this.state = st;
+      this.entries = st.entries.slice();
+      recomputeGaps(this.entries);
+      const now = performance.now();
+      this.races = {};
+      for (const k of Object.keys(st.races || {})) { st.races[k]._received = now; this.races[k] = st.races[k]; }
+      this.h.status && this.h.status("live");
+      this.h.full(st);
+      this.h.race && this.h.race();
+    }
+
+    update(m) {
+      if (!this.state || !this.mine(m.track)) return;
+      if (m.to === this.state.version) return;            // already in our state
+      if (m.from !== this.state.version) { this.join(); return; }  // missed something: full state
+      const byId = new Map(this.entries.map((e) => [e.racer_id, e]));
+      for (const e of m.entries) byId.set(e.racer_id, e);
+      this.entries = Array.from(byId.values()).filter((e) => e.rank <= m.count).sort((a, b) => a.rank - b.rank);
+      recomputeGaps(this.entries);
+      this.state.version = m.to;
+      this.h.update(m);
+    }
+
+    raceState(r) {
+      if (this.track !== "combined" && String(r.track_id) !== this.track) return;
+      r._received = performance.now();
+      this.races[String(r.track_id)] = r;
+      this.h.race && this.h.race();
+    }
+
+    /* the live races to show (running or paused first), newest state per track */
+    liveRaces() {
+      return Object.values(this.races).filter((r) => r.status === "running" || r.status === "paused");
+    }
+  }
+
+  window.DremBoard = { TEXT, t, translate, fmtMs, fmtGap, fmtClock, flag, valueLabel, recomputeGaps,
+                       raceClock, LiveBoard };
+})();
