@@ -98,8 +98,8 @@ class DemoEvent:
         o = self.opts
         self.admin = Api.login(self.url, "admin", ADMIN_PASSWORD)
         for username, password, role in ((*OPERATOR, "operator"), ("demo.desk", "drem-desk", "registration")):
-            if not self.admin.get("/api/users", params={"role": role})["users"]:
-                self.admin.post("/api/users", {"username": username, "password": password, "role": role})
+            self.admin.call("POST", "/api/users", expect=(201, 409),
+                            json={"username": username, "password": password, "role": role})
         self.operator = Api.login(self.url, *OPERATOR)
         desk = Api.login(self.url, "demo.desk", "drem-desk")
         n_tracks = max(1, min(o.cars, len(DEMO_TRACKS)))
