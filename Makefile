@@ -55,7 +55,7 @@ test-sqlite:
 
 test-postgres:
 	DATABASE_URL=postgresql://127.0.0.1:5432/test TEST_REDIS_URL=redis://127.0.0.1:6379/0 \
-		$(VENV)/bin/pytest -q -p no:cacheprovider tests --ignore=tests/car_client
+		$(VENV)/bin/pytest -q -p no:cacheprovider tests --ignore=tests/car_client --ignore=tests/e2e
 
 lint:
 	$(VENV)/bin/ruff check .

@@ -60,9 +60,9 @@ def two_tracks(factory, races):
     """
     ev = factory.event(tracks=2, resets_allowed_per_lap=1)
     t1, t2 = (t["id"] for t in ev["tracks"])
-    alice = factory.user("racer", "alice", country_code="DE")
-    bob = factory.user("racer", "bob", country_code="GB")
-    carol = factory.user("racer", "carol", country_code="FR")
+    alice = factory.user("racer", "alice", country_code="DE", password=None)
+    bob = factory.user("racer", "bob", country_code="GB", password=None)
+    carol = factory.user("racer", "carol", country_code="FR", password=None)
     ids = {"event": ev["id"], "t1": t1, "t2": t2, "alice": alice["id"], "bob": bob["id"], "carol": carol["id"]}
     ids["a1"] = races.race(ev["id"], t1, alice["id"], [9000, (8500, 2), 8800])
     ids["b1"] = races.race(ev["id"], t1, bob["id"], [8900, 8700])
@@ -96,7 +96,7 @@ def test_the_events_ranking_method_decides(client, factory, races):
     window 27500/3 = 9166.67 (best lap 8000). Best lap puts Y first, best average X."""
     ev = factory.event()
     track = ev["tracks"][0]["id"]
-    x, y = factory.user("racer", "xavier"), factory.user("racer", "yvonne")
+    x, y = factory.user("racer", "xavier", password=None), factory.user("racer", "yvonne", password=None)
     races.race(ev["id"], track, x["id"], [9000, 9000, 9000])
     races.race(ev["id"], track, y["id"], [8000, 10000, 9500, 9400])
     assert [r[1:3] for r in _rows(_board(client, ev["id"], track))] == [("yvonne", 8000), ("xavier", 9000)]
@@ -114,7 +114,7 @@ def test_the_events_ranking_method_decides(client, factory, races):
 def test_running_races_count_discarded_do_not(client, factory, races, emitted):
     ev = factory.event()
     track = ev["tracks"][0]["id"]
-    dave = factory.user("racer", "dave")
+    dave = factory.user("racer", "dave", password=None)
     race = races.race(ev["id"], track, dave["id"], [], status="running")
     state = _board(client, ev["id"], track)
     assert _rows(state) == [(1, "dave", None, None)]  # a run without laps: on the board, no time
@@ -136,7 +136,7 @@ def test_lap_pushes_a_small_change(app, client, factory, races, emitted):
 
     ev = factory.event()
     track = ev["tracks"][0]["id"]
-    a, b = factory.user("racer", "anna"), factory.user("racer", "ben")
+    a, b = factory.user("racer", "anna", password=None), factory.user("racer", "ben", password=None)
     ra = races.race(ev["id"], track, a["id"], [9000], status="submitted")
     rb = races.race(ev["id"], track, b["id"], [9500], status="running")
     v0 = _board(client, ev["id"], track)["version"]
@@ -173,7 +173,7 @@ def test_a_lap_recorded_by_another_process(app, client, factory, races, emitted)
 
     ev = factory.event()
     track = ev["tracks"][0]["id"]
-    a, b = factory.user("racer", "anna"), factory.user("racer", "ben")
+    a, b = factory.user("racer", "anna", password=None), factory.user("racer", "ben", password=None)
     races.race(ev["id"], track, a["id"], [9000])
     rb = races.race(ev["id"], track, b["id"], [9500], status="running")
     _board(client, ev["id"], track)  # this process ranks the track now
@@ -217,7 +217,7 @@ def test_incremental_equals_from_scratch(client, factory, races):
     rnd = random.Random(8)
     ev = factory.event(ranking_method="best_average", averaging_window=3, resets_allowed_per_lap=2)
     track = ev["tracks"][0]["id"]
-    users = [factory.user("racer", f"r{i}") for i in range(4)]
+    users = [factory.user("racer", f"r{i}", password=None) for i in range(4)]
     live = [races.race(ev["id"], track, u["id"], [rnd.randint(8000, 9999)], status="submitted")
             for u in users[:3]]
     _board(client, ev["id"], track)

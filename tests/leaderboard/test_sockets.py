@@ -1,0 +1,129 @@
+"""The public ``/leaderboard`` Socket.IO namespace with Flask-SocketIO's test client:
+joining answers the full state at once, a lap pushes a small change to the right rooms,
+the live race reaches the displays."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.leaderboard.builders import Races
+
+NS = "/leaderboard"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    from drem.leaderboard.service import clear_cache
+
+    clear_cache()
+    yield
+    clear_cache()
+
+
+@pytest.fixture
+def setup(app, factory):
+    """An event with two tracks; anna has a submitted 9000 ms on track 1, ben a running race."""
+    races = Races(app)
+    ev = factory.event(tracks=2)
+    t1, t2 = (t["id"] for t in ev["tracks"])
+    anna = factory.user("racer", "anna", password=None, country_code="SE")
+    ben = factory.user("racer", "ben", password=None, country_code="NL")
+    races.race(ev["id"], t1, anna["id"], [9000])
+    ben_race = races.race(ev["id"], t1, ben["id"], [9600], status="running")
+    return {"event": ev["id"], "t1": t1, "t2": t2, "anna": anna["id"], "ben": ben["id"],
+            "ben_race": ben_race["id"], "races": races}
+
+
+def display(app, **auth):
+    from drem.extensions import socketio
+
+    return socketio.test_client(app, namespace=NS, auth=auth or None)
+
+
+def received(client, name):
+    return [m["args"][0] for m in client.get_received(NS) if m["name"] == name]
+
+
+def test_join_answers_the_full_state_at_once(app, setup):
+    sio = display(app)
+    assert sio.is_connected(NS)  # public: no login
+    state = sio.emit("join", {"event_id": setup["event"], "track": setup["t1"]}, namespace=NS, callback=True)
+    assert [(e["rank"], e["username"], e["ranking_value_ms"]) for e in state["entries"]] == [
+        (1, "anna", 9000), (2, "ben", 9600)]
+    assert state["races"][str(setup["t1"])]["racer"]["username"] == "ben"
+    assert state["version"] and state["track"] == setup["t1"]
+    bad = sio.emit("join", {"event_id": 987654, "track": "combined"}, namespace=NS, callback=True)
+    assert bad == {"error": "no such event"}
+    assert sio.emit("join", "nonsense", namespace=NS, callback=True)["error"]
+    sio.disconnect(NS)
+
+
+def test_connect_with_auth_joins_and_sends_the_state(app, setup):
+    sio = display(app, event_id=setup["event"], track="combined")
+    full = received(sio, "lb_full")
+    assert len(full) == 1 and full[0]["track"] == "combined"
+    assert [e["username"] for e in full[0]["entries"]] == ["anna", "ben"]
+    sio.disconnect(NS)
+
+
+def test_a_lap_pushes_a_small_change_to_its_rooms(app, setup):
+    t1_display = display(app)
+    t1_state = t1_display.emit("join", {"event_id": setup["event"], "track": setup["t1"]}, namespace=NS,
+                               callback=True)
+    combined = display(app, event_id=setup["event"], track="combined")
+    t2_display = display(app, event_id=setup["event"], track=setup["t2"])
+    for c in (t1_display, combined, t2_display):
+        c.get_received(NS)
+
+    setup["races"].lap(setup["ben_race"], 8800)  # ben takes the lead from anna
+
+    updates = received(t1_display, "lb_update")
+    assert len(updates) == 1
+    msg = updates[0]
+    assert msg["from"] == t1_state["version"] and msg["track"] == setup["t1"]
+    assert [(e["username"], e["rank"], e["ranking_value_ms"]) for e in msg["entries"]] == [
+        ("ben", 1, 8800), ("anna", 2, 9000)]
+    assert msg["highlight"] == setup["ben"] and msg["lap"]["time_ms"] == 8800
+    assert len(json.dumps(msg)) < 2500  # a small change, not the whole board
+    assert [m["track"] for m in received(combined, "lb_update")] == ["combined"]
+    assert received(t2_display, "lb_update") == []  # another track's room hears nothing
+    # a display that (re)connects now gets the new state in full
+    again = display(app).emit("join", {"event_id": setup["event"], "track": setup["t1"]}, namespace=NS,
+                              callback=True)
+    assert again["version"] == msg["to"] and again["entries"][0]["username"] == "ben"
+
+
+def test_switching_tracks_leaves_the_old_room(app, setup):
+    sio = display(app)
+    sio.emit("join", {"event_id": setup["event"], "track": setup["t1"]}, namespace=NS, callback=True)
+    sio.emit("join", {"event_id": setup["event"], "track": setup["t2"]}, namespace=NS, callback=True)
+    sio.get_received(NS)
+    setup["races"].lap(setup["ben_race"], 8800)
+    assert received(sio, "lb_update") == []
+
+
+def test_race_state_reaches_the_displays_and_a_started_race_shows_its_racer(app, factory, setup):
+    from drem.effects import after_commit, commit
+    from drem.events.models import Race
+    from drem.extensions import db
+    from drem.leaderboard.service import push_race_state, race_state
+
+    cara = factory.user("racer", "cara", password=None)
+    sio = display(app, event_id=setup["event"], track=setup["t2"])
+    sio.get_received(NS)
+    with app.app_context():  # a race starts on track 2: the timekeeper pushes its state
+        race = Race(event_id=setup["event"], track_id=setup["t2"], racer_id=cara["id"], status="running",
+                    time_limit_ms=180_000, live_track_id=setup["t2"], started_at=db.func.now())
+        db.session.add(race)
+        db.session.flush()
+        race_id = race.id
+        after_commit(lambda: push_race_state(race_state(db.session.get(Race, race_id))))
+        commit()
+    states = received_all = sio.get_received(NS)
+    states = [m["args"][0] for m in received_all if m["name"] == "race_state"]
+    assert states and states[0]["race_id"] == race_id and states[0]["racer"]["username"] == "cara"
+    assert states[0]["time_limit_ms"] == 180_000 and states[0]["status"] == "running"
+    updates = [m["args"][0] for m in received_all if m["name"] == "lb_update"]
+    assert [(e["username"], e["ranking_value_ms"]) for e in updates[0]["entries"]] == [("cara", None)]
