@@ -29,6 +29,13 @@ def create_app(overrides: dict | None = None, env: dict | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(load_config(app.instance_path, env))
     app.config.update(overrides or {})
+    if app.config.get("PROXY_HOPS"):
+        # Behind a reverse proxy: the client's address (login rate limit, car IPs) and the
+        # scheme and host (external URLs) come from its X-Forwarded-* headers.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "migrations")),
@@ -39,6 +46,7 @@ def create_app(overrides: dict | None = None, env: dict | None = None) -> Flask:
     limiter.init_app(app)
     socketio.init_app(
         app, message_queue=app.config["REDIS_URL"] or None,
+        channel=app.config.get("SOCKETIO_CHANNEL") or "flask-socketio",
         async_mode=app.config.get("SOCKETIO_ASYNC_MODE"), cors_allowed_origins=[],
         ping_interval=10, ping_timeout=10,
     )

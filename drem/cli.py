@@ -139,17 +139,30 @@ def worker_command(poll: float) -> None:
 @click.option("--runs", default=1, show_default=True, type=click.IntRange(1, 5), help="races per racer")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=None, type=int, help="default: 5000, or a free port when --headless")
-@click.option("--workers", default=1, show_default=True, type=int, help="gunicorn workers (more need REDIS_URL)")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 16),
+              help="web processes: more than one runs N one-worker gunicorn processes behind HAProxy "
+                   "with sticky sessions (needs REDIS_URL)")
+@click.option("--scaleout", is_flag=True,
+              help="the scale-out stack: PostgreSQL (DATABASE_URL), Redis (REDIS_URL), SeaweedFS S3, clamd over "
+                   "TCP, 2+ web processes behind HAProxy, drem worker processes")
+@click.option("--job-workers", default=1, show_default=True, type=click.IntRange(1, 8),
+              help="drem worker processes with --scaleout")
+@click.option("--drill", is_flag=True, help="run the fault drill during the event (drem/demo/drill.py)")
+@click.option("--outage", default=30.0, show_default=True, type=click.FloatRange(1, 600),
+              help="--drill: seconds a car's network is cut")
 @click.option("--instance", "instance", default=None, type=click.Path(path_type=Path),
               help="demo folder (default: instance/demo, or a new temporary one with --headless)")
 @click.option("--models-dir", default=None, type=click.Path(path_type=Path), help="default: var/demo-models")
-@click.option("--reset-database", is_flag=True, help="PostgreSQL only: drop every table in DATABASE_URL first")
-def demo_command(headless, racers, cars, speedup, laps, runs, host, port, workers, instance, models_dir,
-                 reset_database) -> None:
+@click.option("--reset-database", is_flag=True,
+              help="PostgreSQL only: create the DATABASE_URL database if missing, else drop every table in it")
+def demo_command(headless, racers, cars, speedup, laps, runs, host, port, workers, scaleout, job_workers, drill,
+                 outage, instance, models_dir, reset_database) -> None:
     """Run a whole demo event with real processes: clamd, the server, car clients with
     simulated cars; racers upload models over HTTP, the operator runs the races.
 
-    Uses DATABASE_URL, REDIS_URL and STORAGE_URL from the environment when set.
+    Uses DATABASE_URL, REDIS_URL and STORAGE_URL from the environment when set. Writes
+    demo_summary.json (and drill.json with --drill) into the demo folder; exits 1 when
+    a lap was lost or doubled or the leaderboard disagrees with the cars' lap logs.
     """
     import json as _json
     import tempfile
@@ -158,8 +171,10 @@ def demo_command(headless, racers, cars, speedup, laps, runs, host, port, worker
     from drem.demo.report import format_summary
     from drem.demo.runner import ADMIN_PASSWORD, OPERATOR, DemoEvent, DemoOptions
 
-    if workers > 1 and not os.environ.get("REDIS_URL"):
-        raise click.ClickException("more than one worker needs REDIS_URL")
+    if (workers > 1 or scaleout) and not os.environ.get("REDIS_URL"):
+        raise click.ClickException("more than one web process needs REDIS_URL")
+    if scaleout and not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql")):
+        raise click.ClickException("--scaleout runs on PostgreSQL: set DATABASE_URL=postgresql://…")
     models_dir = models_dir or REPO_ROOT / "var" / "demo-models"
     if not (models_dir / "demo_models.json").exists():
         click.echo(f"building the demo models into {models_dir} (a few minutes, once)")
@@ -173,30 +188,41 @@ def demo_command(headless, racers, cars, speedup, laps, runs, host, port, worker
     opts = DemoOptions(racers=racers, cars=cars, speedup=speedup, laps=laps, runs=runs, instance=instance,
                        models_dir=models_dir, host=host, port=port or (None if headless else 5000), workers=workers,
                        database_url=os.environ.get("DATABASE_URL", ""), redis_url=os.environ.get("REDIS_URL", ""),
-                       storage_url=os.environ.get("STORAGE_URL", ""),
+                       storage_url=os.environ.get("STORAGE_URL", ""), scaleout=scaleout, job_workers=job_workers,
                        log=lambda msg: click.echo(f"[{time.strftime('%H:%M:%S')}] {msg}"))
-    demo = DemoEvent(opts)
+    if drill:
+        from drem.demo.drill import DrillEvent, format_drill
+
+        demo = DrillEvent(opts, outage_s=outage)
+    else:
+        demo = DemoEvent(opts)
+    summary = None
     try:
         demo.start_services()
         demo.setup_event()
         click.echo(f"\nLeaderboard: {demo.url}/events/{demo.event['id']}/leaderboard   "
-                   f"(operator {OPERATOR[0]} / {OPERATOR[1]}, admin admin / {ADMIN_PASSWORD})\n")
+                   f"(operator {OPERATOR[0]} / {OPERATOR[1]}, admin admin / {ADMIN_PASSWORD})\n", nl=True)
+        sys.stdout.flush()
         demo.start_cars()
         demo.run_races()
         demo.wait_outboxes_empty()
         summary = demo.summary()
         click.echo("\n" + format_summary(summary))
         (instance / "demo_summary.json").write_text(_json.dumps(summary, indent=2))
+        if drill:
+            click.echo("\n" + format_drill(summary["drill"]))
+            (instance / "drill.json").write_text(_json.dumps(summary["drill"], indent=2))
+        click.echo(f"\nsummary: {instance / 'demo_summary.json'}")
         if not headless:
             click.echo(f"\nServing {demo.url} until Ctrl-C. Log in as {OPERATOR[0]} / {OPERATOR[1]} and open "
                        f"the timekeeper to run another race by hand; the cars are still connected.")
-            while demo.server.alive():
+            while demo.server_alive():
                 time.sleep(1)
     except KeyboardInterrupt:
         pass
     finally:
         demo.stop()
-    if summary_failed(locals().get("summary")):
+    if summary_failed(summary):
         raise SystemExit(1)
 
 
@@ -209,10 +235,21 @@ def summary_failed(summary: dict | None) -> bool:
 def _reset_postgres(url: str) -> None:
     if not url.startswith(("postgres://", "postgresql")):
         raise click.ClickException("--reset-database needs a PostgreSQL DATABASE_URL")
+    from urllib.parse import urlsplit, urlunsplit
+
     import sqlalchemy as sa
 
-    engine = sa.create_engine(url.replace("postgres://", "postgresql+psycopg://", 1)
-                              .replace("postgresql://", "postgresql+psycopg://", 1))
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    engine.dispose()
+    url = url.replace("postgres://", "postgresql+psycopg://", 1).replace("postgresql://", "postgresql+psycopg://", 1)
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = sa.create_engine(urlunsplit(parts._replace(path="/postgres")), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+        if not exists:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    if exists:
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        engine.dispose()

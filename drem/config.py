@@ -66,6 +66,8 @@ def load_config(instance_path: str, env: dict | None = None) -> dict:
         "SQLALCHEMY_DATABASE_URI": db_url,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": env.get("REDIS_URL", ""),
+        # Redis pub/sub ignores the database number: servers sharing a Redis need their own channel
+        "SOCKETIO_CHANNEL": env.get("SOCKETIO_CHANNEL") or "flask-socketio",
         "STORAGE_URL": env.get("STORAGE_URL", ""),
         "CLAMD_URL": env.get("CLAMD_URL", f"unix://{REPO_ROOT / 'instance' / 'clamd' / 'clamd.sock'}"),
         "UPLOAD_LIMIT_BYTES": upload_mb * 1024 * 1024,
@@ -87,6 +89,9 @@ def load_config(instance_path: str, env: dict | None = None) -> dict:
         "SESSION_COOKIE_SECURE": env.get("SESSION_COOKIE_SECURE", "") == "1",
         "MAX_FORM_MEMORY_SIZE": 2 * 1024 * 1024,
         "PUBLIC_URL": env.get("PUBLIC_URL", ""),
+        # Reverse proxies in front that set X-Forwarded-For/-Proto/-Host (1 behind HAProxy or
+        # nginx); 0 trusts no such header, so clients cannot spoof their address.
+        "PROXY_HOPS": _int(env, "PROXY_HOPS", 0, 0, 5),
         "SOCKETIO_ASYNC_MODE": env.get("SOCKETIO_ASYNC_MODE") or _detect_async_mode(),
     }
 

@@ -10,6 +10,8 @@ the leaderboard is checked against the cars' own lap logs.
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -45,6 +47,8 @@ class DemoOptions:
     database_url: str = ""
     redis_url: str = ""
     storage_url: str = ""
+    scaleout: bool = False
+    job_workers: int = 1
     extra_env: dict = field(default_factory=dict)
     log: callable = print
 
@@ -69,6 +73,9 @@ class DemoEvent:
         self.opts = opts
         self.started = time.monotonic()
         self.server: px.Proc | None = None
+        self.cluster = None
+        self.scale = None
+        self.clamd_rundir = None
         self.cars: list[CarHandle] = []
         self.url = ""
         self.event: dict = {}
@@ -78,19 +85,59 @@ class DemoEvent:
 
     # ------------------------------------------------------------------ services
     def start_services(self) -> None:
-        """clamd, database (``drem init``), and the server under gunicorn."""
+        """clamd, database (``drem init``), and the server under gunicorn.
+
+        One web process: gunicorn with ``workers`` gevent workers on the port. More than
+        one (``--workers N``) or ``--scaleout``: N one-worker gunicorn processes behind
+        HAProxy with sticky sessions (:mod:`drem.demo.scaleout`), as in production;
+        ``--scaleout`` adds SeaweedFS (S3), a TCP clamd and ``drem worker`` processes.
+        """
+        from drem.demo.scaleout import ScaleoutServices, WebCluster
+
         o = self.opts
         o.instance.mkdir(parents=True, exist_ok=True)
-        clamd_url = px.start_clamd(o.instance / "clamd")
+        logs = o.instance / "logs"
+        env = {"DATABASE_URL": o.database_url, "REDIS_URL": o.redis_url, "STORAGE_URL": o.storage_url,
+               "CAR_OFFLINE_AFTER_S": "10"}
+        if o.redis_url:
+            # Redis pub/sub ignores the database number: each demo gets its own channel.
+            env["SOCKETIO_CHANNEL"] = os.environ.get("SOCKETIO_CHANNEL") or f"drem-demo-{secrets.token_hex(4)}"
+        if o.scaleout:
+            self.scale = ScaleoutServices(o.instance, job_workers=o.job_workers)
+            clamd_url = self.scale.start_clamd()
+            if not o.storage_url:
+                env.update(self.scale.start_storage())
+            env["BACKGROUND_JOBS"] = "external"
+        else:
+            self.clamd_rundir = o.instance / "clamd"
+            clamd_url = px.start_clamd(self.clamd_rundir)
         port = o.port or px.free_port()
         self.url = f"http://{'127.0.0.1' if o.host == '0.0.0.0' else o.host}:{port}"
-        env = {"CLAMD_URL": clamd_url, "PUBLIC_URL": self.url, "DATABASE_URL": o.database_url,
-               "REDIS_URL": o.redis_url, "STORAGE_URL": o.storage_url, "CAR_OFFLINE_AFTER_S": "10"}
+        env.update({"CLAMD_URL": clamd_url, "PUBLIC_URL": self.url})
+        clustered = o.scaleout or o.workers > 1
+        if clustered:
+            env["PROXY_HOPS"] = "1"
         self.env = px.server_env(o.instance, env | o.extra_env)
         px.drem_cli(["init", "--admin-password", ADMIN_PASSWORD], self.env)
-        self.server = px.server_proc(port, self.env, o.instance / "logs" / "server.log", o.workers, o.host).start()
-        px.wait_healthy(self.url, self.server)
-        o.log(f"server up at {self.url} (clamd {clamd_url})")
+        if clustered:
+            self.cluster = WebCluster(max(o.workers, 2), port, self.env, logs, o.host).start()
+            if o.scaleout:
+                self.scale.start_workers(self.env, logs)
+            o.log(f"{len(self.cluster.webs)} web processes ({', '.join(self.cluster.web_urls)}) behind HAProxy "
+                  f"at {self.url}" + (f", {o.job_workers} drem worker(s), storage {self.env['STORAGE_URL']}"
+                                      if o.scaleout else ""))
+        else:
+            self.server = px.server_proc(port, self.env, logs / "server.log", o.workers, o.host).start()
+            px.wait_healthy(self.url, self.server)
+        o.log(f"server up at {self.url} (clamd {clamd_url}"
+              f"{', ' + _redacted(o.database_url) if o.database_url else ', SQLite'}"
+              f"{', ' + o.redis_url if o.redis_url else ''})")
+
+    def server_alive(self) -> bool:
+        """True while the web server (or, clustered, the proxy and a web process) runs."""
+        if self.cluster is not None:
+            return self.cluster.alive()
+        return self.server is not None and self.server.alive()
 
     # --------------------------------------------------------------------- event
     def setup_event(self) -> None:
@@ -163,7 +210,7 @@ class DemoEvent:
             car = CarHandle(hostname, track["id"], track["layout"], folder / "config.json", folder / "data")
             code = self.operator.post("/api/fleet/activation-codes",
                                       {"hostname": hostname, "fleet_id": self.fleets[i % len(tracks)]["id"]})["code"]
-            px.activate_car(self.url, code, car.config, hostname)
+            px.activate_car(self.car_server_url(i), code, car.config, hostname)
             car.car_id = json.loads(car.config.read_text())["car_id"]
             car.proc = px.car_proc(hostname, car.config, car.data_dir, car.layout, o.speedup,
                                    folder / "car.log", seed=i + 1).start()
@@ -171,6 +218,10 @@ class DemoEvent:
         for car in self.cars:
             px.wait_for(lambda c=car: self._car(c)["online"], 60, f"{car.hostname} online")
         o.log(f"{len(self.cars)} cars online")
+
+    def car_server_url(self, index: int) -> str:
+        """The server URL car ``index`` is activated with (the drill puts a proxy in between)."""
+        return self.url
 
     def _car(self, car: CarHandle) -> dict:
         return self.operator.get(f"/api/fleet/cars/{car.car_id}")
@@ -265,3 +316,16 @@ class DemoEvent:
                 car.proc.stop()
         if self.server is not None:
             self.server.stop()
+        if self.cluster is not None:
+            self.cluster.stop()
+        if self.scale is not None:
+            self.scale.stop()
+
+
+def _redacted(url: str) -> str:
+    """A database URL without its password."""
+    if "@" in url and ":" in url.split("@", 1)[0].split("//", 1)[-1]:
+        scheme, rest = url.split("//", 1)
+        user = rest.split("@", 1)[0].split(":", 1)[0]
+        return f"{scheme}//{user}:***@{rest.split('@', 1)[1]}"
+    return url

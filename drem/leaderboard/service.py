@@ -474,6 +474,19 @@ def _apply(s: Session, event: Event, track: TrackKey, fp_now: _Fingerprint, fp_b
             "highlight": racer_id if _improved(before.get(racer_id), new) else None, "lap": lap}
 
 
+def _racer_info(race: Race) -> RacerInfo:
+    return RacerInfo(race.racer_id, race.racer.username, race.racer.country_code)
+
+
+def _merged(first: list[LeaderboardEntry], second: list[LeaderboardEntry]) -> list[LeaderboardEntry]:
+    """Changed entries of two successive updates: the latest entry per racer."""
+    if not first:
+        return second
+    latest = {e.racer_id: e for e in first}
+    latest.update({e.racer_id: e for e in second})
+    return sorted(latest.values(), key=lambda e: e.rank)
+
+
 @contextlib.contextmanager
 def _reading():
     """A session of its own: the pushes run inside the caller's after-commit hook, where
@@ -512,12 +525,15 @@ def _lap_recorded(s: Session, race_id: int, lap_id: int) -> list[tuple[int, Trac
                            started_at=_ts(race.started_at or race.created_at),
                            raced_by_proxy=race.raced_by_proxy)
 
+    info = _racer_info(race)
+
     def change(board: _Board) -> list[LeaderboardEntry]:
+        renamed = board.state.set_racer(info)  # a racer new to this board needs a name
         if race.id not in board.races:  # a race the state has never seen: add it with this lap
             race_input.laps = [lap_input]
             board.races.add(race.id)
-            return board.state.add_race(race_input)
-        return board.state.add_lap(lap_input)
+            return _merged(renamed, board.state.add_race(race_input))
+        return _merged(renamed, board.state.add_lap(lap_input))
 
     messages = []
     with _lock:
@@ -533,16 +549,25 @@ def _lap_recorded(s: Session, race_id: int, lap_id: int) -> list[tuple[int, Trac
 
 
 def _race_counted(s: Session, race: Race) -> list[tuple[int, TrackKey, dict]]:
-    """A counted race that this process's leaderboards may not know yet (it just started)."""
+    """A counted race without laps that the leaderboards may not know yet: it just started.
+
+    Once a race has laps, :func:`on_lap_recorded` brings it onto the boards (a lap of a
+    race a board has never seen adds the race), so only lap-less races are handled here.
+    """
+    if race.laps:
+        return []
     event = race.event
     laps = [_lap_input(lap, race) for lap in race.laps]
     race_input = RaceInput(race_id=race.id, racer_id=race.racer_id, track_id=race.track_id,
                            started_at=_ts(race.started_at or race.created_at),
                            raced_by_proxy=race.raced_by_proxy, laps=laps)
 
+    info = _racer_info(race)
+
     def change(board: _Board) -> list[LeaderboardEntry]:
+        renamed = board.state.set_racer(info)
         board.races.add(race.id)
-        return board.state.add_race(race_input)
+        return _merged(renamed, board.state.add_race(race_input))
 
     messages = []
     with _lock:
@@ -551,7 +576,7 @@ def _race_counted(s: Session, race: Race) -> list[tuple[int, TrackKey, dict]]:
         fp_before = None
         for track in (race.track_id, COMBINED):
             board = _boards.get((event.id, track))
-            if board is not None and board.fp_key == fp_now.key(track):
+            if board is not None and (board.fp_key == fp_now.key(track) or race.id in board.races):
                 continue  # known here (the common case while a race runs): nothing to do
             if fp_before is None:
                 fp_before = fp_now.minus(_fp_rows(s, event.id, race_id=race.id))

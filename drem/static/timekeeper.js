@@ -20,8 +20,16 @@
   function uid() { return (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random()).replace(/-/g, ""); }
 
   async function api(method, path, body) {
-    const resp = await fetch(path, {method: method, headers: {"Content-Type": "application/json", "X-CSRFToken": csrf},
-      body: body === undefined ? undefined : JSON.stringify(body)});
+    let resp;
+    try {
+      resp = await fetch(path, {method: method, headers: {"Content-Type": "application/json", "X-CSRFToken": csrf},
+        body: body === undefined ? undefined : JSON.stringify(body)});
+    } catch (e) {
+      // No answer at all (server down, network gone): say so instead of failing silently.
+      // Nothing is resent later: a lap's time is taken when the server gets the press.
+      $("tk-message").textContent = "not sent: no connection to the server (the race goes on on the server)";
+      return null;
+    }
     let data = {};
     try { data = await resp.json(); } catch (e) { data = {error: resp.statusText}; }
     if (!resp.ok) { $("tk-message").textContent = data.error || ("HTTP " + resp.status); return null; }

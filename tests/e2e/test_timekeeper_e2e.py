@@ -1,0 +1,403 @@
+"""Timekeeper end to end: the real server under gunicorn + gevent, the console in headless
+Chromium, a real car-client process driving a simulated car.
+
+1. A whole race with the keyboard only, with a page reload mid-race (same clock, same laps).
+2. The server killed with ``kill -9`` mid-race and restarted: the clock (server wall time)
+   includes the downtime, no lap is lost, the console reconnects by itself.
+3. A simulated car drives and its laps arrive in the console on their own, also across a
+   server crash while the car keeps driving (its outbox delivers each lap once).
+4. Faults against the live server: a browser offline for ``DREM_TK_OFFLINE_S`` seconds
+   (default 30; 5 with ``DREM_QUICK=1``) while laps keep arriving; two operators pressing
+   "lap" at once; laps for a race that is not running or from a car not in the race;
+   negative and absurd timer crossings; the timer debounce.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.e2e.fleet_harness import CarProcess, FleetApi, activation_code, wait_until
+from tests.e2e.server import REPO, LiveServer
+
+QUICK = os.environ.get("DREM_QUICK") == "1"
+OFFLINE_S = float(os.environ.get("DREM_TK_OFFLINE_S") or (5 if QUICK else 30))
+CLOCK_TOLERANCE_MS = 500
+LAP_GAP_S = 1.7  # the server takes two operator laps closer than 1.5 s as one crossing
+DEMO_MODELS = (Path("/tmp/demo1/steady.tflite"), Path("/tmp/demo1/cautious.tflite"),
+               REPO / "var" / "demo-models" / "steady.tflite", REPO / "var" / "demo-models" / "cautious.tflite")
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def make_event(server: LiveServer, **config: Any) -> tuple[dict, int]:
+    """An event with one track on ``reinvent_base`` (race config from ``config``)."""
+    body = {"name": f"TK e2e {uuid.uuid4().hex[:6]}", "date": "2026-11-22",
+            "tracks": [{"name": "Track 1", "layout": "reinvent_base"}], "race_time_min": 3} | config
+    resp = server.api("POST", "/api/events", token=server.admin_token, json=body)
+    assert resp.status_code == 201, resp.text[:300]
+    event = resp.json()
+    return event, event["tracks"][0]["id"]
+
+
+def register(server: LiveServer, event: dict, user: dict) -> None:
+    resp = server.api("POST", f"/api/events/{event['id']}/racers", token=server.admin_token,
+                      json={"user_id": user["id"]})
+    assert resp.status_code == 201, resp.text[:300]
+
+
+def race_setup(server: LiveServer) -> dict:
+    """An operator, a registered racer and an event track on ``server``."""
+    operator = server.create_user("operator")
+    racer = server.create_user("racer")
+    event, track_id = make_event(server)
+    register(server, event, racer)
+    return {"operator": operator, "racer": racer, "event": event, "track_id": track_id}
+
+
+def state(server: LiveServer, race_id: int, token: str | None = None) -> dict:
+    resp = server.api("GET", f"/api/races/{race_id}", token=token or server.admin_token, timeout=10)
+    resp.raise_for_status()
+    return resp.json()
+
+
+def live(server: LiveServer, track_id: int) -> dict | None:
+    resp = server.api("GET", f"/api/tracks/{track_id}/live", token=server.admin_token, timeout=10)
+    resp.raise_for_status()
+    return resp.json()["race"]
+
+
+def post(server: LiveServer, token: str, path: str, body: dict | None = None) -> requests.Response:
+    return server.api("POST", path, token=token, json=body if body is not None else {}, timeout=30)
+
+
+def parse_clock(text: str) -> int:
+    """The console's clock text (``m:ss.t`` or ``s.t``) in ms."""
+    match = re.fullmatch(r"(?:(\d+):)?(\d+)\.(\d)", text.strip())
+    assert match, f"not a clock: {text!r}"
+    minutes, seconds, tenths = match.groups()
+    return (int(minutes or 0) * 60 + int(seconds)) * 1000 + int(tenths) * 100
+
+
+def login(page: Any, user: dict) -> None:
+    page.goto("/login")
+    page.fill("input[name=username]", user["username"])
+    page.fill("input[name=password]", user["password"])
+    with page.expect_navigation():
+        page.click("form[action^='/login'] button[type=submit]")
+    assert "/login" not in page.url, page.inner_text("main")
+
+
+def open_console(page: Any, track_id: int) -> None:
+    page.goto(f"/timekeeper/tracks/{track_id}")
+    wait_connected(page)
+
+
+def wait_connected(page: Any, timeout_ms: int = 15_000) -> None:
+    page.locator("#tk-connection", has_text="live").wait_for(timeout=timeout_ms)
+
+
+def console_laps(page: Any) -> list[tuple[int, str, int, str, str]]:
+    """The console's lap table, first lap first: (number, time, resets, source, valid)."""
+    rows = page.eval_on_selector_all(
+        "#tk-laps tbody tr", "rows => rows.map(r => Array.from(r.cells).map(c => c.textContent))")
+    return [(int(n), t, int(r), s, v) for n, t, r, s, v in reversed(rows)]
+
+
+def api_laps(st: dict) -> list[tuple[int, str, int, str, str]]:
+    """The same table made from a race state (what the console must show)."""
+    out = []
+    limit = st["resets_allowed_per_lap"]
+    for lap in st["laps"]:
+        valid = not lap["invalidated"] and not lap["dnf"] and (limit is None or lap["resets"] <= limit)
+        out.append((lap["lap_number"], f"{lap['time_ms'] / 1000:.3f}", lap["resets"], lap["source"],
+                    "yes" if valid else ("DNF" if lap["dnf"] else "no")))
+    return out
+
+
+def wait_console_laps(page: Any, server: LiveServer, race_id: int, timeout: float = 15) -> list:
+    """Wait until the console's lap table equals the server's laps; returns them."""
+    def same() -> list | None:
+        expected = api_laps(state(server, race_id))
+        return expected if console_laps(page) == expected else None
+
+    return wait_until(same, timeout, interval=0.1, what="the console to show the server's laps",
+                      on_timeout=lambda: f"console {console_laps(page)}\nserver {api_laps(state(server, race_id))}")
+
+
+def check_clock(page: Any, server: LiveServer, race_id: int) -> dict:
+    """The console's "time left" is within CLOCK_TOLERANCE_MS of the server's race clock
+    (the server's answer carried forward to the moment the page was read)."""
+    st = state(server, race_id)
+    shown, page_now = page.evaluate(
+        "() => [document.getElementById('tk-time-left').textContent, Date.now() / 1000]")
+    expected = st["time_left_ms"]
+    if st["status"] == "running":
+        expected -= (page_now - st["server_time"]) * 1000
+    assert abs(parse_clock(shown) - expected) <= CLOCK_TOLERANCE_MS, (shown, expected, st)
+    return st
+
+
+def console_status(page: Any) -> str:
+    return page.inner_text("#tk-status").strip()
+
+
+def wait_status(page: Any, status: str, timeout_ms: int = 10_000) -> None:
+    page.locator("#tk-status", has_text=status).wait_for(timeout=timeout_ms)
+
+
+def press(page: Any, key: str) -> None:
+    page.keyboard.press(key)
+
+
+@pytest.fixture
+def context_factory(browser: Any, console_errors: list[str]) -> Iterator[Any]:
+    """``make(server)`` opens a new browser context + page on ``server`` (errors go to
+    ``console_errors``); all are closed at the end."""
+    contexts: list[Any] = []
+
+    def make(server: LiveServer) -> tuple[Any, Any]:
+        context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        pg = context.new_page()
+        pg.on("console", lambda msg: msg.type == "error" and not msg.location.get("url", "").endswith(
+            "/favicon.ico") and console_errors.append(f"console.error: {msg.text} ({msg.location})"))
+        pg.on("pageerror", lambda exc: console_errors.append(f"uncaught: {exc}"))
+        return context, pg
+
+    yield make
+    for context in contexts:
+        with contextlib.suppress(Exception):
+            context.close()
+
+
+def network_errors_only(errors: list[str]) -> list[str]:
+    """Console errors that are not the browser reporting a dropped connection (expected
+    while the server is down or the browser is offline)."""
+    noise = ("ERR_CONNECTION_REFUSED", "ERR_INTERNET_DISCONNECTED", "ERR_CONNECTION_RESET",
+             "WebSocket connection to", "Failed to load resource", "ERR_EMPTY_RESPONSE",
+             "ERR_NETWORK_CHANGED")
+    return [e for e in errors if not any(n in e for n in noise)]
+
+
+# ------------------------------------------------------- 1. a keyboard race + reload
+
+
+def test_whole_race_with_the_keyboard_and_a_reload(page, live_server: LiveServer, console_errors) -> None:
+    s = race_setup(live_server)
+    login(page, s["operator"])
+    open_console(page, s["track_id"])
+    page.locator("#tk-setup").wait_for()
+    page.locator(f"#tk-racer option[value='{s['racer']['id']}']").wait_for(state="attached")
+    page.select_option("#tk-racer", str(s["racer"]["id"]))
+    assert page.input_value("#tk-car") == ""  # no car: manual laps
+    page.click("#tk-setup-btn")
+    wait_status(page, "ready")
+    race = live(live_server, s["track_id"])
+    rid = race["race_id"]
+    assert race["racer"]["id"] == s["racer"]["id"] and race["operator_id"] == s["operator"]["id"]
+
+    press(page, "s")
+    wait_status(page, "running")
+    time.sleep(LAP_GAP_S)
+    press(page, " ")                                   # lap 1
+    page.locator("#tk-laps tbody tr").nth(0).wait_for()
+    for key in ("r", "r", "e"):                        # resets: +1 +1 -1
+        press(page, key)
+    page.locator("#tk-resets", has_text="1").wait_for()
+    wait_until(lambda: state(live_server, rid)["current_resets"] == 1, 10, what="one reset on the server")
+    time.sleep(LAP_GAP_S)
+    press(page, " ")                                   # lap 2 with one reset
+    wait_until(lambda: len(state(live_server, rid)["laps"]) == 2, 10, what="lap 2")
+    wait_console_laps(page, live_server, rid)
+    press(page, "u")                                   # undo false finish: lap 2 goes
+    wait_until(lambda: len(state(live_server, rid)["laps"]) == 1, 10, what="undo")
+    page.locator("#tk-resets", has_text="1").wait_for()  # its reset comes back to the running lap
+    wait_console_laps(page, live_server, rid)
+    press(page, "p")
+    wait_status(page, "paused")
+    paused = check_clock(page, live_server, rid)
+    time.sleep(0.6)
+    assert abs(state(live_server, rid)["elapsed_ms"] - paused["elapsed_ms"]) <= 5  # frozen
+    press(page, "p")
+    wait_status(page, "running")
+
+    # reload mid-race: the same clock and the same laps
+    page.evaluate("window.__before_reload = true")
+    page.reload()
+    wait_connected(page)
+    wait_status(page, "running")
+    assert page.evaluate("window.__before_reload") is None
+    check_clock(page, live_server, rid)
+    time.sleep(0.5)
+    check_clock(page, live_server, rid)                # and it keeps running in step
+    laps_before = wait_console_laps(page, live_server, rid)
+    assert [lap[:3] for lap in laps_before] == [(1, laps_before[0][1], 0)]
+    assert page.inner_text("#tk-resets") == "1"
+
+    time.sleep(0.3)
+    press(page, " ")                                   # lap 2 again, after the reload
+    wait_until(lambda: len(state(live_server, rid)["laps"]) == 2, 10, what="lap 2 after the reload")
+    press(page, "x")
+    wait_status(page, "ended")
+    ended = check_clock(page, live_server, rid)
+    wait_console_laps(page, live_server, rid)
+    press(page, "Enter")
+    page.locator("#tk-setup").wait_for()               # the track is free again
+    assert live(live_server, s["track_id"]) is None
+
+    final = state(live_server, rid, s["operator"]["token"])
+    assert final["status"] == "submitted"
+    assert [(lap["lap_number"], lap["resets"], lap["source"], lap["invalidated"]) for lap in final["laps"]] == [
+        (1, 0, "operator", False), (2, 1, "operator", False)]
+    assert all(lap["time_ms"] >= LAP_GAP_S * 1000 - 50 for lap in final["laps"]), final["laps"]
+    # lap 2 ran from lap 1 through the undo, the pause (excluded) and the reload
+    assert final["laps"][1]["time_ms"] >= 2 * LAP_GAP_S * 1000
+    assert final["elapsed_ms"] == ended["elapsed_ms"]
+    assert sum(lap["time_ms"] for lap in final["laps"]) <= final["elapsed_ms"]
+    races = live_server.api("GET", f"/api/events/{s['event']['id']}/races", token=s["operator"]["token"]).json()
+    assert [r["id"] for r in races["races"]] == [rid]  # one race, no duplicate from the submit
+    assert console_errors == []
+
+
+# ------------------------------------------------------- 2. kill -9 mid-race
+
+
+def test_server_killed_mid_race_resumes_with_the_right_clock(page, live_server: LiveServer,
+                                                             console_errors) -> None:
+    s = race_setup(live_server)
+    op = s["operator"]["token"]
+    login(page, s["operator"])
+    open_console(page, s["track_id"])
+    resp = post(live_server, op, "/api/races", {"track_id": s["track_id"], "racer_id": s["racer"]["id"]})
+    assert resp.status_code == 201, resp.text
+    rid = resp.json()["race_id"]
+    wait_status(page, "ready")                         # pushed to the open console
+    press(page, "s")
+    wait_status(page, "running")
+    time.sleep(LAP_GAP_S)
+    press(page, " ")
+    wait_until(lambda: len(state(live_server, rid)["laps"]) == 1, 10, what="lap 1")
+    press(page, "r")
+    wait_until(lambda: state(live_server, rid)["current_resets"] == 1, 10, what="a reset")
+    before = state(live_server, rid)
+    page.evaluate("window.__same_document = true")
+
+    try:
+        live_server.kill9()
+        killed_at = time.time()
+        page.locator("#tk-connection", has_text="reconnecting").wait_for(timeout=10_000)
+        # a key pressed while the server is down is not lost silently: the console says so
+        press(page, " ")
+        page.locator("#tk-message", has_text="not sent").wait_for(timeout=10_000)
+        time.sleep(max(0.0, 2.0 - (time.time() - killed_at)))
+    finally:
+        live_server.start()
+    downtime = time.time() - killed_at
+
+    after = state(live_server, rid)
+    assert after["status"] == "running"
+    # the race clock is server wall time: it ran on through the crash
+    ran = after["elapsed_ms"] - before["elapsed_ms"]
+    wall = (after["server_time"] - before["server_time"]) * 1000
+    assert abs(ran - wall) <= 50 and ran >= downtime * 1000 - 50, (ran, wall, downtime)
+    assert after["laps"] == before["laps"] and after["current_resets"] == 1
+    assert after["current_lap_ms"] >= before["current_lap_ms"] + downtime * 1000 - 50
+
+    # the console reconnects by itself (no reload) and shows the race again
+    wait_connected(page, timeout_ms=30_000)
+    assert page.evaluate("window.__same_document") is True
+    wait_status(page, "running")
+    check_clock(page, live_server, rid)
+    wait_console_laps(page, live_server, rid)
+    assert page.inner_text("#tk-resets") == "1"
+
+    press(page, " ")                                   # the next lap includes the downtime
+    wait_until(lambda: len(state(live_server, rid)["laps"]) == 2, 10, what="lap 2 after the restart")
+    press(page, "x")
+    wait_status(page, "ended")
+    press(page, "Enter")
+    page.locator("#tk-setup").wait_for()
+    final = state(live_server, rid)
+    assert final["status"] == "submitted" and len(final["laps"]) == 2
+    assert final["laps"][1]["time_ms"] >= downtime * 1000 and final["laps"][1]["resets"] == 1
+    assert final["laps"][0] == before["laps"][0]
+    assert network_errors_only(console_errors) == []
+
+
+# ------------------------------------------------------- 4. faults
+
+
+def timer_token(server: LiveServer, token: str, track_id: int) -> dict:
+    resp = post(server, token, f"/api/tracks/{track_id}/timers", {"name": f"finish {uuid.uuid4().hex[:4]}"})
+    assert resp.status_code == 201, resp.text
+    return {"Authorization": f"Bearer {resp.json()['token']}"}
+
+
+def crossing(server: LiveServer, headers: dict, crossing_id: str, device_ms: Any) -> requests.Response:
+    return requests.post(server.url + "/api/timer/crossings", headers=headers,
+                         json={"crossing_id": crossing_id, "device_time_ms": device_ms}, timeout=30)
+
+
+def test_browser_offline_while_laps_keep_arriving(page, live_server: LiveServer, console_errors) -> None:
+    s = race_setup(live_server)
+    op = s["operator"]["token"]
+    timer = timer_token(live_server, op, s["track_id"])
+    login(page, s["operator"])
+    open_console(page, s["track_id"])
+    rid = post(live_server, op, "/api/races", {"track_id": s["track_id"], "racer_id": s["racer"]["id"]}).json()[
+        "race_id"]
+    wait_status(page, "ready")
+    press(page, "s")
+    wait_status(page, "running")
+    page.evaluate("window.__same_document = true")
+
+    page.context.set_offline(True)
+    gone = time.monotonic()
+    page.locator("#tk-connection", has_text="reconnecting").wait_for(timeout=max(OFFLINE_S, 10) * 1000)
+    # laps keep arriving from another console (the API) and a lap timer at the line
+    device_ms, sent = 1_000_000, 0
+    assert crossing(live_server, timer, "t0", device_ms).json()["reason"].startswith("first crossing")
+    while time.monotonic() - gone < OFFLINE_S or sent < 2:
+        time.sleep(LAP_GAP_S)
+        if sent % 2 == 0:
+            resp = post(live_server, op, f"/api/races/{rid}/laps", {"source_id": f"other-{sent}"})
+            assert resp.status_code == 201, resp.text
+        else:
+            device_ms += 4000 + sent  # device clock: beyond the 2 s debounce
+            assert crossing(live_server, timer, f"t{sent}", device_ms).json()["stored"] is True
+        sent += 1
+    post(live_server, op, f"/api/races/{rid}/resets", {"delta": 1})
+    press(page, " ")  # pressed while offline: refused on the spot, never sent later
+    page.locator("#tk-message", has_text="not sent").wait_for()
+    page.context.set_offline(False)
+
+    wait_connected(page, timeout_ms=30_000)
+    assert page.evaluate("window.__same_document") is True
+    shown = wait_console_laps(page, live_server, rid)
+    assert len(shown) == sent and {lap[3] for lap in shown} == {"operator", "timer"}
+    assert page.inner_text("#tk-resets") == "1"
+    check_clock(page, live_server, rid)
+    assert len(state(live_server, rid)["laps"]) == sent  # the offline press was not stored
+    press(page, "x")
+    wait_status(page, "ended")
+    press(page, "Enter")
+    page.locator("#tk-setup").wait_for()
+    assert state(live_server, rid)["status"] == "submitted"
+    assert network_errors_only(console_errors) == []
