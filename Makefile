@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export DREM_TRACKS_DIR ?= $(abspath ../shared/tracks)
 
-.PHONY: demo demo-headless test test-sqlite test-postgres setup system venv npm clamd models lint bench clean
+.PHONY: demo demo-headless demo-scaleout demo-drill test test-sqlite test-postgres setup system venv npm clamd models lint bench clean
 
 setup: system venv npm
 
@@ -43,6 +43,29 @@ demo: setup models
 # The same event, faster than real time, printing the final leaderboard and summary.
 demo-headless: setup models
 	$(VENV)/bin/drem demo --headless --racers 3 --cars 2 --speedup 10
+
+# The same event on the scale-out stack, with this machine's services: PostgreSQL and
+# Redis (scripts/services.sh), SeaweedFS as S3 storage, clamd over TCP, two gunicorn
+# processes (one gevent worker each) behind HAProxy with sticky sessions (the
+# deploy/haproxy.cfg of the compose stack), one `drem worker`. The database
+# $(SCALEOUT_DATABASE_URL) is created, or emptied, first.
+SCALEOUT_DATABASE_URL ?= postgresql://127.0.0.1:5432/drem_scaleout
+SCALEOUT_REDIS_URL ?= redis://127.0.0.1:6379/3
+demo-scaleout: setup models
+	scripts/services.sh postgres redis
+	DATABASE_URL=$(SCALEOUT_DATABASE_URL) REDIS_URL=$(SCALEOUT_REDIS_URL) STORAGE_URL= \
+		$(VENV)/bin/drem demo --headless --scaleout --workers 2 --job-workers 1 --reset-database \
+		--racers 3 --cars 2 --speedup 10 $(DEMO_ARGS)
+
+# The fault drill during a demo event (network cut 30 s, gunicorn worker killed, car
+# client killed and restarted, clamd restarted); DEMO_ARGS=--scaleout runs it on the
+# scale-out stack (with the same settings as demo-scaleout).
+demo-drill: setup models
+	scripts/services.sh postgres redis
+	DATABASE_URL=$(if $(findstring --scaleout,$(DEMO_ARGS)),$(SCALEOUT_DATABASE_URL),) \
+	REDIS_URL=$(if $(findstring --scaleout,$(DEMO_ARGS)),$(SCALEOUT_REDIS_URL),) STORAGE_URL= \
+		$(VENV)/bin/drem demo --headless --drill --racers 2 --cars 2 --speedup 10 \
+		$(if $(findstring --scaleout,$(DEMO_ARGS)),--reset-database,) $(DEMO_ARGS)
 
 # Everything on SQLite, then the server-side tests again on PostgreSQL + Redis.
 test: setup

@@ -189,6 +189,7 @@ def demo_command(headless, racers, cars, speedup, laps, runs, host, port, worker
                        models_dir=models_dir, host=host, port=port or (None if headless else 5000), workers=workers,
                        database_url=os.environ.get("DATABASE_URL", ""), redis_url=os.environ.get("REDIS_URL", ""),
                        storage_url=os.environ.get("STORAGE_URL", ""), scaleout=scaleout, job_workers=job_workers,
+                       keep_clamd=not headless,
                        log=lambda msg: click.echo(f"[{time.strftime('%H:%M:%S')}] {msg}"))
     if drill:
         from drem.demo.drill import DrillEvent, format_drill
@@ -229,7 +230,7 @@ def demo_command(headless, racers, cars, speedup, laps, runs, host, port, worker
 def summary_failed(summary: dict | None) -> bool:
     """True when the demo lost or doubled a lap or the leaderboard disagrees with the cars."""
     return summary is None or bool(summary["lost_laps"] or summary["doubled_laps"]
-                                   or not summary["leaderboard_matches_car_logs"])
+                                   or not summary["leaderboard_matches_car_logs"] or summary.get("drill_failed"))
 
 
 def _reset_postgres(url: str) -> None:

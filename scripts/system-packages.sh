@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages drem needs when they are missing (clamd, Chromium for the
-# browser tests, Node.js/npm for the front-end libraries, fonts). Needs root or sudo.
+# browser tests, HAProxy for several web processes, Node.js/npm for the front-end
+# libraries, fonts). Needs root or sudo.
 set -euo pipefail
 need=()
 command -v clamd >/dev/null 2>&1 || [ -x /usr/sbin/clamd ] || need+=(clamav-daemon clamav)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# HAProxy: the sticky reverse proxy of `drem demo --workers N`, make demo-scaleout, the e2e demo tests
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)

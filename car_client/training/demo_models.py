@@ -65,8 +65,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("fast", "Linear Donkey model at the car's full 4 m/s, braking for bends; "
            "trained on every loop track.", speed_limit_mps=None, tracks=ALL_LOOP_TRACKS,
            frames_per_track=1200, noise_deg=6.0, epochs=10, seed=2),
-    Recipe("cautious", "Categorical Donkey model at up to 1.5 m/s, trained on two tracks "
-           "only and briefly: a learner that still makes mistakes.",
+    Recipe("cautious", "Categorical Donkey model (15 steering and 20 throttle bins) at up "
+           "to 1.5 m/s, trained briefly on two tracks: slow and safe.",
            model_type="categorical", speed_limit_mps=1.5,
            tracks=("reinvent_base", "reInvent2019_track"), frames_per_track=900, epochs=6,
            seed=3),

@@ -49,6 +49,7 @@ class DemoOptions:
     storage_url: str = ""
     scaleout: bool = False
     job_workers: int = 1
+    keep_clamd: bool = True
     extra_env: dict = field(default_factory=dict)
     log: callable = print
 
@@ -310,7 +311,8 @@ class DemoEvent:
                 "seconds": round(time.monotonic() - self.started, 1)} | check
 
     def stop(self) -> None:
-        """Stop the cars, then the server (clamd keeps running for the next demo)."""
+        """Stop the cars, then the server; clamd keeps running for the next demo unless
+        ``keep_clamd`` is off (a headless demo in a temporary folder)."""
         for car in self.cars:
             if car.proc is not None:
                 car.proc.stop()
@@ -320,6 +322,13 @@ class DemoEvent:
             self.cluster.stop()
         if self.scale is not None:
             self.scale.stop()
+        if not self.opts.keep_clamd:
+            if self.scale is not None and self.scale.clamd_rundir is not None:
+                self.scale.restart_clamd("stop")
+            elif self.clamd_rundir is not None:
+                from drem.demo.scaleout import _script
+
+                _script("clamd.sh", "stop", self.clamd_rundir)
 
 
 def _redacted(url: str) -> str:

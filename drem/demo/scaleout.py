@@ -85,7 +85,7 @@ class WebCluster:
             self.webs.append(web.start())
             self.web_urls.append(f"http://127.0.0.1:{port}")
             backends.append((web.name, f"127.0.0.1:{port}"))
-        for web, url in zip(self.webs, self.web_urls):
+        for web, url in zip(self.webs, self.web_urls, strict=True):
             px.wait_healthy(url, web)
         cfg = self.logs / "haproxy.cfg"
         cfg.write_text(render_haproxy(f"{self.host}:{self.port}", backends))

@@ -12,8 +12,10 @@ from car_client.training.demo_models import Recipe, build_all, is_current, recip
 
 pytest.importorskip("tensorflow")
 
-TINY = Recipe("tiny", "test model", speed_limit_mps=1.5, tracks=("reInvent2019_wide",),
-              frames_per_track=48, epochs=1, deepracer_speeds=(1.0, 1.5))
+# Two tracks, so the recordings run in the builder's process pool.
+TINY = Recipe("tiny", "test model", speed_limit_mps=1.5,
+              tracks=("reInvent2019_wide", "reinvent_base"), frames_per_track=30, epochs=1,
+              deepracer_speeds=(1.0, 1.5))
 
 
 def test_recipe_hash_follows_the_recipe():
@@ -41,6 +43,8 @@ def test_build_then_skip_when_current(tmp_path, monkeypatch):
     assert set(model["files"]) == {"keras", "tflite", "meta", "plot", "deepracer"}
     assert all(f["bytes"] > 0 for f in model["files"].values())
     assert json.loads((tmp_path / "demo_models.json").read_text()) == listing
+    stamp = json.loads((tmp_path / "tiny.recipe.json").read_text())
+    assert stamp["frames"] == 60 and stamp["hash"] == recipe_hash(TINY)
     mtimes = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
 
     lines.clear()

@@ -15,7 +15,6 @@ Chromium, a real car-client process driving a simulated car.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -341,6 +340,159 @@ def test_server_killed_mid_race_resumes_with_the_right_clock(page, live_server: 
     assert network_errors_only(console_errors) == []
 
 
+
+# ------------------------------------------------------- 3. a simulated car drives
+
+
+class SimCar(CarProcess):
+    """A car-client daemon with a simulated car (``--vehicle sim``) on ``reinvent_base``."""
+
+    def __init__(self, folder: Path, hostname: str, speedup: float = 10.0):
+        super().__init__(folder, hostname)
+        self.speedup = speedup
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "car_client", "run", "--config", str(self.config_path), "--vehicle", "sim",
+                "--track", "reinvent_base", "--speedup", str(self.speedup), "--seed", "7",
+                "--data-dir", str(self.data_dir), "--ack-timeout", "5"]
+
+    def outbox_pending(self) -> int:
+        """Laps still waiting in the car's durable outbox (plus any it gave up on)."""
+        import sqlite3
+
+        path = self.data_dir / "outbox.sqlite"
+        if not path.exists():
+            return 0
+        with contextlib.closing(sqlite3.connect(path, timeout=10)) as conn:
+            waiting = conn.execute("SELECT count(*) FROM outbox WHERE kind = 'lap'").fetchone()[0]
+            dropped = conn.execute("SELECT count(*) FROM rejected WHERE kind = 'lap'").fetchone()[0]
+        return waiting + dropped
+
+
+def driving_model(folder: Path) -> Path:
+    """A trained demo model that completes laps (built with ``demo_models`` when missing)."""
+    for path in DEMO_MODELS:
+        if path.exists():
+            copy = folder / f"{path.stem}.tflite"
+            shutil.copyfile(path, copy)
+            return copy
+    out = folder / "demo-models"
+    subprocess.run([sys.executable, "-m", "car_client.training.demo_models", "--out", str(out), "--only",
+                    "cautious"], cwd=REPO, check=True, timeout=900, capture_output=True)
+    return out / "cautious.tflite"
+
+
+def upload_model(server: LiveServer, racer: dict, path: Path) -> dict:
+    with open(path, "rb") as fh:
+        resp = requests.post(server.url + "/api/models", params={"filename": path.name}, data=fh,
+                             headers={"Authorization": f"Bearer {racer['token']}",
+                                      "Content-Type": "application/octet-stream"}, timeout=120)
+    assert resp.status_code == 201, resp.text[:300]
+    model = server.wait_for_model(resp.json()["id"], timeout=90)
+    assert model["status"] == "available", model
+    return model
+
+
+@pytest.mark.slow
+def test_simulated_car_laps_arrive_on_their_own_across_a_crash(page, live_server: LiveServer, console_errors,
+                                                               tmp_path: Path) -> None:
+    s = race_setup(live_server)
+    fleet = FleetApi(live_server, s["operator"]["token"])
+    model = upload_model(live_server, s["racer"], driving_model(tmp_path))
+    car = SimCar(tmp_path / "car", f"tk-sim-{uuid.uuid4().hex[:4]}")
+    car.activate(live_server.url, activation_code(live_server, car.hostname))
+    try:
+        car.start()
+        fleet.wait_car(car.car_id, lambda c: c["online"] and c["software_version"], timeout=60, cars=[car])
+
+        # the operator sets up the race with car and model in the console
+        login(page, s["operator"])
+        open_console(page, s["track_id"])
+        page.locator(f"#tk-racer option[value='{s['racer']['id']}']").wait_for(state="attached")
+        page.select_option("#tk-racer", str(s["racer"]["id"]))
+        page.select_option("#tk-car", str(car.car_id))
+        assert page.input_value("#tk-model") == str(model["id"])  # the racer's available model
+        page.click("#tk-setup-btn")
+        wait_status(page, "ready")
+        rid = live(live_server, s["track_id"])["race_id"]
+        colour = live_server.api("GET", f"/api/events/{s['event']['id']}", token=live_server.admin_token).json()
+        colour = next(r["colour"] for r in colour["racers"] if r["user_id"] == s["racer"]["id"])
+        fleet.wait_car(car.car_id, lambda c: c["loaded_models"] and c["tail_light"] == colour, timeout=60,
+                       what="the model on the car and the racer's colour", cars=[car])
+
+        press(page, "s")
+        wait_status(page, "running")
+        fleet.wait_car(car.car_id, lambda c: c["state"] == "driving", timeout=30, cars=[car])
+        page.evaluate("window.__same_document = true")
+        # laps appear in the console on their own
+        page.locator("#tk-laps tbody tr td:nth-child(4)", has_text="car").nth(1).wait_for(timeout=60_000)
+
+        # the server crashes while the car keeps driving; its outbox keeps the laps
+        driven_before = len(car.laps())
+        live_server.kill9()
+        wait_until(lambda: len(car.laps()) >= driven_before + 2, 60, what="laps driven during the outage",
+                   on_timeout=car.log_tail)
+        live_server.start()
+        driven_offline = len(car.laps()) - driven_before
+        wait_connected(page, timeout_ms=30_000)
+        assert page.evaluate("window.__same_document") is True
+        # every lap driven so far arrives, once
+        started = state(live_server, rid)
+        race_started = started["server_time"] - started["elapsed_ms"] / 1000
+
+        def delivered() -> bool:
+            ids = {f"car:{lap['lap_id']}" for lap in car.laps() if lap["finished_at"] >= race_started}
+            return ids <= source_ids(live_server, s, rid)
+
+        wait_until(delivered, 60, interval=0.2, what="the outbox to deliver", on_timeout=car.log_tail)
+        wait_console_laps(page, live_server, rid)
+
+        # end right after a lap arrives, so no lap is in flight
+        count = len(state(live_server, rid)["laps"])
+        wait_until(lambda: len(state(live_server, rid)["laps"]) > count, 30, interval=0.05, what="one more lap")
+        press(page, "x")
+        wait_status(page, "ended")
+        fleet.wait_car(car.car_id, lambda c: c["state"] != "driving", timeout=30, cars=[car])
+        check_clock(page, live_server, rid)
+        wait_console_laps(page, live_server, rid)
+        press(page, "Enter")
+        page.locator("#tk-setup").wait_for()
+        final = state(live_server, rid)
+        assert final["status"] == "submitted"
+        race_ended = race_started + final["elapsed_ms"] / 1000
+        wait_until(lambda: not car.outbox_pending(), 30, what="the car's outbox to drain", on_timeout=car.log_tail)
+
+        driven = [lap for lap in car.laps() if race_started <= lap["finished_at"] <= race_ended]
+        stored = [lap for lap in races_laps(live_server, s, rid)]
+        by_source = {}
+        for lap in stored:
+            by_source.setdefault(lap["source_id"], []).append(lap)
+        assert all(len(v) == 1 for v in by_source.values())  # the unique constraint holds
+        assert {f"car:{lap['lap_id']}" for lap in driven} == set(by_source), (
+            [lap["lap_id"] for lap in driven], sorted(by_source))
+        for lap in driven:
+            got = by_source[f"car:{lap['lap_id']}"][0]
+            assert (got["time_ms"], got["resets"], got["source"]) == (lap["lap_time_ms"], lap["resets"], "car")
+        assert [lap["lap_number"] for lap in stored] == list(range(1, len(stored) + 1))
+        assert driven_offline >= 2 and len(stored) >= driven_offline + 3
+        assert network_errors_only(console_errors) == []
+    finally:
+        car.stop(timeout=10)
+        if not live_server.proc or live_server.proc.poll() is not None:
+            live_server.start()
+
+
+def races_laps(server: LiveServer, s: dict, race_id: int) -> list[dict]:
+    """The race's stored laps with their source ids (race admin API)."""
+    resp = server.api("GET", f"/api/events/{s['event']['id']}/races", token=s["operator"]["token"], timeout=10)
+    resp.raise_for_status()
+    return next(r for r in resp.json()["races"] if r["id"] == race_id)["laps"]
+
+
+def source_ids(server: LiveServer, s: dict, race_id: int) -> set[str]:
+    return {lap["source_id"] for lap in races_laps(server, s, race_id)}
+
+
 # ------------------------------------------------------- 4. faults
 
 
@@ -401,3 +553,145 @@ def test_browser_offline_while_laps_keep_arriving(page, live_server: LiveServer,
     page.locator("#tk-setup").wait_for()
     assert state(live_server, rid)["status"] == "submitted"
     assert network_errors_only(console_errors) == []
+
+
+def at_once(calls: list) -> list:
+    """Run the callables in threads released together by a barrier; their results in order."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(i: int, call) -> None:
+        barrier.wait()
+        try:
+            results[i] = call()
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+def test_two_operators_press_lap_at_once(live_server: LiveServer) -> None:
+    s = race_setup(live_server)
+    op, admin = s["operator"]["token"], live_server.admin_token  # an admin may act on any race
+    rid = post(live_server, op, "/api/races", {"track_id": s["track_id"], "racer_id": s["racer"]["id"]}).json()[
+        "race_id"]
+    assert post(live_server, op, f"/api/races/{rid}/start").status_code == 200
+
+    def press_lap(token: str, source_id: str):
+        return lambda: post(live_server, token, f"/api/races/{rid}/laps", {"source_id": source_id})
+
+    rounds = [
+        [press_lap(op, "op-1"), press_lap(admin, "admin-1")],                 # two consoles, one crossing
+        [press_lap(op, "same-2"), press_lap(admin, "same-2")],                # the same press sent twice
+        [press_lap(op, "a-3"), press_lap(admin, "b-3"), press_lap(op, "a-3"), press_lap(admin, "c-3")],
+    ]
+    for number, calls in enumerate(rounds, start=1):
+        time.sleep(LAP_GAP_S)
+        answers = at_once(calls)
+        assert all(isinstance(a, requests.Response) for a in answers), answers
+        codes = sorted(a.status_code for a in answers)
+        assert codes == [200] * (len(calls) - 1) + [201], [(a.status_code, a.text) for a in answers]
+        laps = {(a.json()["lap"]["id"], a.json()["lap"]["lap_number"]) for a in answers}
+        assert len(laps) == 1 and laps.pop()[1] == number, answers
+        assert sum(a.json()["created"] for a in answers) == 1
+    final = state(live_server, rid)
+    assert [lap["lap_number"] for lap in final["laps"]] == [1, 2, 3]
+    assert all(lap["time_ms"] >= LAP_GAP_S * 1000 - 50 for lap in final["laps"]), final["laps"]
+    assert "Traceback" not in live_server.log_text()
+
+
+def car_socket(server: LiveServer, hostname: str):
+    """A car connected to ``/car`` with python-socketio (activated through the API)."""
+    import socketio
+
+    code = activation_code(server, hostname)
+    resp = requests.post(server.url + "/api/car/activate", timeout=30,
+                         json={"code": code, "hostname": hostname, "software_version": "e2e"})
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    sio = socketio.Client(reconnection=False)
+    sio.connect(server.url, namespaces=["/car"], auth={"token": body["token"]}, transports=["websocket"],
+                wait_timeout=20)
+    return body["car_id"], sio
+
+
+def car_lap(sio, ms: Any, lap_id: str | None = None, resets: int = 0) -> dict:
+    return sio.call("lap", {"lap_id": lap_id or uuid.uuid4().hex, "model_id": "1", "lap_time_ms": ms,
+                            "resets": resets, "lap_number": 1, "finished_at": time.time()},
+                    namespace="/car", timeout=20)
+
+
+def test_laps_that_must_not_count(live_server: LiveServer) -> None:
+    """A lap for a race that is not running, a lap from a car not in the race, negative and
+    absurd lap times, a timer crossing within the debounce: each answered, none stored."""
+    s = race_setup(live_server)
+    op = s["operator"]["token"]
+    timer = timer_token(live_server, op, s["track_id"])
+    in_race, car_a = car_socket(live_server, f"tk-in-{uuid.uuid4().hex[:4]}")
+    other, car_b = car_socket(live_server, f"tk-out-{uuid.uuid4().hex[:4]}")
+    try:
+        resp = post(live_server, op, "/api/races", {"track_id": s["track_id"], "racer_id": s["racer"]["id"],
+                                                     "car_id": in_race})
+        rid = resp.json()["race_id"]
+        base = f"/api/races/{rid}"
+
+        # not running yet: nothing counts
+        refused = post(live_server, op, f"{base}/laps", {"source_id": "early"})
+        assert refused.status_code == 409 and "ready" in refused.json()["error"]
+        assert car_lap(car_a, 9000)["stored"] is False
+        assert crossing(live_server, timer, "c-early", 5_000).json()["stored"] is False
+
+        post(live_server, op, f"{base}/start")
+        # a car that is not in the race
+        answer = car_lap(car_b, 9000)
+        assert answer["ok"] is True and answer["stored"] is False, answer
+        # the car in the race: stored once, even when sent twice at once
+        lap_id = uuid.uuid4().hex
+        answers = at_once([lambda: car_lap(car_a, 9876, lap_id, 1), lambda: car_lap(car_a, 9876, lap_id, 1)])
+        assert all(a["ok"] for a in answers) and sorted(bool(a.get("duplicate")) for a in answers) == [
+            False, True], answers
+        # absurd and negative car lap times
+        assert car_lap(car_a, 3)["stored"] is False
+        assert car_lap(car_a, 60 * 60_000)["ok"] is False
+        assert car_lap(car_a, -5000) == {"ok": False, "retry": False, "error": car_lap(car_a, -1)["error"]}
+        assert car_lap(car_a, "9000")["ok"] is False
+
+        # the timer protocol: first crossing starts the lap, the debounce, bad clocks
+        assert crossing(live_server, timer, "c1", 100_000).json()["reason"].startswith("first crossing")
+        bounce = crossing(live_server, timer, "c2", 101_999)
+        assert bounce.status_code == 200 and "debounce" in bounce.json()["reason"]
+        for bad in (-1, -100_000, "100", 100.5, True, None):
+            resp = crossing(live_server, timer, f"bad-{bad}", bad)
+            assert resp.status_code == 400 and "device_time_ms" in resp.json()["error"], (bad, resp.text)
+        backwards = crossing(live_server, timer, "c3", 50_000)  # the device clock went back
+        assert backwards.status_code == 400 and "not plausible" in backwards.json()["reason"]
+        absurd = crossing(live_server, timer, "c4", 100_000 + 3 * 60_000 + 11 * 60_000)
+        assert absurd.status_code == 400 and "not plausible" in absurd.json()["reason"]
+        good = crossing(live_server, timer, "c5", 112_345)
+        assert good.json() == {"ok": True, "stored": True, "lap_number": 2}
+        assert crossing(live_server, timer, "c5", 112_345).json()["duplicate"] is True
+        assert crossing(live_server, {"Authorization": "Bearer timer_forged"}, "c6", 120_000).status_code == 403
+
+        # paused and ended races take no lap from anyone
+        post(live_server, op, f"{base}/pause")
+        assert post(live_server, op, f"{base}/laps", {"source_id": "paused"}).status_code == 409
+        assert car_lap(car_a, 9000)["stored"] is False
+        assert crossing(live_server, timer, "c7", 130_000).json()["stored"] is False
+        post(live_server, op, f"{base}/end")
+        assert post(live_server, op, f"{base}/laps", {"source_id": "ended"}).status_code == 409
+        assert car_lap(car_a, 9000)["stored"] is False
+
+        final = state(live_server, rid)
+        assert [(lap["time_ms"], lap["resets"], lap["source"]) for lap in final["laps"]] == [
+            (9876, 1, "car"), (12_345, 0, "timer")]
+        lap_rows = live_server.api("GET", f"/api/events/{s['event']['id']}/races", token=op).json()["races"][0]
+        sources = [lap["source_id"] for lap in lap_rows["laps"]]
+        assert sources[0] == f"car:{lap_id}" and re.fullmatch(r"timer:\d+:c5", sources[1]), sources
+    finally:
+        car_a.disconnect()
+        car_b.disconnect()

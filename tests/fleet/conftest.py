@@ -19,8 +19,13 @@ class Fleet:
 
     def __init__(self, app, client, factory):
         self.app, self.client, self.factory = app, client, factory
-        self.admin = factory.user("admin")
+        self.admin = factory.user("admin", password=None)
         self.headers = {"Authorization": f"Bearer {factory.token(self.admin)}"}
+
+    def headers_for(self, role: str) -> dict:
+        """Authorization headers for a new API-token-only user with ``role`` (no password
+        hashing: these tests never sign in with one)."""
+        return {"Authorization": f"Bearer {self.factory.token(self.factory.user(role, password=None))}"}
 
     def code(self, hostname: str = "car-01", fleet_id: int | None = None) -> str:
         """A fresh activation code (through the API, as an admin)."""
@@ -72,7 +77,7 @@ class Fleet:
         from drem.models_mgr.service import get_storage
 
         content = content if content is not None else os.urandom(300_000)
-        owner = self.factory.user("racer")
+        owner = self.factory.user("racer", password=None)
         with self.app.app_context():
             key = f"models/{owner['id']}/{os.urandom(8).hex()}.tar.gz"
             import io

@@ -7,7 +7,6 @@ import hashlib
 import time
 from datetime import timedelta
 
-import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from tests.fleet.conftest import received
@@ -152,6 +151,7 @@ def test_offline_car_gets_commands_queued_and_emergency_stop_fails_at_once(fleet
 
 def test_queued_commands_expire_to_failed_car_offline(fleet, app):
     from drem.db_types import utcnow
+    from drem.effects import commit
     from drem.extensions import db
     from drem.fleet.commands import expire_queued
     from drem.fleet.models import CarCommand
@@ -165,7 +165,7 @@ def test_queued_commands_expire_to_failed_car_offline(fleet, app):
         db.session.get(CarCommand, old["id"]).expires_at = utcnow() - timedelta(seconds=1)
         db.session.commit()
         assert expire_queued() == 1
-        db.session.commit()
+        commit()  # as the job runner does: commit, then push
         assert expire_queued() == 0
     row = fleet.command_row(old["id"])
     assert row["status"] == "failed" and row["reason"] == "car offline"
@@ -293,25 +293,32 @@ def test_download_of_an_unavailable_model_or_revoked_car_is_404(fleet, app, clie
 # ------------------------------------------------------------------- roles
 
 
-@pytest.mark.parametrize("method,path", [
+RACER_REFUSED = [
     ("GET", "/api/fleet/fleets"), ("POST", "/api/fleet/fleets"), ("GET", "/api/fleet/cars"),
     ("GET", "/api/fleet/cars/{car}"), ("GET", "/api/fleet/cars/{car}/laps"), ("PATCH", "/api/fleet/cars/{car}"),
     ("POST", "/api/fleet/cars/{car}/revoke"), ("DELETE", "/api/fleet/cars/{car}"),
-    ("POST", "/api/fleet/commands"), ("GET", "/api/fleet/commands"), ("POST", "/api/fleet/activation-codes"),
-])
-def test_racer_may_not_touch_the_fleet(fleet, client, factory, method, path):
+    ("POST", "/api/fleet/commands"), ("GET", "/api/fleet/commands"), ("GET", "/api/fleet/commands/{command}"),
+    ("POST", "/api/fleet/activation-codes"), ("PATCH", "/api/fleet/fleets/{fleet}"),
+    ("DELETE", "/api/fleet/fleets/{fleet}"),
+]
+
+
+def test_racer_may_not_touch_the_fleet(fleet, client):
     car = fleet.activate()
-    racer = factory.headers("racer")
-    resp = client.open(path.format(car=car["car_id"]), method=method, json={}, headers=racer)
-    assert resp.status_code == 403 and resp.get_json()["error"] == "forbidden"
-    anonymous = client.open(path.format(car=car["car_id"]), method=method, json={})
-    assert anonymous.status_code == 401
-    assert fleet.car(car["car_id"])["revoked"] is False
+    ids = {"car": car["car_id"], "command": fleet.command([car["car_id"]], "stop_driving").get_json()["commands"][0]["id"],
+           "fleet": client.post("/api/fleet/fleets", json={"name": "F"}, headers=fleet.headers).get_json()["id"]}
+    racer = fleet.headers_for("racer")
+    for method, path in RACER_REFUSED:
+        resp = client.open(path.format(**ids), method=method, json={}, headers=racer)
+        assert resp.status_code == 403 and resp.get_json()["error"] == "forbidden", (method, path)
+        assert client.open(path.format(**ids), method=method, json={}).status_code == 401, (method, path)
+    assert fleet.car(car["car_id"])["revoked"] is False and fleet.car(car["car_id"])["fleet_id"] is None
+    assert len(client.get("/api/fleet/fleets", headers=fleet.headers).get_json()["fleets"]) == 1
 
 
 def test_commentator_reads_but_changes_nothing(fleet, client, factory):
     car = fleet.activate()
-    viewer = factory.headers("commentator")
+    viewer = fleet.headers_for("commentator")
     assert client.get("/api/fleet/cars", headers=viewer).status_code == 200
     assert client.get("/api/fleet/fleets", headers=viewer).status_code == 200
     assert client.get("/api/fleet/commands", headers=viewer).status_code == 200
@@ -329,7 +336,7 @@ def test_commentator_reads_but_changes_nothing(fleet, client, factory):
 
 def test_only_admin_revokes_or_deregisters(fleet, client, factory):
     car = fleet.activate()
-    operator = factory.headers("operator")
+    operator = fleet.headers_for("operator")
     # an operator runs the fleet ...
     assert client.post("/api/fleet/activation-codes", json={"hostname": "car-2"}, headers=operator).status_code == 201
     assert fleet.command([car["car_id"]], "stop_driving", headers=operator).status_code == 201

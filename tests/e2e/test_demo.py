@@ -1,0 +1,211 @@
+"""The whole demo event, end to end, as a user runs it: ``drem demo --headless``.
+
+Each test runs the real command as a subprocess (clamd, gunicorn, car clients with
+simulated cars, racers uploading models over HTTP) and checks the demo's own summary
+(``demo_summary.json`` in its instance folder): no lap lost or doubled, the final
+leaderboard equal to the one computed from the cars' lap logs, one race per racer,
+every racer on a leaderboard.
+
+* SQLite, one gunicorn process - and a headless Chromium that watches the public
+  leaderboard page while the demo runs and sees it change without a reload;
+* PostgreSQL + Redis with ``--workers 2``: two one-worker gunicorn processes behind
+  HAProxy with sticky sessions (as in production), cars spread over both.
+
+The demo picks its own databases (SQLite in its folder, a fresh PostgreSQL database),
+so these tests run once, in the SQLite pass of ``make test``, not again in the
+PostgreSQL pass. Trained demo models come from ``var/demo-models`` (``make models``),
+or ``$DREM_DEMO_MODELS``, else they are built there once (a few minutes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.server import DREM_SETTINGS, REPO, fresh_postgres_database
+
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get("DATABASE_URL")),
+    reason="the demo picks its own databases (SQLite and a fresh PostgreSQL); it runs in the SQLite pass")
+
+RACERS, CARS, SPEEDUP, LAPS = 3, 2, 10, 3
+POSTGRES_BASE = os.environ.get("DREM_DEMO_POSTGRES", "postgresql://127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("DREM_DEMO_REDIS", "redis://127.0.0.1:6379/9")
+DEMO_TIMEOUT_S = 300
+
+
+# ---------------------------------------------------------------- helpers
+
+@pytest.fixture(scope="session")
+def demo_models_dir() -> Path:
+    """Folder with the trained demo models: var/demo-models (built once when missing)
+    or ``$DREM_DEMO_MODELS``."""
+    cached = REPO / "var" / "demo-models"
+    if (cached / "demo_models.json").exists():
+        return cached
+    override = os.environ.get("DREM_DEMO_MODELS")
+    if override and (Path(override) / "demo_models.json").exists():
+        return Path(override)
+    subprocess.run([sys.executable, "-m", "car_client.training.demo_models", "--out", str(cached)],
+                   cwd=REPO, check=True, timeout=1800)
+    return cached
+
+
+def demo_env(**settings: str) -> dict[str, str]:
+    """The caller's environment without drem's settings (a developer's DATABASE_URL must
+    not leak in), plus ``settings``; unbuffered, so the output can be followed live."""
+    env = {k: v for k, v in os.environ.items() if k not in DREM_SETTINGS}
+    env.update(settings, PYTHONUNBUFFERED="1")
+    return env
+
+
+def demo_command(instance: Path, models: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "drem", "demo", "--headless", "--racers", str(RACERS), "--cars", str(CARS),
+            "--speedup", str(SPEEDUP), "--laps", str(LAPS), "--instance", str(instance), "--models-dir", str(models),
+            *extra]
+
+
+class DemoRun:
+    """``drem demo`` running in the background; its output goes to ``output.log``."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str], folder: Path):
+        self.instance = cmd[cmd.index("--instance") + 1]
+        self.out_path = folder / "output.log"
+        with open(self.out_path, "wb") as out:
+            self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+
+    def output(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    def wait_for_output(self, pattern: str, timeout_s: float) -> re.Match:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = re.search(pattern, self.output())
+            if found:
+                return found
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"no {pattern!r} in the demo's output:\n{self.output()[-4000:]}")
+
+    def finish(self, timeout_s: float = DEMO_TIMEOUT_S) -> dict:
+        """Wait for the demo to end; its exit status must be 0; returns the summary."""
+        try:
+            code = self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"drem demo did not finish in {timeout_s} s:\n{self.output()[-4000:]}") from None
+        assert code == 0, f"drem demo exited {code}:\n{self.output()[-4000:]}"
+        return json.loads((Path(self.instance) / "demo_summary.json").read_text())
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)  # the demo stops its cars and servers on SIGTERM
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait()
+
+
+def check_summary(summary: dict, output: str) -> None:
+    """What every demo run must show (see the module docstring)."""
+    context = f"\n{output[-3000:]}"
+    assert summary["lost_laps"] == 0, context
+    assert summary["doubled_laps"] == 0, context
+    assert summary["leaderboard_matches_car_logs"] is True, summary["mismatches"]
+    assert summary["races"] == RACERS, context
+    assert summary["laps"] >= RACERS * LAPS, context
+    assert summary["car_laps"] >= summary["laps"], context
+    on_boards = {e["username"] for entries in summary["leaderboards"].values() for e in entries}
+    assert len(on_boards) == RACERS, f"racers on the leaderboards: {sorted(on_boards)}{context}"
+    for entries in summary["leaderboards"].values():
+        for e in entries:
+            assert e["summary"]["best_lap_ms"] > 0, e
+
+
+@pytest.fixture(scope="module")
+def sqlite_demo(demo_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
+    """The SQLite demo, started once for the module (the browser test watches it live)."""
+    folder = tmp_path_factory.mktemp("demo-sqlite")
+    run = DemoRun(demo_command(folder / "instance", demo_models_dir), demo_env(), folder)
+    try:
+        yield run
+    finally:
+        run.kill()
+
+
+# ------------------------------------------------------------------ tests
+
+def test_leaderboard_page_updates_live_during_the_demo(sqlite_demo: DemoRun, browser) -> None:
+    """A phone opens the public leaderboard while the demo runs: racer rows appear and
+    change through Socket.IO, the page is never reloaded."""
+    url = sqlite_demo.wait_for_output(r"Leaderboard: (http://\S+/events/\d+/leaderboard)", 120).group(1)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error"
+                and not m.location.get("url", "").endswith("/favicon.ico") else None)
+        navigations: list[str] = []
+        page.on("framenavigated", lambda frame: navigations.append(frame.url) if frame == page.main_frame else None)
+        page.goto(url)
+        page.evaluate("window.__sameDocument = true")
+
+        def rows() -> list[str]:
+            return page.locator("#lb-rows tr").all_inner_texts()
+
+        page.wait_for_function("document.querySelectorAll('#lb-rows tr').length >= 1", timeout=120_000)
+        first = rows()
+        page.wait_for_function(
+            """(before) => { const now = Array.from(document.querySelectorAll('#lb-rows tr'), r => r.innerText);
+                             return now.length !== before.length || now.some((t, i) => t !== before[i]); }""",
+            arg=first, timeout=120_000)
+        later = rows()
+        assert later != first
+        assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
+        assert len(navigations) == 1, navigations
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_demo_event_on_sqlite(sqlite_demo: DemoRun) -> None:
+    """The embedded default: SQLite, in-process Socket.IO, one gunicorn + gevent worker."""
+    summary = sqlite_demo.finish()
+    check_summary(summary, sqlite_demo.output())
+    assert "SQLite" in sqlite_demo.output()
+
+
+def test_demo_event_on_postgres_and_redis_with_two_web_processes(demo_models_dir: Path, tmp_path: Path) -> None:
+    """PostgreSQL, Redis message queue, ``--workers 2``: two gunicorn processes behind
+    HAProxy; clients are spread over both, cars talk Socket.IO through the proxy."""
+    try:
+        import psycopg
+
+        psycopg.connect(POSTGRES_BASE, connect_timeout=3).close()
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_BASE} ({exc}); run scripts/services.sh")
+    with fresh_postgres_database(POSTGRES_BASE) as database_url:
+        run = DemoRun(demo_command(tmp_path / "instance", demo_models_dir, "--workers", "2"),
+                      demo_env(DATABASE_URL=database_url, REDIS_URL=REDIS_URL), tmp_path)
+        try:
+            summary = run.finish()
+        finally:
+            run.kill()
+    check_summary(summary, run.output())
+    assert "2 web processes" in run.output()
+    proxy_log = (tmp_path / "instance" / "logs" / "haproxy.log").read_text()
+    for web in ("web1", "web2"):
+        assert f"drem_web/{web} " in proxy_log, f"HAProxy sent nothing to {web}:\n{proxy_log[-3000:]}"
+    assert re.search(r" 101 .*GET /socket\.io/\?transport=websocket", proxy_log), "no websocket through HAProxy"
