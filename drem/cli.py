@@ -198,6 +198,13 @@ def demo_command(headless, racers, cars, speedup, laps, runs, host, port, worker
     else:
         demo = DemoEvent(opts)
     summary = None
+
+    def _terminate(*_):  # SIGTERM (a test's timeout, systemd) stops the cars and servers too
+        raise KeyboardInterrupt
+
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         demo.start_services()
         demo.setup_event()

@@ -39,7 +39,9 @@ def app(tmp_path_factory):
         "REDIS_URL": "", "STORAGE_URL": "", "SOCKETIO_ASYNC_MODE": "threading",
         "CLAMD_URL": os.environ.get("CLAMD_URL", ""),
     }
-    app = create_app(overrides={"TESTING": True}, env=env)
+    # No background job runner in the test process: tests run jobs explicitly (run_once),
+    # and a runner thread started by some earlier request would race them for each model.
+    app = create_app(overrides={"TESTING": True, "JOBS_AUTOSTART": False}, env=env)
     with app.app_context():
         if DATABASE_URL:
             db.session.execute(db.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))

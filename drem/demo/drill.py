@@ -28,7 +28,6 @@ recovery times.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -42,6 +41,8 @@ from pathlib import Path
 
 from drem.demo import processes as px
 from drem.demo.runner import CarHandle, DemoEvent, DemoOptions
+
+LAP_SIM_S = 11.0
 
 
 class CutRelay:
@@ -140,9 +141,10 @@ class DrillEvent(DemoEvent):
     the figures."""
 
     def __init__(self, opts: DemoOptions, outage_s: float = 30.0):
-        lap_wall_s = 95 / max(opts.speedup, 0.1)
-        # Races long enough that every fault falls inside one (and 2+ laps after it).
-        opts.laps = max(opts.laps, math.ceil((outage_s + 25) / lap_wall_s))
+        # A demo lap takes about 11-12 simulated seconds on the demo tracks. The races must
+        # last long enough that every fault falls inside one, with laps after it.
+        lap_wall_s = LAP_SIM_S / max(opts.speedup, 0.1)
+        opts.laps = max(opts.laps, math.ceil((max(outage_s, 12) + 15) / lap_wall_s))
         super().__init__(opts)
         self.outage_s = outage_s
         self.relays: list[CutRelay] = []
@@ -388,14 +390,13 @@ def format_drill(drill: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m drem.demo.drill [drem demo options]``: the same as ``drem demo --drill --headless``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="options of 'drem demo'")
-    ns = parser.parse_args(argv)
+    """``python -m drem.demo.drill [drem demo options]``: ``drem demo --headless --drill …``."""
     from drem.cli import main as cli
 
+    args = sys.argv[1:] if argv is None else argv
     try:
-        cli.main(["demo", "--headless", "--drill", *ns.args], standalone_mode=False)
+        cli.main(["demo", "--headless", "--drill", *args], prog_name="python -m drem.demo.drill",
+                 standalone_mode=False)
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0

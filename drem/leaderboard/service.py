@@ -101,7 +101,18 @@ def parse_track(event: Event, raw: Any) -> TrackKey:
     return track_id
 
 
-def ranking_config(event: Event) -> RankingConfig:
+@dataclass(frozen=True)
+class EventConfig:
+    """The columns of an event the ranking needs (read with the lap in one query)."""
+
+    id: int
+    ranking_method: str
+    resets_allowed_per_lap: int | None
+    averaging_window: int
+    lap_target: int | None
+
+
+def ranking_config(event: Event | EventConfig) -> RankingConfig:
     """The event's race config as the ranking engine's :class:`RankingConfig`.
 
     The event's ``ranking_method`` decides (never a URL switch). A lap-count event
@@ -179,38 +190,41 @@ def _lap_input(lap: Lap, race: Race) -> LapInput:
 _FP_WIDTH = 10  # 4 race terms + 6 lap terms
 
 
-def _fp_rows(s: Session, event_id: int, *, race_id: int | None = None, lap_id: int | None = None) -> dict[int, list[int]]:
+def _fp_rows(s: Session, event_id: int, *, race_id: int | None = None) -> dict[int, list[int]]:
     """Per-track checksum terms of the counted races and laps of an event, computed by the
-    database: race count, sum of ids, of id*racer, of proxy ids; lap count, sum of ids, of
-    id*time, id*resets, id*(invalid or DNF), id*lap number. ``race_id`` restricts to one
-    race (with its laps), ``lap_id`` to one lap (lap terms only)."""
+    database in one query: race count, sum of ids, of id*racer, of proxy ids; lap count,
+    sum of ids, of id*time, id*resets, id*(invalid or DNF), id*lap number (:func:`_lap_terms`).
+    ``race_id`` restricts to one race with its laps."""
     big = sa.BigInteger
-    out: dict[int, list[int]] = {}
-    if lap_id is None:
-        q = (sa.select(Race.track_id, sa.func.count(Race.id), sa.func.sum(sa.cast(Race.id, big)),
-                       sa.func.sum(sa.cast(Race.id, big) * Race.racer_id),
-                       sa.func.sum(sa.case((Race.raced_by_proxy, Race.id), else_=0)))
-             .where(Race.event_id == event_id, Race.status.in_(COUNTED_STATUSES))
-             .group_by(Race.track_id))
-        if race_id is not None:
-            q = q.where(Race.id == race_id)
-        for tid, *terms in s.execute(q):
-            out.setdefault(tid, [0] * _FP_WIDTH)[0:4] = [int(t or 0) for t in terms]
-    lid = sa.cast(Lap.id, big)
-    q = (sa.select(Race.track_id, sa.func.count(Lap.id), sa.func.sum(lid), sa.func.sum(lid * Lap.time_ms),
-                   sa.func.sum(lid * Lap.resets),
-                   sa.func.sum(sa.case((sa.or_(Lap.invalidated, Lap.dnf), Lap.id), else_=0)),
-                   sa.func.sum(lid * Lap.lap_number))
-         .join(Race, Race.id == Lap.race_id)
-         .where(Race.event_id == event_id, Race.status.in_(COUNTED_STATUSES))
-         .group_by(Race.track_id))
+    rid, lid = sa.cast(Race.id, big), sa.cast(Lap.id, big)
+    zero = sa.literal(0, big)
+    counted = [Race.event_id == event_id, Race.status.in_(COUNTED_STATUSES)]
     if race_id is not None:
-        q = q.where(Race.id == race_id)
-    if lap_id is not None:
-        q = q.where(Lap.id == lap_id)
-    for tid, *terms in s.execute(q):
-        out.setdefault(tid, [0] * _FP_WIDTH)[4:] = [int(t or 0) for t in terms]
+        counted.append(Race.id == race_id)
+    races_q = (sa.select(sa.literal(0).label("kind"), Race.track_id, sa.func.count(Race.id), sa.func.sum(rid),
+                         sa.func.sum(rid * Race.racer_id),
+                         sa.func.sum(sa.case((Race.raced_by_proxy, rid), else_=zero)), zero, zero)
+               .where(*counted).group_by(Race.track_id))
+    laps_q = (sa.select(sa.literal(1).label("kind"), Race.track_id, sa.func.count(Lap.id), sa.func.sum(lid),
+                        sa.func.sum(lid * Lap.time_ms), sa.func.sum(lid * Lap.resets),
+                        sa.func.sum(sa.case((sa.or_(Lap.invalidated, Lap.dnf), lid), else_=zero)),
+                        sa.func.sum(lid * Lap.lap_number))
+              .join(Race, Race.id == Lap.race_id).where(*counted).group_by(Race.track_id))
+    out: dict[int, list[int]] = {}
+    for kind, tid, *terms in s.execute(sa.union_all(races_q, laps_q)):
+        values = [int(v or 0) for v in terms]
+        row = out.setdefault(tid, [0] * _FP_WIDTH)
+        if kind == 0:
+            row[0:4] = values[0:4]
+        else:
+            row[4:] = values
     return out
+
+
+def _lap_terms(lap_id: int, time_ms: int, resets: int, invalid: bool, lap_number: int) -> list[int]:
+    """One lap's share of the checksum (the lap terms of :func:`_fp_rows`)."""
+    return [0, 0, 0, 0, 1, lap_id, lap_id * time_ms, lap_id * resets, lap_id if invalid else 0,
+            lap_id * lap_number]
 
 
 @dataclass
@@ -233,7 +247,7 @@ class _Fingerprint:
         return _Fingerprint(self.config, tracks)
 
 
-def _fingerprints(s: Session, event: Event) -> _Fingerprint:
+def _fingerprints(s: Session, event: Event | EventConfig) -> _Fingerprint:
     rows = _fp_rows(s, event.id)
     return _Fingerprint(_config_key(ranking_config(event)), {t: tuple(v) for t, v in rows.items()})
 
@@ -451,7 +465,7 @@ def _improved(prev: LeaderboardEntry | None, new: LeaderboardEntry | None) -> bo
     return nb is not None and (pb is None or nb < pb) or new.rank < prev.rank
 
 
-def _apply(s: Session, event: Event, track: TrackKey, fp_now: _Fingerprint, fp_before: _Fingerprint,
+def _apply(s: Session, event: Event | EventConfig, track: TrackKey, fp_now: _Fingerprint, fp_before: _Fingerprint,
            change, exclude: dict, lap: dict | None, racer_id: int) -> dict | None:
     """Bring this process's board of ``track`` from ``fp_before`` to ``fp_now`` with
     ``change(state)`` and return the ``lb_update`` message (None when nothing changed)."""
@@ -511,38 +525,47 @@ def on_lap_recorded(race_id: int, lap_id: int) -> None:
 
 
 def _lap_recorded(s: Session, race_id: int, lap_id: int) -> list[tuple[int, TrackKey, dict]]:
-    race = s.get(Race, race_id)
-    lap = s.get(Lap, lap_id)
-    if race is None or lap is None or lap.race_id != race.id or race.status not in COUNTED_STATUSES:
+    row = s.execute(
+        sa.select(Race.event_id, Race.track_id, Race.racer_id, Race.status, Race.raced_by_proxy,
+                  Race.started_at, Race.created_at, Lap.lap_number, Lap.time_ms, Lap.resets, Lap.invalidated,
+                  Lap.dnf, Lap.recorded_at, User.username, User.country_code, Event.ranking_method,
+                  Event.resets_allowed_per_lap, Event.averaging_window, Event.lap_target)
+        .join(Lap, Lap.race_id == Race.id).join(User, User.id == Race.racer_id)
+        .join(Event, Event.id == Race.event_id)
+        .where(Race.id == race_id, Lap.id == lap_id)).first()
+    if row is None or row.status not in COUNTED_STATUSES:
         return []
-    event = race.event
-    lap_input = _lap_input(lap, race)
-    lap_info = {"race_id": race.id, "racer_id": race.racer_id, "track_id": race.track_id,
-                "lap_number": lap.lap_number, "time_ms": lap.time_ms, "resets": lap.resets,
-                "invalidated": lap.invalidated, "dnf": lap.dnf,
-                "valid": is_lap_valid(lap_input, event.resets_allowed_per_lap)}
-    race_input = RaceInput(race_id=race.id, racer_id=race.racer_id, track_id=race.track_id,
-                           started_at=_ts(race.started_at or race.created_at),
-                           raced_by_proxy=race.raced_by_proxy)
-
-    info = _racer_info(race)
+    event = EventConfig(row.event_id, row.ranking_method, row.resets_allowed_per_lap, row.averaging_window,
+                        row.lap_target)
+    lap_input = LapInput(lap_id=lap_id, race_id=race_id, racer_id=row.racer_id, lap_number=row.lap_number,
+                         time_ms=row.time_ms, resets=row.resets, invalidated=bool(row.invalidated or row.dnf),
+                         recorded_at=_ts(row.recorded_at))
+    lap_info = {"race_id": race_id, "racer_id": row.racer_id, "track_id": row.track_id,
+                "lap_number": row.lap_number, "time_ms": row.time_ms, "resets": row.resets,
+                "invalidated": row.invalidated, "dnf": row.dnf,
+                "valid": is_lap_valid(lap_input, row.resets_allowed_per_lap)}
+    race_input = RaceInput(race_id=race_id, racer_id=row.racer_id, track_id=row.track_id,
+                           started_at=_ts(row.started_at or row.created_at), raced_by_proxy=row.raced_by_proxy)
+    info = RacerInfo(row.racer_id, row.username, row.country_code)
 
     def change(board: _Board) -> list[LeaderboardEntry]:
         renamed = board.state.set_racer(info)  # a racer new to this board needs a name
-        if race.id not in board.races:  # a race the state has never seen: add it with this lap
+        if race_id not in board.races:  # a race the state has never seen: add it with this lap
             race_input.laps = [lap_input]
-            board.races.add(race.id)
+            board.races.add(race_id)
             return _merged(renamed, board.state.add_race(race_input))
         return _merged(renamed, board.state.add_lap(lap_input))
 
     messages = []
     with _lock:
-        _race_index[race.id] = (event.id, race.track_id)
+        _race_index[race_id] = (event.id, row.track_id)
         fp_now = _fingerprints(s, event)
-        fp_before = fp_now.minus(_fp_rows(s, event.id, lap_id=lap.id))
-        for track in (race.track_id, COMBINED):
-            msg = _apply(s, event, track, fp_now, fp_before, change, {"exclude_lap": lap.id},
-                         lap_info, race.racer_id)
+        lap_terms = _lap_terms(lap_id, row.time_ms, row.resets, bool(row.invalidated or row.dnf),
+                               row.lap_number)
+        fp_before = fp_now.minus({row.track_id: lap_terms})
+        for track in (row.track_id, COMBINED):
+            msg = _apply(s, event, track, fp_now, fp_before, change, {"exclude_lap": lap_id},
+                         lap_info, row.racer_id)
             if msg is not None:
                 messages.append((event.id, track, msg))
     return messages
@@ -628,7 +651,7 @@ def push_race_state(state: dict) -> None:
     racer appears at once. Call after the commit; works in any process."""
     event_id, track_id = int(state["event_id"]), int(state["track_id"])
     messages: list[tuple[int, TrackKey, dict]] = []
-    if state.get("status") in COUNTED_STATUSES:
+    if state.get("status") in COUNTED_STATUSES and not state.get("laps"):  # a race with laps is known
         with _reading() as s:
             race = s.get(Race, int(state["race_id"]))
             if race is not None and race.status in COUNTED_STATUSES:

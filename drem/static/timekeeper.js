@@ -75,8 +75,16 @@
   }
   setInterval(tick, 100);
 
+  // True when state ``a`` is older than ``b`` (same race): an answer that arrived late.
+  function older(a, b) {
+    if (!a || !b || a.race_id !== b.race_id) return false;
+    if (a.version !== b.version) return a.version < b.version;
+    return a.server_time < b.server_time;
+  }
+
   function apply(s) {
     if (s && s.track_id !== trackId) return;
+    if (older(s, state)) return;
     state = s; receivedAt = performance.now(); render();
   }
 

@@ -214,14 +214,21 @@ def take_over(actor, race: Race) -> Race:
 
 
 def race_state(race: Race, now=None) -> dict:
-    """The live race as displays and consoles see it (times in ms; ``server_time`` UNIX s)."""
+    """The live race as displays and consoles see it (times in ms; ``server_time`` UNIX s).
+
+    ``version`` is the race row's optimistic-lock counter: it grows with every change of
+    the race, so a console that gets an answer late (after a newer pushed state) can tell
+    it is older and ignore it (same version: the later ``server_time`` is the newer).
+    """
+    version = race.version  # load the row first, so ``server_time`` is never older than the data
     now = now or utcnow()
     laps = [{"lap_number": lap.lap_number, "time_ms": lap.time_ms, "resets": lap.resets,
              "invalidated": lap.invalidated, "dnf": lap.dnf, "source": lap.source, "id": lap.id}
             for lap in race.laps]
     valid = [lap["time_ms"] for lap in laps if _valid(race, lap)]
     return {
-        "race_id": race.id, "event_id": race.event_id, "track_id": race.track_id, "status": race.status,
+        "race_id": race.id, "version": version, "event_id": race.event_id, "track_id": race.track_id,
+        "status": race.status,
         "racer": {"id": race.racer_id, "username": race.racer.username, "country_code": race.racer.country_code},
         "raced_by_proxy": race.raced_by_proxy, "car_id": race.car_id, "model_id": race.model_id,
         "operator": race.operator.username if race.operator else None, "operator_id": race.operator_id,

@@ -209,3 +209,42 @@ def test_demo_event_on_postgres_and_redis_with_two_web_processes(demo_models_dir
     for web in ("web1", "web2"):
         assert f"drem_web/{web} " in proxy_log, f"HAProxy sent nothing to {web}:\n{proxy_log[-3000:]}"
     assert re.search(r" 101 .*GET /socket\.io/\?transport=websocket", proxy_log), "no websocket through HAProxy"
+
+
+# ------------------------------------------- pieces of the scale-out layout
+
+def test_haproxy_config_of_the_compose_stack_renders_for_local_processes(tmp_path: Path) -> None:
+    """``deploy/haproxy.cfg`` with local addresses is what ``--workers N`` runs: sticky
+    cookie, health checks, one server line per web process; haproxy accepts it."""
+    from drem.demo.scaleout import find_haproxy, render_haproxy
+
+    cfg = render_haproxy("127.0.0.1:18080", [("web1", "127.0.0.1:18081"), ("web2", "127.0.0.1:18082"),
+                                             ("web3", "127.0.0.1:18083")])
+    assert "    bind 127.0.0.1:18080" in cfg
+    assert [line.strip() for line in cfg.splitlines() if line.strip().startswith("server ")] == [
+        f"server web{i} 127.0.0.1:1808{i} cookie web{i}" for i in (1, 2, 3)]
+    assert "cookie DREMSRV insert indirect nocache" in cfg and "option redispatch" in cfg
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(cfg)
+    check = subprocess.run([find_haproxy(), "-c", "-f", str(path)], capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_clamd_script_listens_on_tcp_when_asked(tmp_path: Path) -> None:
+    """``CLAMD_TCP_PORT`` (a clamd shared over the network, as in the scale-out demo)."""
+    import socket
+
+    from tests.e2e.server import free_port
+
+    port = free_port()
+    rundir = tmp_path / "clamd"
+    script = str(REPO / "scripts" / "clamd.sh")
+    out = subprocess.run([script, "start", str(rundir)], env=dict(os.environ, CLAMD_TCP_PORT=str(port)),
+                         capture_output=True, text=True, timeout=180, check=False)
+    try:
+        assert out.returncode == 0, out.stdout + out.stderr
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"nPING\n")
+            assert sock.recv(16).strip() == b"PONG"
+    finally:
+        subprocess.run([script, "stop", str(rundir)], capture_output=True, check=False)
