@@ -81,13 +81,14 @@ def create_user_command(username, role, password, email, country_code) -> None:
 @main.command("run")
 @click.option("--host", default="0.0.0.0", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=int,
-              help="gevent workers; more than one needs REDIS_URL (and sticky sessions in a proxy)")
-def serve_command(host: str, port: int, workers: int) -> None:
-    """Serve drem with gunicorn and gevent (websockets included) on HOST:PORT."""
-    if workers > 1 and not os.environ.get("REDIS_URL"):
-        raise click.ClickException("more than one worker needs REDIS_URL for Socket.IO messages")
-    args = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", str(workers), "--bind", f"{host}:{port}",
+def serve_command(host: str, port: int) -> None:
+    """Serve drem with gunicorn and one gevent worker (websockets included) on HOST:PORT.
+
+    To use more cores, run several of these on different ports with REDIS_URL set,
+    behind a proxy with sticky sessions (docs/deployment.md); one gunicorn with several
+    workers on one port cannot keep a Socket.IO client on one worker.
+    """
+    args = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1", "--bind", f"{host}:{port}",
             "--no-control-socket", "--graceful-timeout", "5", "--timeout", "120", "wsgi:app"]
     os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     os.execv(sys.executable, args)

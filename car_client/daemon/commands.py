@@ -295,8 +295,17 @@ class CommandDispatcher:
         if spec is None:  # deleted between the check and now
             raise CommandRefused(f"model {params['model_id']} is not on the car")
         generation = self._estop_generation
+        race_id = params.get("race_id")
+
+        def on_lap(report) -> None:
+            # laps carry the race they were driven in, so a lap delivered late (after a
+            # network cut) is never credited to the next race on this car
+            if race_id is not None:
+                report.extra["race_id"] = race_id
+            self._on_lap(report)
+
         try:
-            self.vehicle.start_driving(spec, self._on_lap)
+            self.vehicle.start_driving(spec, on_lap)
         except ValueError as exc:
             raise CommandRefused(f"cannot drive model {spec.model_id}: {exc}") from exc
         except Exception as exc:

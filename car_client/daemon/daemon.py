@@ -50,7 +50,7 @@ def lap_payload(report: LapReport) -> dict:
         "resets": int(report.resets),
         "lap_number": int(report.lap_number),
         "finished_at": float(report.finished_at),
-    }
+    } | ({"race_id": report.extra["race_id"]} if report.extra.get("race_id") is not None else {})
 
 
 class Daemon:

@@ -81,7 +81,10 @@ def _params(command_type: str, params: dict, car: Car) -> tuple[dict, int | None
         model_id = _int(params.get("model_id"), "model_id")
         # the car decides whether it has the model; link the row only when it exists
         known = db.session.get(RacerModel, model_id) is not None
-        return {"model_id": str(model_id)}, (model_id if known else None)
+        wire = {"model_id": str(model_id)}
+        if params.get("race_id") is not None:  # the car tags its laps with it
+            wire["race_id"] = _int(params.get("race_id"), "race_id")
+        return wire, (model_id if known else None)
     if command_type == "set_max_speed":
         try:
             speed = float(params.get("max_speed_mps"))

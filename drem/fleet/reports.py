@@ -78,6 +78,8 @@ def record_car_lap(car: Car, data: dict) -> dict:
                           finished_at=float(finished) if isinstance(finished, int | float) else None)
     db.session.add(report)
     db.session.flush()
+    hint = data.get("race_id")
+    report.race_hint = hint if isinstance(hint, int) and not isinstance(hint, bool) else None
     car.last_seen_at, car.connected = utcnow(), True
     for handler in LAP_HANDLERS:
         answer = handler(car, report)

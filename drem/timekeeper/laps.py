@@ -85,7 +85,14 @@ def car_lap(car, report) -> dict | None:
     Returns the ack fields, or None when no race is live for the car (the fleet layer
     then keeps it in the car's lap log only).
     """
-    race = db.session.scalar(db.select(Race).where(Race.car_id == car.id, Race.live_track_id.is_not(None)))
+    hint = getattr(report, "race_hint", None)
+    if hint is not None:  # the car says which race it drove the lap in
+        race = db.session.get(Race, hint)
+        if race is None or race.car_id != car.id:
+            report.outcome = f"race {hint} is not a race of this car"
+            return {"stored": False, "reason": report.outcome}
+    else:
+        race = db.session.scalar(db.select(Race).where(Race.car_id == car.id, Race.live_track_id.is_not(None)))
     if race is None:
         return None
     if race.status != RUNNING:

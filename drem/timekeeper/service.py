@@ -121,7 +121,7 @@ def start_race(actor, race: Race) -> Race:
     if race.car_id and race.model_id:
         from drem.fleet.commands import send_commands
 
-        send_commands(actor, [race.car_id], "start_driving", {"model_id": race.model_id})
+        send_commands(actor, [race.car_id], "start_driving", {"model_id": race.model_id, "race_id": race.id})
     push_state(race)
     db.session.flush()
     return race

@@ -80,3 +80,31 @@ def test_console_socket_gets_state_and_changes(app, client, setup, factory):  # 
     assert states and states[-1]["status"] == "running"
     anonymous = socketio.test_client(app, namespace="/timekeeper")
     assert not anonymous.is_connected("/timekeeper")
+
+
+def test_late_lap_goes_to_the_race_it_was_driven_in(app, client, setup, car, factory):  # noqa: F811
+    """A lap driven in race A but delivered after race B started on the same car is not B's."""
+    s, h = setup, setup["op_h"]
+    first = new_race(client, s, car_id=car["id"])["race_id"]
+    client.post(f"/api/races/{first}/start", headers=h)
+    client.post("/api/fleet/commands", json={"car_ids": [car["id"]], "type": "start_driving",
+                                             "params": {"model_id": 5, "race_id": first}}, headers=h)
+    starts = [m["args"][0] for m in car["sio"].get_received("/car")
+              if m["name"] == "command" and m["args"][0]["type"] == "start_driving"]
+    assert starts[-1]["params"] == {"model_id": "5", "race_id": first}
+    client.post(f"/api/races/{first}/end", headers=h)
+    client.post(f"/api/races/{first}/submit", headers=h)
+    other = factory.user("racer")
+    client.post(f"/api/events/{s['event']['id']}/racers", json={"user_id": other["id"]}, headers=factory.headers("admin"))
+    second = client.post("/api/races", json={"track_id": s["track_id"], "racer_id": other["id"], "car_id": car["id"]},
+                         headers=h).get_json()["race_id"]
+    client.post(f"/api/races/{second}/start", headers=h)
+    late = car["sio"].emit("lap", {"lap_id": uuid.uuid4().hex, "model_id": "1", "lap_time_ms": 9000, "resets": 0,
+                                   "lap_number": 1, "finished_at": 1.0, "race_id": first},
+                           namespace="/car", callback=True)
+    assert late["ok"] and late["stored"] is False and "submitted" in late["reason"]
+    assert client.get(f"/api/races/{second}", headers=h).get_json()["laps"] == []
+    tagged = car["sio"].emit("lap", {"lap_id": uuid.uuid4().hex, "model_id": "1", "lap_time_ms": 9100, "resets": 0,
+                                     "lap_number": 1, "finished_at": 2.0, "race_id": second},
+                             namespace="/car", callback=True)
+    assert tagged["stored"] is True and tagged["race_id"] == second
