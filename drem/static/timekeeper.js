@@ -8,7 +8,11 @@
   const isAdmin = root.dataset.isAdmin === "1";
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const $ = (id) => document.getElementById(id);
-  let state = null, receivedAt = 0, racers = [];
+  // A state was made about half a round trip before it arrived, so the local clock starts
+  // that much further on (the clocks of the two devices are never compared). HTTP answers
+  // carry their own estimate; pushed states use the socket's, measured by the watch ack.
+  let state = null, receivedAt = 0, racers = [], socketLatency = 0;
+  function halfTrip(startedAt) { return Math.min(1000, Math.max(0, (performance.now() - startedAt) / 2)); }
 
   function fmt(ms) {
     if (ms == null) return "–";
@@ -21,6 +25,7 @@
 
   async function api(method, path, body) {
     let resp;
+    const startedAt = performance.now();
     try {
       resp = await fetch(path, {method: method, headers: {"Content-Type": "application/json", "X-CSRFToken": csrf},
         body: body === undefined ? undefined : JSON.stringify(body)});
@@ -30,8 +35,10 @@
       $("tk-message").textContent = "not sent: no connection to the server (the race goes on on the server)";
       return null;
     }
+    const latency = halfTrip(startedAt);
     let data = {};
     try { data = await resp.json(); } catch (e) { data = {error: resp.statusText}; }
+    if (data && typeof data === "object") Object.defineProperty(data, "latencyMs", {value: latency});
     if (!resp.ok) { $("tk-message").textContent = data.error || ("HTTP " + resp.status); return null; }
     $("tk-message").textContent = "";
     return data;
@@ -85,7 +92,7 @@
   function apply(s) {
     if (s && s.track_id !== trackId) return;
     if (older(s, state)) return;
-    state = s; receivedAt = performance.now(); render();
+    state = s; receivedAt = performance.now() - (s && s.latencyMs != null ? s.latencyMs : socketLatency); render();
   }
 
   async function loadRacers() {
@@ -145,7 +152,8 @@
   const socket = io("/timekeeper", {transports: ["websocket", "polling"]});
   socket.on("connect", () => {
     $("tk-connection").textContent = "live";
-    socket.emit("watch", {track_id: trackId}, (answer) => { if (answer && answer.ok) apply(answer.race); });
+    const askedAt = performance.now();
+    socket.emit("watch", {track_id: trackId}, (answer) => { socketLatency = halfTrip(askedAt); if (answer && answer.ok) apply(answer.race); });
   });
   socket.on("disconnect", () => { $("tk-connection").textContent = "reconnecting… (the race goes on on the server)"; });
   socket.on("race_state", apply);

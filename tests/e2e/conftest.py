@@ -7,8 +7,9 @@ a headless Chromium page that records console errors.
   all are stopped at the end of the test.
 * ``browser`` - one headless Debian Chromium per session (sync Playwright).
 * ``page`` - a fresh browser context and page per test, its base URL the module's
-  live server; ``console_errors`` lists what the page logged as errors (console
-  errors and uncaught exceptions), so a test can assert that nothing went wrong.
+  live server when the test uses ``live_server``; ``console_errors`` lists what the
+  page logged as errors (console errors and uncaught exceptions), so a test can
+  assert that nothing went wrong.
 
 On PostgreSQL runs (``DATABASE_URL`` set, as ``make test-postgres`` does) each live
 server gets its own fresh database next to it, and ``TEST_REDIS_URL`` becomes its
@@ -93,10 +94,13 @@ def console_errors() -> list[str]:
 
 
 @pytest.fixture
-def page(browser: Any, live_server: LiveServer, console_errors: list[str]) -> Iterator[Any]:
-    """A new page in a fresh context (no cookies) whose base URL is the live server.
-    Every console error and uncaught exception is appended to ``console_errors``."""
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+def page(browser: Any, console_errors: list[str], request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A new page in a fresh context (no cookies). When the test also uses ``live_server``
+    its URL is the page's base URL (``page.goto("/login")``); a test that brings its own
+    server passes full URLs and starts no module server. Every console error and
+    uncaught exception is appended to ``console_errors``."""
+    base_url = request.getfixturevalue("live_server").url if "live_server" in request.fixturenames else None
+    context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
     pg = context.new_page()
 

@@ -9,7 +9,12 @@ Chromium, a real car-client process driving a simulated car.
 4. Faults against the live server: a browser offline for ``DREM_TK_OFFLINE_S`` seconds
    (default 30; 5 with ``DREM_QUICK=1``) while laps keep arriving; two operators pressing
    "lap" at once; laps for a race that is not running or from a car not in the race;
-   negative and absurd timer crossings; the timer debounce.
+   negative and absurd timer crossings; the timer debounce. Also: keys pressed while a button
+   has the focus do one thing only, and an answer that arrives late never rolls the console
+   back to an older state.
+
+Needs a trained demo model for the car (``/tmp/demo1`` or ``var/demo-models``, see
+``DEMO_MODELS``); without one it builds ``cautious`` first (minutes).
 """
 
 from __future__ import annotations
@@ -266,8 +271,9 @@ def test_whole_race_with_the_keyboard_and_a_reload(page, live_server: LiveServer
     assert [(lap["lap_number"], lap["resets"], lap["source"], lap["invalidated"]) for lap in final["laps"]] == [
         (1, 0, "operator", False), (2, 1, "operator", False)]
     assert all(lap["time_ms"] >= LAP_GAP_S * 1000 - 50 for lap in final["laps"]), final["laps"]
-    # lap 2 ran from lap 1 through the undo, the pause (excluded) and the reload
-    assert final["laps"][1]["time_ms"] >= 2 * LAP_GAP_S * 1000
+    # lap 2 ran from lap 1 through the undone lap (>= LAP_GAP_S), the pause (excluded) and the
+    # reload (>= 0.8 s of sleeps after the resume)
+    assert final["laps"][1]["time_ms"] >= LAP_GAP_S * 1000 + 800
     assert final["elapsed_ms"] == ended["elapsed_ms"]
     assert sum(lap["time_ms"] for lap in final["laps"]) <= final["elapsed_ms"]
     races = live_server.api("GET", f"/api/events/{s['event']['id']}/races", token=s["operator"]["token"]).json()
