@@ -78,6 +78,7 @@ def load_config(instance_path: str, env: dict | None = None) -> dict:
         "COMMAND_TTL_S": _int(env, "COMMAND_TTL_S", 300, 5, 86400),
         "MODEL_URL_TTL_S": _int(env, "MODEL_URL_TTL_S", 600, 30, 86400),
         "SIGN_IN_CODE_TTL_H": _int(env, "SIGN_IN_CODE_TTL_H", 48, 1, 24 * 30),
+        "TIMER_DEBOUNCE_MS": _int(env, "TIMER_DEBOUNCE_MS", 2000, 0, 60_000),
         "ACTIVATION_CODE_TTL_MIN": _int(env, "ACTIVATION_CODE_TTL_MIN", 60, 1, 24 * 60),
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"),
         "RATELIMIT_STORAGE_URI": env.get("REDIS_URL") or "memory://",

@@ -129,7 +129,7 @@ def timer_crossing(device, crossing_id: str, device_time_ms: int) -> dict:
         push_state(race)
         return {"ok": True, "stored": False, "reason": "first crossing: lap started"}
     lap_ms = device_time_ms - last
-    debounce = current_app.config.get("TIMER_DEBOUNCE_MS", 2000)
+    debounce = current_app.config["TIMER_DEBOUNCE_MS"]
     if 0 <= lap_ms < debounce:
         return {"ok": True, "stored": False, "reason": f"within the {debounce} ms debounce"}
     if not MIN_LAP_MS <= lap_ms <= _max_lap_ms(race):
