@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export DREM_TRACKS_DIR ?= $(abspath ../shared/tracks)
+# Trained demo models are cached outside the checkout, so a fresh clone reuses them.
+export DREM_DEMO_MODELS ?= $(HOME)/.cache/drem/demo-models
 
 .PHONY: demo demo-headless demo-scaleout demo-drill test test-sqlite test-postgres setup system venv npm clamd models lint bench clean
 
@@ -32,7 +34,7 @@ clamd: setup
 
 # Trained demo models (record in the simulator, train, export); cached by recipe hash.
 models: setup
-	$(PY) -m car_client.training.demo_models --out var/demo-models
+	$(PY) -m car_client.training.demo_models --out $(DREM_DEMO_MODELS)
 
 # The whole demo event on the embedded defaults (SQLite, in-process Socket.IO, local
 # storage): clamd, the server, simulated cars; racers upload, the cars race; then it

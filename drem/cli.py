@@ -153,7 +153,7 @@ def worker_command(poll: float) -> None:
               help="--drill: seconds a car's network is cut")
 @click.option("--instance", "instance", default=None, type=click.Path(path_type=Path),
               help="demo folder (default: instance/demo, or a new temporary one with --headless)")
-@click.option("--models-dir", default=None, type=click.Path(path_type=Path), help="default: var/demo-models")
+@click.option("--models-dir", default=None, type=click.Path(path_type=Path), help="default: $DREM_DEMO_MODELS or var/demo-models")
 @click.option("--reset-database", is_flag=True,
               help="PostgreSQL only: create the DATABASE_URL database if missing, else drop every table in it")
 def demo_command(headless, racers, cars, speedup, laps, runs, host, port, workers, scaleout, job_workers, drill,
@@ -176,7 +176,9 @@ def demo_command(headless, racers, cars, speedup, laps, runs, host, port, worker
         raise click.ClickException("more than one web process needs REDIS_URL")
     if scaleout and not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql")):
         raise click.ClickException("--scaleout runs on PostgreSQL: set DATABASE_URL=postgresql://…")
-    models_dir = models_dir or REPO_ROOT / "var" / "demo-models"
+    from drem.config import demo_models_dir
+
+    models_dir = models_dir or demo_models_dir()
     if not (models_dir / "demo_models.json").exists():
         click.echo(f"building the demo models into {models_dir} (a few minutes, once)")
         import subprocess

@@ -36,6 +36,11 @@ def default_tracks_dir() -> Path:
     return Path(os.environ.get("DREM_TRACKS_DIR") or REPO_ROOT.parent / "shared" / "tracks")
 
 
+def demo_models_dir() -> Path:
+    """Where the trained demo models are cached: ``DREM_DEMO_MODELS`` or ``var/demo-models``."""
+    return Path(os.environ.get("DREM_DEMO_MODELS") or REPO_ROOT / "var" / "demo-models")
+
+
 def load_config(instance_path: str, env: dict | None = None) -> dict:
     """Build the Flask config mapping from ``env`` (default ``os.environ``).
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from drem.config import REPO_ROOT
+from drem.config import REPO_ROOT, demo_models_dir
 from drem.demo import processes as px
 from drem.demo.client import Api
 
@@ -40,7 +40,7 @@ class DemoOptions:
     laps: int = 3
     runs: int = 1
     instance: Path = REPO_ROOT / "instance" / "demo"
-    models_dir: Path = REPO_ROOT / "var" / "demo-models"
+    models_dir: Path = field(default_factory=demo_models_dir)
     host: str = "127.0.0.1"
     port: int | None = None
     workers: int = 1

@@ -459,3 +459,15 @@ class LiveServer:
                 raise AssertionError(f"model {model_id} still {model['status']!r} after {timeout} s "
                                      f"({model.get('status_reason')}):\n{self.log_tail()}")
             time.sleep(poll_s)
+
+
+def ensure_demo_models() -> Path:
+    """The trained demo models folder (``drem.config.demo_models_dir``); builds the default
+    model there once when nothing is cached (a few minutes on 2 cores)."""
+    from drem.config import demo_models_dir
+
+    folder = demo_models_dir()
+    if not (folder / "demo_models.json").exists() or not (folder / "steady.tflite").exists():
+        subprocess.run([sys.executable, "-m", "car_client.training.demo_models", "--out", str(folder),
+                        "--only", "steady"], cwd=REPO, check=True, timeout=1800)
+    return folder

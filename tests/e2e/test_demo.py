@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.server import DREM_SETTINGS, REPO, fresh_postgres_database
+from tests.e2e.server import DREM_SETTINGS, REPO, ensure_demo_models, fresh_postgres_database
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("DATABASE_URL")),
@@ -46,17 +46,9 @@ DEMO_TIMEOUT_S = 300
 
 @pytest.fixture(scope="session")
 def demo_models_dir() -> Path:
-    """Folder with the trained demo models: var/demo-models (built once when missing)
-    or ``$DREM_DEMO_MODELS``."""
-    cached = REPO / "var" / "demo-models"
-    if (cached / "demo_models.json").exists():
-        return cached
-    override = os.environ.get("DREM_DEMO_MODELS")
-    if override and (Path(override) / "demo_models.json").exists():
-        return Path(override)
-    subprocess.run([sys.executable, "-m", "car_client.training.demo_models", "--out", str(cached)],
-                   cwd=REPO, check=True, timeout=1800)
-    return cached
+    """Folder with the trained demo models (``drem.config.demo_models_dir``), built once
+    when missing (the default model only, to keep a fresh machine's first run short)."""
+    return ensure_demo_models()
 
 
 def demo_env(**settings: str) -> dict[str, str]:

@@ -23,7 +23,6 @@ import contextlib
 import os
 import re
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -36,14 +35,12 @@ import pytest
 import requests
 
 from tests.e2e.fleet_harness import CarProcess, FleetApi, activation_code, wait_until
-from tests.e2e.server import REPO, LiveServer
+from tests.e2e.server import LiveServer, ensure_demo_models
 
 QUICK = os.environ.get("DREM_QUICK") == "1"
 OFFLINE_S = float(os.environ.get("DREM_TK_OFFLINE_S") or (5 if QUICK else 30))
 CLOCK_TOLERANCE_MS = 500
 LAP_GAP_S = 1.7  # the server takes two operator laps closer than 1.5 s as one crossing
-DEMO_MODELS = (Path("/tmp/demo1/steady.tflite"), Path("/tmp/demo1/cautious.tflite"),
-               REPO / "var" / "demo-models" / "steady.tflite", REPO / "var" / "demo-models" / "cautious.tflite")
 
 
 # ------------------------------------------------------------------------ helpers
@@ -433,15 +430,10 @@ class SimCar(CarProcess):
 
 def driving_model(folder: Path) -> Path:
     """A trained demo model that completes laps (built with ``demo_models`` when missing)."""
-    for path in DEMO_MODELS:
-        if path.exists():
-            copy = folder / f"{path.stem}.tflite"
-            shutil.copyfile(path, copy)
-            return copy
-    out = folder / "demo-models"
-    subprocess.run([sys.executable, "-m", "car_client.training.demo_models", "--out", str(out), "--only",
-                    "cautious"], cwd=REPO, check=True, timeout=900, capture_output=True)
-    return out / "cautious.tflite"
+    path = ensure_demo_models() / "steady.tflite"
+    copy = folder / path.name
+    shutil.copyfile(path, copy)
+    return copy
 
 
 def upload_model(server: LiveServer, racer: dict, path: Path) -> dict:
