@@ -154,7 +154,7 @@ class DemoEvent:
         self.event = self.operator.post("/api/events", {
             "name": f"drem Demo Cup {time.strftime('%H:%M')}", "date": date.today().isoformat(), "country_code": "DE",
             "race_time_min": 3, "resets_allowed_per_lap": 3, "ranking_method": "best_lap",
-            "max_runs_per_racer": max(1, min(5, o.runs)),
+            "max_runs_per_racer": min(5, o.runs + 1),  # one run left for a race by hand
             "landing_links": [{"title": "Upload your model", "url": "/models/"}],
             "tracks": [{"name": name, "layout": layout, "leaderboard_title": "drem Demo Cup",
                         "leaderboard_footer": "Fastest valid lap wins"} for name, layout in DEMO_TRACKS[:n_tracks]]})
