@@ -28,3 +28,27 @@ def no_csrf(view):
     the body) and grants nothing through the session cookie, so CSRF does not apply."""
     view.csrf_exempt = True
     return view
+
+
+def form_action(change, ok: str, target: str):
+    """Handle a page button that posts: check its CSRF token, run ``change()`` (a service
+    call), commit and flash ``ok``, or roll back and flash the ServiceError; then redirect
+    to ``target``."""
+    from flask import flash, redirect
+
+    from drem.auth.forms import EmptyForm
+    from drem.effects import commit
+    from drem.extensions import db
+
+    if not EmptyForm().validate_on_submit():
+        flash("the form expired; try again", "error")
+    else:
+        try:
+            change()
+        except ServiceError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+        else:
+            commit()
+            flash(ok, "info")
+    return redirect(target)

@@ -12,14 +12,13 @@ an instance someone else is running.
 from __future__ import annotations
 
 import os
-import random
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from drem.demo.scaleout import free_port_pairs
 from tests.factories import Factory
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
@@ -92,28 +91,6 @@ CLAMD_SH = REPO / "scripts" / "clamd.sh"
 SEAWEEDFS_SH = REPO / "scripts" / "seaweedfs.sh"
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port_pairs(count: int) -> list[int]:
-    """``count`` ports P in 20000..29999 with P and P+10000 (its gRPC port) free."""
-    chosen: list[int] = []
-    candidates = list(range(20000, 30000))
-    random.shuffle(candidates)
-    for port in candidates:
-        if all(abs(port - c) > 1 for c in chosen) and _port_free(port) and _port_free(port + 10000):
-            chosen.append(port)
-            if len(chosen) == count:
-                return chosen
-    raise RuntimeError("no free ports for SeaweedFS")
-
-
 def _run(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> str:
     proc = subprocess.run(
         cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False
@@ -147,7 +124,7 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
     """A real SeaweedFS started by scripts/seaweedfs.sh; yields its s3.env values
     plus ``DIR`` and the ``SEAWEEDFS_*`` port variables used."""
     state = tmp_path_factory.mktemp("seaweedfs")
-    s3, master, volume, filer, admin = _free_port_pairs(5)
+    s3, master, volume, filer, admin = free_port_pairs(5)
     ports = {
         "SEAWEEDFS_S3_PORT": str(s3),
         "SEAWEEDFS_MASTER_PORT": str(master),

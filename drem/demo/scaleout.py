@@ -125,7 +125,7 @@ class ScaleoutServices:
     def start_storage(self, bucket: str = "drem-demo") -> dict:
         """Start SeaweedFS in ``folder/seaweedfs`` on free ports; returns the server's
         settings (``STORAGE_URL`` and the ``AWS_*`` variables)."""
-        ports = _free_port_pairs(5)
+        ports = free_port_pairs(5)
         env = dict(os.environ, SEAWEEDFS_S3_PORT=str(ports[0]), SEAWEEDFS_MASTER_PORT=str(ports[1]),
                    SEAWEEDFS_VOLUME_PORT=str(ports[2]), SEAWEEDFS_FILER_PORT=str(ports[3]),
                    SEAWEEDFS_ADMIN_PORT=str(ports[4]), SEAWEEDFS_BUCKETS=bucket)
@@ -197,7 +197,7 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _free_port_pairs(count: int) -> list[int]:
+def free_port_pairs(count: int) -> list[int]:
     """``count`` ports P in 20000..29999 with P and P+10000 (SeaweedFS's gRPC port) free."""
     chosen: list[int] = []
     candidates = list(range(20000, 30000))

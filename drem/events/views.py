@@ -14,6 +14,7 @@ from drem.events import service
 from drem.events.forms import AddRacerForm, EventForm, TrackForm
 from drem.events.models import DIRECTIONS, EVENT_TYPES, RANKING_METHODS
 from drem.extensions import db
+from drem.http import form_action
 from drem.permissions import allowed, require
 
 bp = Blueprint("events", __name__, url_prefix="/events", template_folder="templates")
@@ -97,18 +98,7 @@ def delete(event_id: int):
 
 
 def _save(change, event_id: int, ok: str):
-    if not EmptyForm().validate_on_submit():
-        flash("the form expired; try again", "error")
-    else:
-        try:
-            change()
-        except ServiceError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-        else:
-            commit()
-            flash(ok, "info")
-    return redirect(url_for("events.detail", event_id=event_id))
+    return form_action(change, ok, url_for("events.detail", event_id=event_id))
 
 
 @bp.post("/<int:event_id>/tracks")

@@ -11,6 +11,7 @@ from drem.errors import ServiceError
 from drem.extensions import db
 from drem.fleet import commands, service
 from drem.fleet.forms import FleetActionForm
+from drem.http import form_action
 from drem.permissions import require
 
 bp = Blueprint("fleet", __name__, url_prefix="/fleet", template_folder="templates")
@@ -81,18 +82,7 @@ def deregister(car_id: int):
 
 
 def _act(change, ok: str):
-    if not FleetActionForm().validate_on_submit():
-        flash("the form expired; try again", "error")
-    else:
-        try:
-            change()
-        except ServiceError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-        else:
-            commit()
-            flash(ok, "info")
-    return redirect(url_for("fleet.cars"))
+    return form_action(change, ok, url_for("fleet.cars"))
 
 
 @bp.get("/history")
