@@ -147,12 +147,14 @@ async def _run_displays(host: str, port: int, count: int, join: str, ready, stop
     started = time.time()
     results = await asyncio.gather(*(one(i) for i in range(count)), return_exceptions=True)
     failed = [repr(r) for r in results if isinstance(r, BaseException)]
+    cpu0 = time.process_time()
     ready.put({"connect_s": time.time() - started, "failed": failed[:3], "n_failed": len(failed)})
     while not stop.is_set():
         await asyncio.sleep(0.05)
+    cpu = time.process_time() - cpu0
     for t in transports:
         t.close()
-    out.put(frames)
+    out.put((cpu, frames))
 
 
 def _display_process(host, port, count, join, ready, stop, out) -> None:
@@ -249,7 +251,9 @@ def run_round(server: LiveServer, displays: int, laps: int, interval: float, pro
     redis_cpu = (_cpu_s(redis_pid) - redis0) if redis_pid else 0.0
     rss = {p: rss_bytes(p) for p in pids}
     stop.set()
-    all_frames = [f for _ in workers for f in out.get(timeout=120)]
+    results = [out.get(timeout=120) for _ in workers]
+    client_cpu = sum(cpu for cpu, _ in results)
+    all_frames = [f for _, frames in results for f in frames]
     for w in workers:
         w.join(10)
 
@@ -289,7 +293,7 @@ def run_round(server: LiveServer, displays: int, laps: int, interval: float, pro
         "missed": expected - received, "chain_breaks": breaks,
         "update_bytes": statistics.median(update_sizes), "full_bytes": statistics.median(full_sizes),
         "cpu_s": sum(cpu.values()), "cpu_pct": 100 * sum(cpu.values()) / wall,
-        "redis_cpu_s": redis_cpu,
+        "redis_cpu_s": redis_cpu, "client_cpu_pct": 100 * client_cpu / wall,
         "worker_rss_mb": [round(rss[p] / 2**20, 1) for p in pids[1:]],
         "master_rss_mb": round(rss[pids[0]] / 2**20, 1),
     }
@@ -356,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"connect {r['connect_s']:.1f} s ({r['connect_failed']} failed); "
                   f"change {r['update_bytes']:.0f} B vs full state {r['full_bytes']:.0f} B")
             print(f"               server CPU {r['cpu_s']:.2f} s = {r['cpu_pct']:.0f} % of one core "
-                  f"(Redis {r['redis_cpu_s']:.2f} s); RSS workers {r['worker_rss_mb']} MB, "
+                  f"(Redis {r['redis_cpu_s']:.2f} s; display clients {r['client_cpu_pct']:.0f} %); RSS workers {r['worker_rss_mb']} MB, "
                   f"master {r['master_rss_mb']} MB")
         print(json.dumps(rows))
     return 0
