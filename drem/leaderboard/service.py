@@ -243,6 +243,17 @@ def _race_state_of(race: Race) -> dict:
         return race_state(race)
 
 
+def display_race(state: dict) -> dict:
+    """The race state as the displays get it: the timekeeper's race-state dict with its
+    ``laps`` list (one more entry every few seconds; 30 laps are about 3 KB) replaced by
+    ``lap_count`` and ``last_lap`` (the last lap's dict, or None). A display shows only
+    those, and every byte is sent once per display per lap."""
+    laps = state.get("laps") or []
+    out = {k: v for k, v in state.items() if k != "laps"}
+    out["lap_count"], out["last_lap"] = len(laps), (laps[-1] if laps else None)
+    return out
+
+
 def live_races(s: Session, event: Event, track: TrackKey) -> dict[int, dict]:
     """Race states of the live races (ready, running, paused, ended) of one track or of all
     tracks (COMBINED), keyed by track id; the most recent race per track."""
@@ -252,7 +263,7 @@ def live_races(s: Session, event: Event, track: TrackKey) -> dict[int, dict]:
         q = q.where(Race.track_id == track)
     out: dict[int, dict] = {}
     for race in s.scalars(q):
-        out[race.track_id] = _race_state_of(race)
+        out[race.track_id] = display_race(_race_state_of(race))
     return out
 
 
@@ -308,7 +319,8 @@ def _apply(s: Session, event: Event | EventConfig, track: TrackKey, fp_now: _Fin
     return {"event_id": event.id, "track": track, "from": version_of(key_before),
             "to": version_of(key_now), "entries": _diff(before, changed),
             "count": len(board.state.entries()),
-            "highlight": racer_id if _improved(before.get(racer_id), new) else None, "lap": lap}
+            "highlight": racer_id if _improved(before.get(racer_id), new) else None, "lap": lap,
+            "race": None}
 
 
 def _racer_info(race: Race) -> RacerInfo:
@@ -335,16 +347,32 @@ def _reading():
         s.close()
 
 
-def on_lap_recorded(race_id: int, lap_id: int) -> None:
+def on_lap_recorded(race_id: int, lap_id: int, race: dict | None = None) -> None:
     """A new lap was committed: update the race's track leaderboard and the combined one
     incrementally and push an ``lb_update`` to rooms ``lb:<event>:<track>`` and
     ``lb:<event>:combined``. Call after the commit (``drem.effects.after_commit``); works
     in any process (web worker, job runner, CLI) inside an app context. Laps of ready or
-    discarded races do not count and push nothing. Lap times in ms."""
+    discarded races do not count and push nothing. Lap times in ms.
+
+    ``race`` is the race state after this lap (the timekeeper's race-state dict): it rides
+    in the ``lb_update`` as ``race``, so each display gets one message per lap instead of
+    a change and then a ``race_state`` (a room that gets no change, and
+    ``commentator:<event>``, get it as ``race_state``). One message per lap halves the
+    sends of a fan-out to hundreds of displays (``bench/leaderboard.py``)."""
     with _reading() as s:
         messages = _lap_recorded(s, race_id, lap_id)
+    shown = display_race(race) if race is not None else None
+    sent = set()
     for event_id, track, msg in messages:
+        msg["race"] = shown
         _emit("lb_update", msg, event_id, track)
+        sent.add(room(event_id, track))
+    if race is not None:
+        event_id, track_id = int(race["event_id"]), int(race["track_id"])
+        for target in (room(event_id, track_id), room(event_id, COMBINED)):
+            if target not in sent:
+                socketio.emit("race_state", shown, namespace=NAMESPACE, to=target)
+        socketio.emit("race_state", race, namespace=NAMESPACE, to=commentator_room(event_id))
 
 
 def _lap_recorded(s: Session, race_id: int, lap_id: int) -> list[tuple[int, TrackKey, dict]]:
@@ -468,8 +496,9 @@ def on_race_changed(race_id: int, event_id: int | None = None, track_id: int | N
 
 def push_race_state(state: dict) -> None:
     """Send the live race (the timekeeper contract's race-state dict, times in ms, clock at
-    ``server_time`` UNIX s) as ``race_state`` to ``lb:<event>:<track>``,
-    ``lb:<event>:combined`` and ``commentator:<event>``. When the race has just become
+    ``server_time`` UNIX s) as ``race_state`` to ``lb:<event>:<track>`` and
+    ``lb:<event>:combined`` (as :func:`display_race`) and to ``commentator:<event>`` (whole).
+    When the race has just become
     counted (started), the leaderboards learn it here and push an ``lb_update``, so its
     racer appears at once. Call after the commit; works in any process."""
     event_id, track_id = int(state["event_id"]), int(state["track_id"])
@@ -479,7 +508,9 @@ def push_race_state(state: dict) -> None:
             race = s.get(Race, int(state["race_id"]))
             if race is not None and race.status in COUNTED_STATUSES:
                 messages = _race_counted(s, race)
-    for target in (room(event_id, track_id), room(event_id, COMBINED), commentator_room(event_id)):
-        socketio.emit("race_state", state, namespace=NAMESPACE, to=target)
+    shown = display_race(state)
+    for target in (room(event_id, track_id), room(event_id, COMBINED)):
+        socketio.emit("race_state", shown, namespace=NAMESPACE, to=target)
+    socketio.emit("race_state", state, namespace=NAMESPACE, to=commentator_room(event_id))
     for ev, track, msg in messages:
         _emit("lb_update", msg, ev, track)

@@ -2,8 +2,9 @@
 
 Public, no login: a display sends ``join`` ``{"event_id": 1, "track": 3 | "combined"}``
 and gets the full state as the answer (acknowledgement) at once; it then receives
-``lb_update`` (small changes), ``lb_full`` (after a race edit) and ``race_state`` (the
-live race) in its room ``lb:<event_id>:<track>``. It may also pass the same dict as
+``lb_update`` (small changes; after a lap it also carries the race state), ``lb_full``
+(after a race edit) and ``race_state`` (the live race when it changes without a lap) in
+its room ``lb:<event_id>:<track>``. It may also pass the same dict as
 the connection's ``auth``: it is then joined on connect and gets ``lb_full`` at once.
 On every reconnect the display joins again, so it always starts from the full state.
 Message shapes: :mod:`drem.leaderboard.service`, docs/api.md.

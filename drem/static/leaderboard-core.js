@@ -133,14 +133,16 @@
 
     update(m) {
       if (!this.state || !this.mine(m.track)) return;
-      if (m.to === this.state.version) return;            // already in our state
-      if (m.from !== this.state.version) { this.join(); return; }  // missed something: full state
-      const byId = new Map(this.entries.map((e) => [e.racer_id, e]));
-      for (const e of m.entries) byId.set(e.racer_id, e);
-      this.entries = Array.from(byId.values()).filter((e) => e.rank <= m.count).sort((a, b) => a.rank - b.rank);
-      recomputeGaps(this.entries);
-      this.state.version = m.to;
-      this.h.update(m);
+      if (m.to !== this.state.version) {                  // else: already in our state
+        if (m.from !== this.state.version) { this.join(); return; }  // missed something: full state
+        const byId = new Map(this.entries.map((e) => [e.racer_id, e]));
+        for (const e of m.entries) byId.set(e.racer_id, e);
+        this.entries = Array.from(byId.values()).filter((e) => e.rank <= m.count).sort((a, b) => a.rank - b.rank);
+        recomputeGaps(this.entries);
+        this.state.version = m.to;
+        this.h.update(m);
+      }
+      if (m.race) this.raceState(m.race);                 // a lap: the live race after it
     }
 
     raceState(r) {

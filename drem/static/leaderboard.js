@@ -107,7 +107,7 @@
         const l = document.createElement("small"); l.textContent = B.t(cfg.lang, key);
         const v = document.createElement("b"); c.append(l, v); return c;
       };
-      const nLaps = (r.laps || []).length;
+      const nLaps = r.lap_count || 0;
       const laps = cell("laps", "laps"); laps.querySelector("b").textContent = r.lap_target ? nLaps + "/" + r.lap_target : nLaps;
       div.append(who, cell("time_left", "left"), cell("current_lap", "cur"), laps);
       if (r.status === "paused") { const p = document.createElement("span"); p.className = "state"; p.textContent = B.t(cfg.lang, "paused"); div.append(p); }

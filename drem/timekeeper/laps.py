@@ -48,8 +48,7 @@ def _record(race: Race, time_ms: int, source: str, source_id: str, resets: int |
     race.current_resets = 0
     db.session.flush()
     lap_id = lap.id
-    _leaderboard("on_lap_recorded", race.id, lap_id)  # the standings first: that is what the room watches
-    push_state(race)
+    push_state(race, lap_id=lap_id)  # the standings change and the race state, one message
     target_done = race.lap_target is not None and _valid_count(race) >= race.lap_target
     if race.status == RUNNING and (clock.is_time_up(race, now) or target_done):
         end_race(None, race, reason="time up" if not target_done else "lap target")

@@ -246,15 +246,22 @@ def _valid(race: Race, lap: dict) -> bool:
     return not lap["invalidated"] and not lap["dnf"] and (limit is None or lap["resets"] <= limit)
 
 
-def push_state(race: Race) -> None:
-    """After commit: send the race state to the timekeeper consoles and the displays."""
+def push_state(race: Race, lap_id: int | None = None) -> None:
+    """After commit: send the race state to the timekeeper consoles and the displays.
+
+    With ``lap_id`` (the lap just recorded) the leaderboard ranks the lap and sends the
+    displays one ``lb_update`` carrying the race state (``on_lap_recorded``); without,
+    the displays get a ``race_state``."""
     def send(race_id=race.id):
         fresh = db.session.get(Race, race_id)
         if fresh is None:
             return
         state = race_state(fresh)
+        if lap_id is not None:
+            _call_leaderboard("on_lap_recorded", race_id, lap_id, state)
+        else:
+            _call_leaderboard("push_race_state", state)
         socketio.emit("race_state", state, namespace="/timekeeper", to=f"tk:{fresh.track_id}")
-        _call_leaderboard("push_race_state", state)
 
     after_commit(send)
 

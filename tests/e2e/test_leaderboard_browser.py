@@ -82,6 +82,8 @@ def test_big_screen_and_overlay_follow_a_live_race(page, live_server, console_er
     assert page.locator(f"#lb-rows tr[data-racer-id='{rival['id']}'] .c-gap").inner_text() == \
         "+" + fmt(rival_lap["time_ms"] - best)
     assert page.locator("#lb-race .left b").inner_text() != ""
+    assert page.locator("#lb-race .laps b").inner_text() == "2"  # the footer counts the race's laps
+    assert overlay.inner_text("#ov-laps") == "2"
 
     # overlay lower third: last and best lap, the best coloured as the event best
     overlay.wait_for_function("t => document.getElementById('ov-last').textContent === t",

@@ -127,3 +127,41 @@ def test_race_state_reaches_the_displays_and_a_started_race_shows_its_racer(app,
     assert states[0]["time_limit_ms"] == 180_000 and states[0]["status"] == "running"
     updates = [m["args"][0] for m in received_all if m["name"] == "lb_update"]
     assert [(e["username"], e["ranking_value_ms"]) for e in updates[0]["entries"]] == [("cara", None)]
+
+
+def test_a_timed_lap_reaches_a_display_as_one_message_with_the_race(app, client, factory, setup):
+    """A lap captured by the timekeeper: each display gets one ``lb_update`` carrying the
+    standings change and the race state after the lap (no separate ``race_state``)."""
+    from tests.timekeeper.test_race_flow import shift
+
+    operator = factory.user("operator")
+    h = {"Authorization": f"Bearer {factory.token(operator)}"}
+    cara = factory.user("racer", "cara", password=None)
+    assert client.post(f"/api/events/{setup['event']}/racers", json={"user_id": cara["id"]},
+                       headers=factory.headers("admin")).status_code == 201
+    race = client.post("/api/races", json={"track_id": setup["t2"], "racer_id": cara["id"]}, headers=h).get_json()
+    rid = race["race_id"]
+    t2 = display(app, event_id=setup["event"], track=setup["t2"])
+    combined = display(app, event_id=setup["event"], track="combined")
+    assert client.post(f"/api/races/{rid}/start", headers=h).status_code == 200
+    [started] = received(t2, "race_state")
+    assert started["status"] == "running"
+    combined.get_received(NS)
+    shift(app, rid, 7000)
+
+    assert client.post(f"/api/races/{rid}/laps", json={"source_id": "cara-1"}, headers=h).status_code == 201
+
+    ranks = {setup["t2"]: [("cara", 1)], "combined": [("cara", 1), ("anna", 2), ("ben", 3)]}  # 7 s leads
+    for sio, track in ((t2, setup["t2"]), (combined, "combined")):
+        messages = sio.get_received(NS)
+        assert [m["name"] for m in messages] == ["lb_update"], track
+        msg = messages[0]["args"][0]
+        assert msg["track"] == track and msg["lap"]["race_id"] == rid and msg["lap"]["lap_number"] == 1
+        assert [(e["username"], e["rank"]) for e in msg["entries"]] == ranks[track]
+        assert msg["race"]["race_id"] == rid and msg["race"]["status"] == "running"
+        assert msg["race"]["lap_count"] == 1 and "laps" not in msg["race"]  # the displays' compact form
+        assert msg["race"]["last_lap"]["time_ms"] == msg["lap"]["time_ms"]
+        assert 7000 <= msg["lap"]["time_ms"] < 7500
+    # pausing is not a lap: the race state comes on its own
+    assert client.post(f"/api/races/{rid}/pause", headers=h).status_code == 200
+    assert [m["name"] for m in t2.get_received(NS)] == ["race_state"]

@@ -33,3 +33,12 @@ def test_defaults_are_embedded(tmp_path):
     assert load_config(str(tmp_path), {})["SECRET_KEY"] == cfg["SECRET_KEY"]  # kept across restarts
     pg = load_config(str(tmp_path), {"DATABASE_URL": "postgres://u@h/db"})
     assert pg["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@h/db"
+
+
+def test_the_server_entry_point_freezes_the_startup_objects(tmp_path):
+    """wsgi.py keeps the app's long-lived objects out of the full garbage collections."""
+    code = "import gc, wsgi; print(gc.get_freeze_count(), gc.get_count()[2])"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={"DREM_INSTANCE_PATH": str(tmp_path), "PATH": "/usr/bin"})
+    frozen, oldest = map(int, proc.stdout.split())
+    assert frozen > 50_000 and oldest == 0
