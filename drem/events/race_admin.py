@@ -40,11 +40,13 @@ def get_lap(lap_id: int) -> Lap:
     return lap
 
 
-def _recompute(race_id: int) -> None:
+def _recompute(race_id: int, event_id: int | None = None, track_id: int | None = None) -> None:
+    """After the commit, rank the race's leaderboards again (``event_id``/``track_id``
+    for a race that is deleted by then)."""
     def run():
         from drem.leaderboard import service as lb
 
-        lb.on_race_changed(race_id)
+        lb.on_race_changed(race_id, event_id=event_id, track_id=track_id)
 
     after_commit(run)
 
@@ -100,7 +102,7 @@ def delete_race(actor, race: Race) -> None:
         raise Conflict("end the race before deleting it")
     record_audit(actor, "race.delete", "race", race.id, racer=race.racer.username, laps=len(race.laps),
                  status=race.status)
-    race_id = race.id
+    race_id, event_id, track_id = race.id, race.event_id, race.track_id
     db.session.delete(race)
     db.session.flush()
-    _recompute(race_id)
+    _recompute(race_id, event_id, track_id)

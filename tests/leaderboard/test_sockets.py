@@ -165,3 +165,18 @@ def test_a_timed_lap_reaches_a_display_as_one_message_with_the_race(app, client,
     # pausing is not a lap: the race state comes on its own
     assert client.post(f"/api/races/{rid}/pause", headers=h).status_code == 200
     assert [m["name"] for m in t2.get_received(NS)] == ["race_state"]
+
+
+def test_deleting_a_race_the_process_never_saw_pushes_the_full_state(app, client, factory, setup):
+    """A race deleted at the race admin: the displays get the board without it, even when
+    this process has no record of the race (another worker recorded its laps)."""
+    from drem.leaderboard.service import clear_cache
+
+    sio = display(app, event_id=setup["event"], track=setup["t1"])
+    sio.get_received(NS)
+    client.post(f"/api/races/{setup['ben_race']}/end", headers=factory.headers("admin"))
+    sio.get_received(NS)
+    clear_cache()  # as in a fresh worker
+    assert client.delete(f"/api/races/{setup['ben_race']}", headers=factory.headers("admin")).status_code == 204
+    [full] = received(sio, "lb_full")
+    assert [(e["username"], e["ranking_value_ms"]) for e in full["entries"]] == [("anna", 9000)]
