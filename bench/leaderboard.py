@@ -21,8 +21,11 @@ bytes of a change vs. the full state, the CPU seconds and % of one core used by 
 server processes (and Redis) during the laps, and the workers' resident memory.
 Targets: p99 <= 50 ms at 500 displays, <= 100 ms at 1,000.
 
+Then the ranking engine (``bench/ranking.py``, skipped with ``--no-ranking``): an event
+of 1,000 racers x 10 runs x 20 laps ranked from scratch (target <= 200 ms) and lap by
+lap (target <= 5 ms per lap).
+
 Run: ``.venv/bin/python bench/leaderboard.py [--displays 500 1000] [--laps 30]``.
-The ranking itself is measured by ``bench/ranking.py``.
 """
 
 from __future__ import annotations
@@ -338,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-procs", type=int, default=2, help="processes running the displays")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--database-url", default="", help="default: SQLite in the instance folder")
+    parser.add_argument("--no-ranking", action="store_true", help="skip the ranking engine's figures")
     args = parser.parse_args(argv)
 
     env = {"SOCKETIO_CHANNEL": f"drem-bench-{secrets.token_hex(4)}", "JOBS_AUTOSTART": "0"}
@@ -363,6 +367,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"(Redis {r['redis_cpu_s']:.2f} s; display clients {r['client_cpu_pct']:.0f} %); RSS workers {r['worker_rss_mb']} MB, "
                   f"master {r['master_rss_mb']} MB")
         print(json.dumps(rows))
+    if not args.no_ranking:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import ranking  # bench/ranking.py
+
+        print("ranking engine:")
+        ranking.main([])
     return 0
 
 

@@ -120,7 +120,7 @@ def bench_method(method: str, races, racers, repeat: int) -> bool:
     return ok
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -128,7 +128,7 @@ def main() -> int:
     parser.add_argument(
         "--method", choices=["best_lap", "best_average", "total_time"], action="append"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     t = time.perf_counter()
     races, racers = make_event()
     n_laps = sum(len(r.laps) for r in races)
