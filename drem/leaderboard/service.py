@@ -368,11 +368,17 @@ def on_lap_recorded(race_id: int, lap_id: int, race: dict | None = None) -> None
         _emit("lb_update", msg, event_id, track)
         sent.add(room(event_id, track))
     if race is not None:
-        event_id, track_id = int(race["event_id"]), int(race["track_id"])
-        for target in (room(event_id, track_id), room(event_id, COMBINED)):
-            if target not in sent:
-                socketio.emit("race_state", shown, namespace=NAMESPACE, to=target)
-        socketio.emit("race_state", race, namespace=NAMESPACE, to=commentator_room(event_id))
+        _emit_race_state(race, shown, skip=sent)
+
+
+def _emit_race_state(state: dict, shown: dict, skip: set[str] | frozenset = frozenset()) -> None:
+    """``race_state``: ``shown`` (:func:`display_race`) to the race's track room and the
+    combined room unless in ``skip``, the whole ``state`` to the commentator room."""
+    event_id, track_id = int(state["event_id"]), int(state["track_id"])
+    for target in (room(event_id, track_id), room(event_id, COMBINED)):
+        if target not in skip:
+            socketio.emit("race_state", shown, namespace=NAMESPACE, to=target)
+    socketio.emit("race_state", state, namespace=NAMESPACE, to=commentator_room(event_id))
 
 
 def _lap_recorded(s: Session, race_id: int, lap_id: int) -> list[tuple[int, TrackKey, dict]]:
@@ -497,20 +503,16 @@ def on_race_changed(race_id: int, event_id: int | None = None, track_id: int | N
 def push_race_state(state: dict) -> None:
     """Send the live race (the timekeeper contract's race-state dict, times in ms, clock at
     ``server_time`` UNIX s) as ``race_state`` to ``lb:<event>:<track>`` and
-    ``lb:<event>:combined`` (as :func:`display_race`) and to ``commentator:<event>`` (whole).
-    When the race has just become
-    counted (started), the leaderboards learn it here and push an ``lb_update``, so its
-    racer appears at once. Call after the commit; works in any process."""
-    event_id, track_id = int(state["event_id"]), int(state["track_id"])
+    ``lb:<event>:combined`` (as :func:`display_race`) and to ``commentator:<event>``
+    (whole). When the race has just become counted (started), the leaderboards learn it
+    here and push an ``lb_update``, so its racer appears at once. Call after the commit;
+    works in any process."""
     messages: list[tuple[int, TrackKey, dict]] = []
     if state.get("status") in COUNTED_STATUSES and not state.get("laps"):  # a race with laps is known
         with _reading() as s:
             race = s.get(Race, int(state["race_id"]))
             if race is not None and race.status in COUNTED_STATUSES:
                 messages = _race_counted(s, race)
-    shown = display_race(state)
-    for target in (room(event_id, track_id), room(event_id, COMBINED)):
-        socketio.emit("race_state", shown, namespace=NAMESPACE, to=target)
-    socketio.emit("race_state", state, namespace=NAMESPACE, to=commentator_room(event_id))
+    _emit_race_state(state, display_race(state))
     for ev, track, msg in messages:
         _emit("lb_update", msg, ev, track)
