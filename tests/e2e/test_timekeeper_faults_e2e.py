@@ -27,26 +27,17 @@ import requests
 
 from tests.e2e.fleet_harness import CarProcess, FleetApi, activation_code, wait_until
 from tests.e2e.server import LiveServer, ensure_demo_models
-from tests.e2e.timekeeper_helpers import (  # noqa: F401 - fixtures and helpers
-    CLOCK_TOLERANCE_MS,
+from tests.e2e.timekeeper_helpers import (
     LAP_GAP_S,
     OFFLINE_S,
-    QUICK,
-    api_laps,
     check_clock,
-    console_laps,
-    console_status,
-    context_factory,
     live,
     login,
-    make_event,
     network_errors_only,
     open_console,
-    parse_clock,
     post,
     press,
     race_setup,
-    register,
     state,
     wait_connected,
     wait_console_laps,

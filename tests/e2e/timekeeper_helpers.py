@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import requests
 
 from tests.e2e.fleet_harness import wait_until
@@ -142,28 +139,6 @@ def wait_status(page: Any, status: str, timeout_ms: int = 10_000) -> None:
 
 def press(page: Any, key: str) -> None:
     page.keyboard.press(key)
-
-
-@pytest.fixture
-def context_factory(browser: Any, console_errors: list[str]) -> Iterator[Any]:
-    """``make(server)`` opens a new browser context + page on ``server`` (errors go to
-    ``console_errors``); all are closed at the end."""
-    contexts: list[Any] = []
-
-    def make(server: LiveServer) -> tuple[Any, Any]:
-        context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        pg = context.new_page()
-        pg.on("console", lambda msg: msg.type == "error" and not msg.location.get("url", "").endswith(
-            "/favicon.ico") and console_errors.append(f"console.error: {msg.text} ({msg.location})"))
-        pg.on("pageerror", lambda exc: console_errors.append(f"uncaught: {exc}"))
-        return context, pg
-
-    yield make
-    for context in contexts:
-        with contextlib.suppress(Exception):
-            context.close()
 
 
 def network_errors_only(errors: list[str]) -> list[str]:
