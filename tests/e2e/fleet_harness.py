@@ -23,6 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from tests.e2e.server import REPO, LiveServer
 
 
@@ -225,3 +227,16 @@ class FleetApi:
             out += page
             if len(page) < 1000:
                 return out
+
+
+def upload_model(server: LiveServer, racer: dict, path: Path, timeout: float = 60) -> dict:
+    """Upload a model file as ``racer`` (a dict with ``token``) through ``/api/models`` and
+    wait up to ``timeout`` s until it is scanned and available; returns the model."""
+    with open(path, "rb") as fh:
+        resp = requests.post(server.url + "/api/models", params={"filename": path.name}, data=fh,
+                             headers={"Authorization": f"Bearer {racer['token']}",
+                                      "Content-Type": "application/octet-stream"}, timeout=120)
+    assert resp.status_code == 201, resp.text[:300]
+    model = server.wait_for_model(resp.json()["id"], timeout=timeout)
+    assert model["status"] == "available", model
+    return model

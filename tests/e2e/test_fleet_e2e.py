@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
-from tests.e2e.fleet_harness import CarProcess, FleetApi, activation_code, wait_until
+from tests.e2e.fleet_harness import CarProcess, FleetApi, activation_code, upload_model, wait_until
+from tests.e2e.pages import login
 from tests.e2e.server import LiveServer
 from tests.models_mgr import factories as f
 
@@ -44,33 +44,12 @@ def cars(tmp_path: Path):
         print(car.log_tail(30))
 
 
-def upload_model(server: LiveServer, racer: dict, path: Path) -> dict:
-    """Upload a model file as ``racer`` through ``/api/models`` and wait until it is available."""
-    with open(path, "rb") as fh:
-        resp = requests.post(server.url + "/api/models", params={"filename": path.name}, data=fh,
-                             headers={"Authorization": f"Bearer {racer['token']}",
-                                      "Content-Type": "application/octet-stream"}, timeout=120)
-    assert resp.status_code == 201, resp.text[:300]
-    model = server.wait_for_model(resp.json()["id"], timeout=60)
-    assert model["status"] == "available", model
-    return model
-
-
 def stored_file(server: LiveServer, model: dict) -> Path:
     """The model's file in the server's local storage (found by its sha256)."""
     for path in (server.storage_root / "models" / str(model["owner_id"])).iterdir():
         if hashlib.sha256(path.read_bytes()).hexdigest() == model["sha256"]:
             return path
     raise AssertionError(f"no stored file for model {model['id']}")
-
-
-def _login(page, user: dict) -> None:
-    page.goto("/login")
-    page.fill("input[name=username]", user["username"])
-    page.fill("input[name=password]", user["password"])
-    with page.expect_navigation():
-        page.click("form[action^='/login'] button[type=submit]")
-    assert "/login" not in page.url, page.inner_text("main")
 
 
 def _online(car: dict) -> bool:
@@ -90,7 +69,7 @@ def test_operator_loads_a_model_onto_two_cars_and_watches_it_live(page, live_ser
     model = upload_model(live_server, racer, f.deepracer_tar_gz(tmp_path, "racer-fast.tar.gz",
                                                                 pb=os.urandom(2 * MIB)))
 
-    _login(page, operator)
+    login(page, operator)
     page.goto("/fleet/")
     rows = {c: page.locator(f"#cars-table tr[data-car-id='{c.car_id}']") for c in (car1, car2)}
     for row in rows.values():

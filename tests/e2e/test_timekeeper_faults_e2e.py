@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.fleet_harness import CarProcess, FleetApi, activation_code, wait_until
+from tests.e2e.fleet_harness import CarProcess, FleetApi, activation_code, upload_model, wait_until
 from tests.e2e.server import LiveServer, ensure_demo_models
 from tests.e2e.timekeeper_helpers import (
     LAP_GAP_S,
@@ -80,23 +80,12 @@ def driving_model(folder: Path) -> Path:
     return copy
 
 
-def upload_model(server: LiveServer, racer: dict, path: Path) -> dict:
-    with open(path, "rb") as fh:
-        resp = requests.post(server.url + "/api/models", params={"filename": path.name}, data=fh,
-                             headers={"Authorization": f"Bearer {racer['token']}",
-                                      "Content-Type": "application/octet-stream"}, timeout=120)
-    assert resp.status_code == 201, resp.text[:300]
-    model = server.wait_for_model(resp.json()["id"], timeout=90)
-    assert model["status"] == "available", model
-    return model
-
-
 @pytest.mark.slow
 def test_simulated_car_laps_arrive_on_their_own_across_a_crash(page, live_server: LiveServer, console_errors,
                                                                tmp_path: Path) -> None:
     s = race_setup(live_server)
     fleet = FleetApi(live_server, s["operator"]["token"])
-    model = upload_model(live_server, s["racer"], driving_model(tmp_path))
+    model = upload_model(live_server, s["racer"], driving_model(tmp_path), timeout=90)
     car = SimCar(tmp_path / "car", f"tk-sim-{uuid.uuid4().hex[:4]}")
     car.activate(live_server.url, activation_code(live_server, car.hostname))
     try:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import requests
 
+from tests.e2e.pages import login
 from tests.e2e.server import LiveServer, RssSampler
 from tests.models_mgr import factories as f
 
@@ -33,13 +34,8 @@ WATCH_STATES = """() => {
 
 
 def _login(page, user: dict) -> None:
-    """Sign in through the real login form."""
-    page.goto("/login")
-    page.fill("input[name=username]", user["username"])
-    page.fill("input[name=password]", user["password"])
-    with page.expect_navigation():
-        page.click("form[action^='/login'] button[type=submit]")
-    assert "/login" not in page.url, page.inner_text("main")
+    """Sign in through the real login form as a racer."""
+    login(page, user)
     assert f"{user['username']} (racer)" in page.inner_text("nav")
 
 

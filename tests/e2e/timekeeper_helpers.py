@@ -10,6 +10,7 @@ from typing import Any
 import requests
 
 from tests.e2e.fleet_harness import wait_until
+from tests.e2e.pages import login  # noqa: F401 - the timekeeper tests take it from here
 from tests.e2e.server import LiveServer
 
 QUICK = os.environ.get("DREM_QUICK") == "1"
@@ -68,15 +69,6 @@ def parse_clock(text: str) -> int:
     assert match, f"not a clock: {text!r}"
     minutes, seconds, tenths = match.groups()
     return (int(minutes or 0) * 60 + int(seconds)) * 1000 + int(tenths) * 100
-
-
-def login(page: Any, user: dict) -> None:
-    page.goto("/login")
-    page.fill("input[name=username]", user["username"])
-    page.fill("input[name=password]", user["password"])
-    with page.expect_navigation():
-        page.click("form[action^='/login'] button[type=submit]")
-    assert "/login" not in page.url, page.inner_text("main")
 
 
 def open_console(page: Any, track_id: int) -> None:
