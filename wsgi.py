@@ -5,7 +5,8 @@ mappings: about 125,000) are moved out of the garbage collector's reach with
 ``gc.freeze()`` (Python docs, ``gc`` module). They live as long as the worker, and
 leaving them in the oldest generation made every full collection scan them: pauses
 of 70-126 ms every few seconds while a leaderboard reached 500 displays, measured
-with ``bench/leaderboard.py``, down to 10-20 ms with the freeze.
+with ``bench/leaderboard.py``. With the freeze none ran while laps were pushed, and
+those during a burst of connecting displays take 10-60 ms.
 """
 
 import gc

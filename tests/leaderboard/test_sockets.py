@@ -174,7 +174,7 @@ def test_deleting_a_race_the_process_never_saw_pushes_the_full_state(app, client
 
     sio = display(app, event_id=setup["event"], track=setup["t1"])
     sio.get_received(NS)
-    client.post(f"/api/races/{setup['ben_race']}/end", headers=factory.headers("admin"))
+    assert client.post(f"/api/races/{setup['ben_race']}/end", headers=factory.headers("admin")).status_code == 200
     sio.get_received(NS)
     clear_cache()  # as in a fresh worker
     assert client.delete(f"/api/races/{setup['ben_race']}", headers=factory.headers("admin")).status_code == 204
