@@ -11,7 +11,7 @@ those during a burst of connecting displays take 10-60 ms.
 
 import gc
 
-from drem import create_app
+from drem.app import create_app
 
 app = create_app()
 gc.collect()

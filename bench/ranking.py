@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from drem.leaderboard.ranking import RankingState, rank  # noqa: E402
-from drem.leaderboard.types import (  # noqa: E402
+from drem.leaderboard.ranking_records import (  # noqa: E402
     LapInput,
     RaceInput,
     RacerInfo,

@@ -14,7 +14,7 @@ from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 
 
 def _create_app():
-    from drem import create_app
+    from drem.app import create_app
 
     return create_app()
 
@@ -44,7 +44,7 @@ def init_command(admin_username: str, admin_password: str | None) -> None:
     """Create or upgrade the database and create the first admin (if there is none)."""
     from drem.auth.models import User
     from drem.auth.service import create_user
-    from drem.extensions import db
+    from drem.platform.extensions import db
 
     upgrade_database()
     if db.session.scalar(db.select(User).where(User.role == "admin").limit(1)) is not None:
@@ -67,8 +67,8 @@ def init_command(admin_username: str, admin_password: str | None) -> None:
 def create_user_command(username, role, password, email, country_code) -> None:
     """Create a user with a role."""
     from drem.auth.service import create_user
-    from drem.errors import ServiceError
-    from drem.extensions import db
+    from drem.platform.errors import ServiceError
+    from drem.platform.extensions import db
 
     try:
         create_user(username, password, role=role, email=email, country_code=country_code)
@@ -98,8 +98,8 @@ def serve_command(host: str, port: int) -> None:
 @with_appcontext
 def seed_demo_command() -> None:
     """Add the demo staff, event and racers (idempotent) and print how to sign in."""
-    from drem.extensions import db
-    from drem.seed import seed_demo
+    from drem.demo.seed import seed_demo
+    from drem.platform.extensions import db
 
     info = seed_demo()
     db.session.commit()
@@ -119,9 +119,10 @@ def worker_command(poll: float) -> None:
     """
     import signal
 
-    from drem.jobs import JobRunner
+    from drem.platform.background import JobRunner
 
-    runner = JobRunner(current_app._get_current_object(), poll_s=poll)
+    app = current_app._get_current_object()
+    runner = JobRunner(app, app.extensions["drem_job_tasks"], poll_s=poll)
     signal.signal(signal.SIGTERM, lambda *_: runner.stop())
     click.echo("drem worker running; Ctrl-C to stop")
     try:
@@ -168,15 +169,15 @@ def demo_command(headless, racers, cars, speedup, laps, runs, host, port, worker
     import json as _json
     import tempfile
 
-    from drem.config import REPO_ROOT
     from drem.demo.report import format_summary
     from drem.demo.runner import ADMIN_PASSWORD, OPERATOR, DemoEvent, DemoOptions
+    from drem.platform.config import REPO_ROOT
 
     if (workers > 1 or scaleout) and not os.environ.get("REDIS_URL"):
         raise click.ClickException("more than one web process needs REDIS_URL")
     if scaleout and not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql")):
         raise click.ClickException("--scaleout runs on PostgreSQL: set DATABASE_URL=postgresql://…")
-    from drem.config import demo_models_dir
+    from drem.platform.config import demo_models_dir
 
     models_dir = models_dir or demo_models_dir()
     if not (models_dir / "demo_models.json").exists():

@@ -27,9 +27,9 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 @pytest.fixture(scope="session")
 def app(tmp_path_factory):
     """One app per test session with the schema built by the migrations."""
-    from drem import create_app
+    from drem.app import create_app
     from drem.cli import upgrade_database
-    from drem.extensions import db
+    from drem.platform.extensions import db
 
     instance = tmp_path_factory.mktemp("instance")
     env = {
@@ -56,7 +56,7 @@ def _clean_tables(request):
     if "app" not in request.fixturenames:
         return
     app = request.getfixturevalue("app")
-    from drem.extensions import db
+    from drem.platform.extensions import db
 
     with app.app_context():
         db.session.rollback()

@@ -18,7 +18,7 @@ class Factory:
     def user(self, role: str = "racer", username: str | None = None, password: str | None = PASSWORD,
              country_code: str | None = "DE") -> dict:
         from drem.auth.service import create_user
-        from drem.extensions import db
+        from drem.platform.extensions import db
 
         with self.app.app_context():
             user = create_user(username or f"{role[:6]}{next(_seq)}", password, role=role,
@@ -29,7 +29,7 @@ class Factory:
     def token(self, user: dict) -> str:
         from drem.auth.models import User
         from drem.auth.service import create_api_token
-        from drem.extensions import db
+        from drem.platform.extensions import db
 
         with self.app.app_context():
             _, plain = create_api_token(db.session.get(User, user["id"]), "test")
@@ -43,7 +43,7 @@ class Factory:
     def event(self, tracks: int = 1, **fields) -> dict:
         from drem.auth.models import User
         from drem.events.service import create_event
-        from drem.extensions import db
+        from drem.platform.extensions import db
 
         with self.app.app_context():
             admin = db.session.scalar(db.select(User).where(User.role == "admin").limit(1))

@@ -8,10 +8,11 @@ from flask_login import current_user
 from drem.admin import service
 from drem.auth.models import User
 from drem.auth.service import create_user, get_user
-from drem.effects import commit
-from drem.extensions import db
-from drem.http import int_arg, json_body
-from drem.permissions import require
+from drem.platform.effects import commit
+from drem.platform.extensions import db
+from drem.platform.inputs import int_arg
+from drem.platform.permissions import require
+from drem.platform.web import json_body
 
 bp = Blueprint("admin_api", __name__, url_prefix="/api")
 

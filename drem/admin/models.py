@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from drem.db_types import UTCDateTime, utcnow
-from drem.extensions import db
+from drem.platform.db_types import UTCDateTime, utcnow
+from drem.platform.extensions import db
 
 
 class AuditEntry(db.Model):

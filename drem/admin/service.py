@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from drem.admin.models import AuditEntry
 from drem.auth.models import User
-from drem.errors import Conflict, ServiceError
-from drem.extensions import db
-from drem.permissions import ADMIN, ROLES
+from drem.platform.errors import Conflict, ServiceError
+from drem.platform.extensions import db
+from drem.platform.permissions import ADMIN, ROLES
 
 
 def record_audit(actor, action: str, target_type: str, target_id=None, **details) -> AuditEntry:

@@ -9,11 +9,11 @@ from drem.admin import service
 from drem.auth.forms import EmptyForm, RoleForm
 from drem.auth.models import User
 from drem.auth.service import get_user
-from drem.effects import commit
-from drem.errors import ServiceError
-from drem.extensions import db
-from drem.http import int_arg
-from drem.permissions import require
+from drem.platform.effects import commit
+from drem.platform.errors import ServiceError
+from drem.platform.extensions import db
+from drem.platform.inputs import int_arg
+from drem.platform.permissions import require
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
 

@@ -8,10 +8,10 @@ from flask import Blueprint, current_app, jsonify
 from flask_login import current_user
 
 from drem.auth import service
-from drem.effects import commit
-from drem.extensions import limiter
-from drem.http import json_body, no_csrf
-from drem.permissions import public, require
+from drem.platform.effects import commit
+from drem.platform.extensions import limiter
+from drem.platform.permissions import public, require
+from drem.platform.web import json_body, no_csrf
 
 bp = Blueprint("auth_api", __name__, url_prefix="/api")
 

@@ -4,7 +4,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
-from drem.permissions import ROLES
+from drem.platform.permissions import ROLES
 
 
 class LoginForm(FlaskForm):

@@ -8,8 +8,8 @@ from flask_login import UserMixin
 from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from drem.db_types import UTCDateTime, utcnow
-from drem.extensions import db
+from drem.platform.db_types import UTCDateTime, utcnow
+from drem.platform.extensions import db
 
 
 class User(UserMixin, db.Model):

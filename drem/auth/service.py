@@ -14,10 +14,10 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from drem.admin.service import record_audit
 from drem.auth.models import ApiToken, SignInCode, User
-from drem.db_types import utcnow
-from drem.errors import Conflict, NotFound, ServiceError
-from drem.extensions import db
-from drem.permissions import RACER, ROLES
+from drem.platform.db_types import utcnow
+from drem.platform.errors import Conflict, NotFound, ServiceError
+from drem.platform.extensions import db
+from drem.platform.permissions import RACER, ROLES
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9._]{2,20}$")
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")

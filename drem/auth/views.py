@@ -18,10 +18,10 @@ from drem.auth.forms import (
     TokenForm,
 )
 from drem.auth.models import User
-from drem.effects import commit
-from drem.errors import ServiceError
-from drem.extensions import db, limiter
-from drem.permissions import public, require
+from drem.platform.effects import commit
+from drem.platform.errors import ServiceError
+from drem.platform.extensions import db, limiter
+from drem.platform.permissions import public, require
 
 bp = Blueprint("auth", __name__, template_folder="templates")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from drem.config import REPO_ROOT
+from drem.platform.config import REPO_ROOT
 
 
 def free_port() -> int:

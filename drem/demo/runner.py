@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from drem.config import REPO_ROOT, demo_models_dir
 from drem.demo import processes as px
 from drem.demo.client import Api
+from drem.platform.config import REPO_ROOT, demo_models_dir
 
 DEMO_TRACKS = (("re:Invent 2018", "reinvent_base"), ("A to Z Speedway", "reInvent2019_wide"))
 RACER_NAMES = ("Ada", "Kenji", "Lucia", "Mo", "Sofia", "Tariq", "Yara", "Ines", "Olu", "Wen")

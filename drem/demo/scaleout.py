@@ -25,8 +25,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drem.config import REPO_ROOT
 from drem.demo import processes as px
+from drem.platform.config import REPO_ROOT
 
 HAPROXY_CFG = REPO_ROOT / "deploy" / "haproxy.cfg"
 

@@ -6,10 +6,10 @@ from flask import Blueprint, jsonify
 from flask_login import current_user
 
 from drem.auth.service import get_user
-from drem.effects import commit
 from drem.events import race_admin, service
-from drem.http import json_body
-from drem.permissions import require
+from drem.platform.effects import commit
+from drem.platform.permissions import require
+from drem.platform.web import json_body
 
 bp = Blueprint("events_api", __name__, url_prefix="/api/events")
 laps_bp = Blueprint("race_admin_api", __name__, url_prefix="/api")

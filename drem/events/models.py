@@ -7,8 +7,8 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Date, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from drem.db_types import UTCDateTime, utcnow
-from drem.extensions import db
+from drem.platform.db_types import UTCDateTime, utcnow
+from drem.platform.extensions import db
 
 RANKING_METHODS = ("best_lap", "best_average", "total_time")
 EVENT_TYPES = ("official_track_race", "private_track_race", "official_workshop",

@@ -4,10 +4,10 @@ the leaderboard is recomputed after the commit."""
 from __future__ import annotations
 
 from drem.admin.service import record_audit
-from drem.effects import after_commit
-from drem.errors import Conflict, NotFound, ServiceError
 from drem.events.models import LIVE_STATUSES, Lap, Race
-from drem.extensions import db
+from drem.platform.effects import after_commit
+from drem.platform.errors import Conflict, NotFound, ServiceError
+from drem.platform.extensions import db
 
 MAX_LAP_MS = 60 * 60 * 1000
 

@@ -13,9 +13,9 @@ from flask import current_app
 
 from drem.admin.service import record_audit
 from drem.auth.models import User
-from drem.errors import Conflict, NotFound, ServiceError
 from drem.events.models import DIRECTIONS, EVENT_TYPES, RANKING_METHODS, Event, EventRacer, Track
-from drem.extensions import db
+from drem.platform.errors import Conflict, NotFound, ServiceError
+from drem.platform.extensions import db
 
 # Tail-light colours handed to racers in turn (white is reserved for "stopped").
 RACER_COLOURS = ("blue", "red", "green", "yellow", "purple", "orange", "pink")

@@ -8,14 +8,14 @@ from flask_login import current_user
 from drem.auth.forms import EmptyForm
 from drem.auth.models import User
 from drem.auth.service import get_user
-from drem.effects import commit
-from drem.errors import ServiceError
 from drem.events import service
 from drem.events.forms import AddRacerForm, EventForm, TrackForm
 from drem.events.models import DIRECTIONS, EVENT_TYPES, RANKING_METHODS
-from drem.extensions import db
-from drem.http import form_action
-from drem.permissions import allowed, require
+from drem.platform.effects import commit
+from drem.platform.errors import ServiceError
+from drem.platform.extensions import db
+from drem.platform.permissions import allowed, require
+from drem.platform.web import form_action
 
 bp = Blueprint("events", __name__, url_prefix="/events", template_folder="templates")
 

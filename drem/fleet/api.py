@@ -6,12 +6,12 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from flask_login import current_user
 
-from drem.effects import commit
-from drem.errors import NotFound, ServiceError
-from drem.extensions import db
-from drem.fleet import commands, reports, service
-from drem.http import json_body, no_csrf
-from drem.permissions import public, require
+from drem.fleet import car_reports, commands, service
+from drem.platform.effects import commit
+from drem.platform.errors import NotFound, ServiceError
+from drem.platform.extensions import db
+from drem.platform.permissions import public, require
+from drem.platform.web import json_body, no_csrf
 
 bp = Blueprint("fleet_api", __name__, url_prefix="/api/fleet")
 car_bp = Blueprint("fleet_car_api", __name__, url_prefix="/api/car")
@@ -97,7 +97,7 @@ def car_laps(car_id: int):
     limit = 1000 if limit is None else limit
     if not 1 <= limit <= 10_000:
         raise ServiceError("limit must be between 1 and 10000", "limit")
-    laps = reports.list_car_laps(car, _opt_int(request.args.get("after_id"), "after_id") or 0, limit)
+    laps = car_reports.list_car_laps(car, _opt_int(request.args.get("after_id"), "after_id") or 0, limit)
     return jsonify(laps=[lap.to_dict() for lap in laps])
 
 

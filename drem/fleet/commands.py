@@ -12,10 +12,6 @@ from datetime import timedelta
 from flask import current_app, has_request_context, request, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from drem.db_types import utcnow
-from drem.effects import after_commit
-from drem.errors import Forbidden, NotFound, ServiceError
-from drem.extensions import db, socketio
 from drem.fleet.models import (
     ACKNOWLEDGED,
     COMMAND_ORDER,
@@ -28,6 +24,10 @@ from drem.fleet.models import (
     CarCommand,
 )
 from drem.fleet.service import COMMAND_TYPES, TAIL_LIGHTS, car_dict, get_car, push_command
+from drem.platform.db_types import utcnow
+from drem.platform.effects import after_commit
+from drem.platform.errors import Forbidden, NotFound, ServiceError
+from drem.platform.extensions import db, socketio
 
 MAX_SPEED_RANGE = (0.1, 4.0)  # m/s, a 1/18 car
 

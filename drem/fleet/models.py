@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from drem.db_types import UTCDateTime, utcnow
-from drem.extensions import db
+from drem.platform.db_types import UTCDateTime, utcnow
+from drem.platform.extensions import db
 
 # command status only moves forward: queued -> sent -> acknowledged -> done | failed
 QUEUED, SENT, ACKNOWLEDGED, DONE, FAILED = "queued", "sent", "acknowledged", "done", "failed"

@@ -15,16 +15,16 @@ from flask import current_app
 
 from drem.admin.service import record_audit
 from drem.auth.service import CODE_ALPHABET, normalise_code
-from drem.db_types import utcnow
-from drem.effects import after_commit
-from drem.errors import Conflict, Forbidden, NotFound, ServiceError
-from drem.extensions import db, socketio
 from drem.fleet.models import (
     ActivationCode,
     Car,
     CarCommand,
     Fleet,
 )
+from drem.platform.db_types import utcnow
+from drem.platform.effects import after_commit
+from drem.platform.errors import Conflict, Forbidden, NotFound, ServiceError
+from drem.platform.extensions import db, socketio
 
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
 TAIL_LIGHTS = ("white", "red", "orange", "yellow", "green", "blue", "purple", "pink")

@@ -6,14 +6,15 @@ Each message handler commits once; deliveries and pushes go out after the commit
 
 from __future__ import annotations
 
-from flask import request, session
+from flask import current_app, request, session
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, join_room
 
-from drem.effects import commit
-from drem.extensions import db, socketio
-from drem.fleet import commands, reports, service
-from drem.permissions import allowed
+from drem.fleet import car_reports, commands, service
+from drem.platform.background import ensure_background_jobs
+from drem.platform.effects import commit
+from drem.platform.extensions import db, socketio
+from drem.platform.permissions import allowed
 
 CAR_NS = "/car"
 
@@ -43,10 +44,6 @@ def _checked(data) -> tuple[object, dict | None]:
 @socketio.on("connect", namespace=CAR_NS)
 def car_connect(auth=None):
     """Authenticate the car token; join the car's room; send queued commands."""
-    from flask import current_app
-
-    from drem import ensure_background_jobs
-
     ensure_background_jobs(current_app._get_current_object())
     token = auth.get("token") if isinstance(auth, dict) else None
     car = service.car_for_token(token)
@@ -75,7 +72,7 @@ def heartbeat(data):
     car, refusal = _checked(data)
     if refusal:
         return refusal
-    answer = reports.record_heartbeat(car, data, request.remote_addr)
+    answer = car_reports.record_heartbeat(car, data, request.remote_addr)
     commit()
     return answer
 
@@ -85,7 +82,7 @@ def lap(data):
     car, refusal = _checked(data)
     if refusal:
         return refusal
-    answer = reports.record_car_lap(car, data)
+    answer = car_reports.record_car_lap(car, data)
     commit()
     return answer
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from drem.effects import commit
-from drem.errors import ServiceError
-from drem.extensions import db
 from drem.fleet import commands, service
 from drem.fleet.forms import FleetActionForm
-from drem.http import form_action
-from drem.permissions import require
+from drem.platform.effects import commit
+from drem.platform.errors import ServiceError
+from drem.platform.extensions import db
+from drem.platform.permissions import require
+from drem.platform.web import form_action
 
 bp = Blueprint("fleet", __name__, url_prefix="/fleet", template_folder="templates")
 

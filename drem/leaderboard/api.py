@@ -6,10 +6,10 @@ from flask import Blueprint, Response, jsonify, request
 from flask_login import current_user
 
 from drem.events.service import get_event
-from drem.extensions import db
-from drem.http import json_body
 from drem.leaderboard import export, service
-from drem.permissions import public, require
+from drem.platform.extensions import db
+from drem.platform.permissions import public, require
+from drem.platform.web import json_body
 
 bp = Blueprint("leaderboard_api", __name__, url_prefix="/api/events")
 

@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from drem.admin.service import record_audit
 from drem.auth.models import User
 from drem.auth.service import create_user, find_user
-from drem.errors import ServiceError
 from drem.events import service as events_service
 from drem.events.models import (
     DISCARDED,
@@ -33,9 +32,10 @@ from drem.events.models import (
     Lap,
     Race,
 )
-from drem.extensions import db
 from drem.leaderboard import service
 from drem.leaderboard.ranking import is_lap_valid
+from drem.platform.errors import ServiceError
+from drem.platform.extensions import db
 
 FORMAT, FORMAT_VERSION = "drem-event", 1
 STATUSES = (READY, RUNNING, PAUSED, ENDED, SUBMITTED, DISCARDED)

@@ -1,7 +1,7 @@
 """The ranking engine: pure functions, no Flask, no database (issue 8).
 
-Inputs are the plain dataclasses of :mod:`drem.leaderboard.types`; the output is a
-list of :class:`~drem.leaderboard.types.LeaderboardEntry` in rank order. All times
+Inputs are the plain dataclasses of :mod:`drem.leaderboard.ranking_records`; the output is a
+list of :class:`~drem.leaderboard.ranking_records.LeaderboardEntry` in rank order. All times
 are integer milliseconds, points in time UNIX seconds. ``docs/ranking.md`` repeats
 these rules for organizers.
 
@@ -78,7 +78,7 @@ from bisect import bisect_left, insort
 from collections.abc import Hashable, Iterable
 from operator import attrgetter
 
-from drem.leaderboard.summary import (
+from drem.leaderboard.aggregates import (
     RacerResult,
     RunAgg,
     UnorderedLaps,
@@ -87,7 +87,7 @@ from drem.leaderboard.summary import (
     sort_key,
     sort_laps,
 )
-from drem.leaderboard.types import (
+from drem.leaderboard.ranking_records import (
     LapInput,
     LeaderboardEntry,
     RaceInput,

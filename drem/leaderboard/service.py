@@ -27,7 +27,7 @@ Several processes
     database (:func:`_fingerprints`), so each process can tell whether its state is
     current without talking to the others: a snapshot is re-ranked from the database
     whenever the checksum moved, and a lap recorded by another process is applied to a
-    state rebuilt "without that lap" first. Messages go through ``drem.extensions.socketio``,
+    state rebuilt "without that lap" first. Messages go through ``drem.platform.extensions.socketio``,
     i.e. through the Redis message queue when ``REDIS_URL`` is set.
 
 Units: times in integer milliseconds (``*_ms``), points in time UNIX seconds (float).
@@ -51,8 +51,7 @@ from drem.events.models import (
     Lap,
     Race,
 )
-from drem.extensions import db, socketio
-from drem.leaderboard.feed import (  # noqa: F401 - re-exported for callers
+from drem.leaderboard.loading import (  # noqa: F401 - re-exported for callers
     _FP_WIDTH,
     COMBINED,
     COUNTED_STATUSES,
@@ -75,7 +74,14 @@ from drem.leaderboard.feed import (  # noqa: F401 - re-exported for callers
     version_of,
 )
 from drem.leaderboard.ranking import RankingState, is_lap_valid
-from drem.leaderboard.types import LapInput, LeaderboardEntry, RaceInput, RacerInfo, RankingConfig
+from drem.leaderboard.ranking_records import (
+    LapInput,
+    LeaderboardEntry,
+    RaceInput,
+    RacerInfo,
+    RankingConfig,
+)
+from drem.platform.extensions import db, socketio
 
 log = logging.getLogger(__name__)
 
@@ -350,7 +356,7 @@ def _reading():
 def on_lap_recorded(race_id: int, lap_id: int, race: dict | None = None) -> None:
     """A new lap was committed: update the race's track leaderboard and the combined one
     incrementally and push an ``lb_update`` to rooms ``lb:<event>:<track>`` and
-    ``lb:<event>:combined``. Call after the commit (``drem.effects.after_commit``); works
+    ``lb:<event>:combined``. Call after the commit (``drem.platform.effects.after_commit``); works
     in any process (web worker, job runner, CLI) inside an app context. Laps of ready or
     discarded races do not count and push nothing. Lap times in ms.
 

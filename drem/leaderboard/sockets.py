@@ -15,11 +15,11 @@ from __future__ import annotations
 from flask import request
 from flask_socketio import emit, join_room, leave_room, rooms
 
-from drem.errors import ServiceError
 from drem.events.service import get_event
-from drem.extensions import db, socketio
 from drem.leaderboard import service
 from drem.leaderboard.service import NAMESPACE
+from drem.platform.errors import ServiceError
+from drem.platform.extensions import db, socketio
 
 
 def _join(data) -> dict:

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app, render_template, request, ur
 
 from drem.events.service import get_event
 from drem.leaderboard import service
-from drem.permissions import public
+from drem.platform.permissions import public
 
 bp = Blueprint("leaderboard", __name__, template_folder="templates")
 

@@ -7,10 +7,10 @@ from pathlib import Path
 from flask import Blueprint, abort, current_app, jsonify, render_template, send_from_directory
 from flask_login import current_user
 
-from drem.config import REPO_ROOT
 from drem.events.models import Event
-from drem.extensions import db
-from drem.permissions import public
+from drem.platform.config import REPO_ROOT
+from drem.platform.extensions import db
+from drem.platform.permissions import public
 
 bp = Blueprint("main", __name__, template_folder="templates")
 

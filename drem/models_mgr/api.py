@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user
 
-from drem.effects import commit
-from drem.errors import ServiceError
-from drem.http import int_arg
 from drem.models_mgr import service
 from drem.models_mgr.download import send_model_file
-from drem.permissions import require
+from drem.platform.effects import commit
+from drem.platform.errors import ServiceError
+from drem.platform.inputs import int_arg
+from drem.platform.permissions import require
 
 bp = Blueprint("models_api", __name__, url_prefix="/api/models")
 

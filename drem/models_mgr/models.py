@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from drem.db_types import UTCDateTime, utcnow
-from drem.extensions import db
+from drem.platform.db_types import UTCDateTime, utcnow
+from drem.platform.extensions import db
 
 # uploaded -> scanning -> available | quarantined | invalid; any -> deleted
 UPLOADED, SCANNING, AVAILABLE, QUARANTINED, INVALID, DELETED = (

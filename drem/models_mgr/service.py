@@ -17,13 +17,14 @@ from flask import current_app
 
 from drem.admin.service import record_audit
 from drem.auth.models import User
-from drem.db_types import utcnow
-from drem.effects import after_commit
-from drem.errors import Forbidden, NotFound, ServiceError
-from drem.extensions import db
 from drem.models_mgr.models import AVAILABLE, DELETED, INVALID, QUARANTINED, UPLOADED, RacerModel
 from drem.models_mgr.storage import Storage, UploadTooLarge, storage_from_url
-from drem.permissions import allowed
+from drem.platform.background import wake
+from drem.platform.db_types import utcnow
+from drem.platform.effects import after_commit
+from drem.platform.errors import Forbidden, NotFound, ServiceError
+from drem.platform.extensions import db, socketio
+from drem.platform.permissions import allowed
 
 # Accepted file endings (DESIGN.md, "Model formats"): DeepRacer archives and Donkey Car models.
 EXTENSIONS = (".tar.gz", ".tgz", ".h5", ".keras", ".tflite", ".zip")
@@ -34,6 +35,13 @@ class TooLarge(ServiceError):
 
     status = 413
 
+
+
+def push_status(model: dict) -> None:
+    """Push a model's new status (``RacerModel.to_dict()``) to its owner's pages and the
+    staff model list (namespace ``/models``). Call after the commit."""
+    socketio.emit("model_status", model, namespace="/models", to=f"user:{model['owner_id']}")
+    socketio.emit("model_status", model, namespace="/models", to="models:staff")
 
 def get_storage() -> Storage:
     """The app's model storage (folder or S3 bucket from ``STORAGE_URL``), built once."""
@@ -116,10 +124,8 @@ def upload_model(owner: User, filename: str, stream: BinaryIO, content_length: i
                        expires_at=now + timedelta(days=current_app.config["MODEL_RETENTION_DAYS"]))
     db.session.add(model)
     db.session.flush()
-    from drem.models_mgr import jobs
-
-    after_commit(jobs.wake)
-    after_commit(lambda m=model.to_dict(): jobs.push_status(m))
+    after_commit(wake)
+    after_commit(lambda m=model.to_dict(): push_status(m))
     return model
 
 
@@ -172,9 +178,7 @@ def delete_model(actor: User, model: RacerModel) -> None:
     db.session.flush()
     key, storage = model.storage_key, get_storage()
     after_commit(lambda: storage.delete(key))
-    from drem.models_mgr import jobs
-
-    after_commit(lambda m=model.to_dict(): jobs.push_status(m))
+    after_commit(lambda m=model.to_dict(): push_status(m))
 
 
 def expire_models(now=None) -> list[RacerModel]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask_login import current_user
 from flask_socketio import join_room
 
-from drem.extensions import socketio
-from drem.permissions import allowed
+from drem.platform.extensions import socketio
+from drem.platform.permissions import allowed
 
 
 @socketio.on("connect", namespace="/models")

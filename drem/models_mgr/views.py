@@ -6,14 +6,14 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user
 
 from drem.auth.forms import EmptyForm
-from drem.effects import commit
-from drem.errors import ServiceError
-from drem.extensions import db
-from drem.http import int_arg
 from drem.models_mgr import service
 from drem.models_mgr.download import send_model_file
 from drem.models_mgr.models import STATUSES
-from drem.permissions import allowed, require
+from drem.platform.effects import commit
+from drem.platform.errors import ServiceError
+from drem.platform.extensions import db
+from drem.platform.inputs import int_arg
+from drem.platform.permissions import allowed, require
 
 bp = Blueprint("models_mgr", __name__, url_prefix="/models", template_folder="templates")
 

@@ -9,11 +9,11 @@ from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from drem.effects import commit
-from drem.errors import Forbidden, ServiceError
-from drem.extensions import db
-from drem.http import json_body, no_csrf
-from drem.permissions import public, require
+from drem.platform.effects import commit
+from drem.platform.errors import Forbidden, ServiceError
+from drem.platform.extensions import db
+from drem.platform.permissions import public, require
+from drem.platform.web import json_body, no_csrf
 from drem.timekeeper import laps, service, timers
 
 bp = Blueprint("timekeeper_api", __name__, url_prefix="/api")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from flask import current_app
 
-from drem.db_types import utcnow
-from drem.errors import Conflict, ServiceError
 from drem.events.models import ENDED, PAUSED, RUNNING, Lap, Race
-from drem.extensions import db
+from drem.platform.db_types import utcnow
+from drem.platform.errors import Conflict, ServiceError
+from drem.platform.extensions import db
 from drem.timekeeper import clock
 from drem.timekeeper.service import _leaderboard, _need, check_operator, end_race, push_state
 
@@ -78,33 +78,33 @@ def capture_lap(actor, race: Race, source_id: str) -> tuple[Lap, bool]:
     return _record(race, lap_ms, "operator", source_id), True
 
 
-def car_lap(car, report) -> dict | None:
-    """Take a lap reported by a car into the running race of that car (LAP_HANDLERS hook).
+def car_lap(car, report, race_id: int | None) -> dict | None:
+    """Take a lap reported by a car (``report``: its ``CarLapReport``) into the car's race.
 
-    Returns the ack fields, or None when no race is live for the car (the fleet layer
-    then keeps it in the car's lap log only).
+    ``race_id`` is the race the car says it drove the lap in (None: the car's live race).
+    Returns the ack fields with ``outcome`` (a line for the car's lap log), or None when
+    no race is live for the car (the lap then stays in the car's lap log only).
     """
-    hint = getattr(report, "race_hint", None)
-    if hint is not None:  # the car says which race it drove the lap in
-        race = db.session.get(Race, hint)
+    if race_id is not None:
+        race = db.session.get(Race, race_id)
         if race is None or race.car_id != car.id:
-            report.outcome = f"race {hint} is not a race of this car"
-            return {"stored": False, "reason": report.outcome}
+            outcome = f"race {race_id} is not a race of this car"
+            return {"stored": False, "reason": outcome, "outcome": outcome}
     else:
         race = db.session.scalar(db.select(Race).where(Race.car_id == car.id, Race.live_track_id.is_not(None)))
     if race is None:
         return None
     if race.status != RUNNING:
-        report.outcome = f"race {race.id} is {race.status}"
-        return {"stored": False, "reason": f"the race is {race.status}"}
+        return {"stored": False, "reason": f"the race is {race.status}", "outcome": f"race {race.id} is {race.status}"}
     if not MIN_LAP_MS <= report.lap_time_ms <= _max_lap_ms(race):
-        report.outcome = "absurd lap time"
-        return {"stored": False, "reason": f"lap time {report.lap_time_ms} ms is not plausible"}
+        return {"stored": False, "reason": f"lap time {report.lap_time_ms} ms is not plausible",
+                "outcome": "absurd lap time"}
     if existing_lap(race, f"car:{report.lap_id}") is not None:
-        return {"stored": True, "duplicate": True, "race_id": race.id}
+        return {"stored": True, "duplicate": True, "race_id": race.id, "outcome": f"repeat of a lap of race {race.id}"}
     lap = _record(race, report.lap_time_ms, "car", f"car:{report.lap_id}", resets=report.resets)
-    report.race_id, report.outcome = race.id, f"lap {lap.lap_number} of race {race.id}"
-    return {"stored": True, "race_id": race.id, "lap_number": lap.lap_number}
+    report.race_id = race.id
+    return {"stored": True, "race_id": race.id, "lap_number": lap.lap_number,
+            "outcome": f"lap {lap.lap_number} of race {race.id}"}
 
 
 def timer_crossing(device, crossing_id: str, device_time_ms: int) -> dict:

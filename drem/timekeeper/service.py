@@ -9,9 +9,6 @@ Car commands and display pushes go out after the commit.
 from __future__ import annotations
 
 from drem.admin.service import record_audit
-from drem.db_types import utcnow
-from drem.effects import after_commit
-from drem.errors import Conflict, Forbidden, NotFound, ServiceError
 from drem.events.models import (
     DISCARDED,
     ENDED,
@@ -23,8 +20,11 @@ from drem.events.models import (
     EventRacer,
     Race,
 )
-from drem.extensions import db, socketio
-from drem.permissions import ADMIN
+from drem.platform.db_types import utcnow
+from drem.platform.effects import after_commit
+from drem.platform.errors import Conflict, Forbidden, NotFound, ServiceError
+from drem.platform.extensions import db, socketio
+from drem.platform.permissions import ADMIN
 from drem.timekeeper import clock
 
 COUNTED = (RUNNING, PAUSED, ENDED, SUBMITTED)  # statuses whose laps count on the leaderboard

@@ -10,8 +10,8 @@ from __future__ import annotations
 from flask_login import current_user
 from flask_socketio import join_room, leave_room, rooms
 
-from drem.extensions import db, socketio
-from drem.permissions import allowed
+from drem.platform.extensions import db, socketio
+from drem.platform.permissions import allowed
 from drem.timekeeper import service
 
 

@@ -6,9 +6,9 @@ import hashlib
 import secrets
 
 from drem.admin.service import record_audit
-from drem.db_types import utcnow
-from drem.errors import NotFound, ServiceError
-from drem.extensions import db
+from drem.platform.db_types import utcnow
+from drem.platform.errors import NotFound, ServiceError
+from drem.platform.extensions import db
 from drem.timekeeper.models import TimerDevice
 
 TOKEN_PREFIX = "timer_"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 
 from drem.events.service import get_track, list_events
-from drem.extensions import db
 from drem.fleet.models import Fleet
 from drem.fleet.service import car_dict, list_cars
-from drem.permissions import require
+from drem.platform.extensions import db
+from drem.platform.permissions import require
 
 bp = Blueprint("timekeeper", __name__, url_prefix="/timekeeper", template_folder="templates")
 

@@ -7,8 +7,8 @@ Create Date: 2026-11-22 03:05:43.186632
 """
 from alembic import op
 import sqlalchemy as sa
-import drem.db_types
-import drem.db_types
+import drem.platform.db_types
+import drem.platform.db_types
 
 
 # revision identifiers, used by Alembic.
@@ -25,9 +25,9 @@ def upgrade():
     sa.Column('name', sa.String(length=60), nullable=False),
     sa.Column('track_id', sa.Integer(), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
-    sa.Column('created_at', drem.db_types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_seen_at', drem.db_types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('revoked_at', drem.db_types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', drem.platform.db_types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', drem.platform.db_types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', drem.platform.db_types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['track_id'], ['tracks.id'], name=op.f('fk_timer_devices_track_id_tracks'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_timer_devices')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_timer_devices_token_hash'))

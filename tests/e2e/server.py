@@ -462,9 +462,9 @@ class LiveServer:
 
 
 def ensure_demo_models() -> Path:
-    """The trained demo models folder (``drem.config.demo_models_dir``); builds the default
+    """The trained demo models folder (``drem.platform.config.demo_models_dir``); builds the default
     model there once when nothing is cached (a few minutes on 2 cores)."""
-    from drem.config import demo_models_dir
+    from drem.platform.config import demo_models_dir
 
     folder = demo_models_dir()
     if not (folder / "demo_models.json").exists() or not (folder / "steady.tflite").exists():

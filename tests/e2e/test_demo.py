@@ -46,7 +46,7 @@ DEMO_TIMEOUT_S = 300
 
 @pytest.fixture(scope="session")
 def demo_models_dir() -> Path:
-    """Folder with the trained demo models (``drem.config.demo_models_dir``), built once
+    """Folder with the trained demo models (``drem.platform.config.demo_models_dir``), built once
     when missing (the default model only, to keep a fresh machine's first run short)."""
     return ensure_demo_models()
 

@@ -43,13 +43,13 @@ class Fleet:
 
     def connect(self, token: str):
         """A Socket.IO test client on ``/car`` with this token."""
-        from drem.extensions import socketio
+        from drem.platform.extensions import socketio
 
         return socketio.test_client(self.app, namespace="/car", auth={"token": token})
 
     def watch(self, user: dict | None = None):
         """A Socket.IO test client on ``/fleet`` for a logged-in operator (what the cars page gets)."""
-        from drem.extensions import socketio
+        from drem.platform.extensions import socketio
 
         flask_client = self.app.test_client()
         self.factory.login(flask_client, user or self.factory.user("operator"))
@@ -71,10 +71,10 @@ class Fleet:
     def model(self, content: bytes | None = None, status: str = "available", filename: str = "fast.tar.gz") -> dict:
         """A racer's model stored in the app's storage, with ``status`` (no scan)."""
         from drem.auth.models import User
-        from drem.db_types import utcnow
-        from drem.extensions import db
         from drem.models_mgr.models import RacerModel
         from drem.models_mgr.service import get_storage
+        from drem.platform.db_types import utcnow
+        from drem.platform.extensions import db
 
         content = content if content is not None else os.urandom(300_000)
         owner = self.factory.user("racer", password=None)

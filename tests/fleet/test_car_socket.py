@@ -45,9 +45,9 @@ def test_revoked_token_is_refused_at_the_next_message_and_kicked(fleet, client):
 def test_revoked_between_messages_is_refused(fleet, app):
     """Revocation is checked against the database at every message (another worker
     may have revoked the token)."""
-    from drem.db_types import utcnow
-    from drem.extensions import db
     from drem.fleet.models import Car
+    from drem.platform.db_types import utcnow
+    from drem.platform.extensions import db
 
     car = fleet.activate()
     sio = fleet.connect(car["token"])
@@ -109,9 +109,9 @@ def test_heartbeat_fields_are_stored_and_pushed(fleet):
 def test_car_that_stops_talking_counts_as_offline(fleet, app):
     from datetime import timedelta
 
-    from drem.db_types import utcnow
-    from drem.extensions import db
     from drem.fleet.models import Car
+    from drem.platform.db_types import utcnow
+    from drem.platform.extensions import db
 
     car = fleet.activate()
     sio = fleet.connect(car["token"])

@@ -73,9 +73,9 @@ def test_activation_gives_a_token_once(fleet, client):
 
 
 def test_expired_and_unknown_codes_change_nothing(fleet, app, client):
-    from drem.db_types import utcnow
-    from drem.extensions import db
     from drem.fleet.models import ActivationCode
+    from drem.platform.db_types import utcnow
+    from drem.platform.extensions import db
 
     code = fleet.code("car-09")
     with app.app_context():
@@ -150,11 +150,11 @@ def test_offline_car_gets_commands_queued_and_emergency_stop_fails_at_once(fleet
 
 
 def test_queued_commands_expire_to_failed_car_offline(fleet, app):
-    from drem.db_types import utcnow
-    from drem.effects import commit
-    from drem.extensions import db
     from drem.fleet.commands import expire_queued
     from drem.fleet.models import CarCommand
+    from drem.platform.db_types import utcnow
+    from drem.platform.effects import commit
+    from drem.platform.extensions import db
 
     car = fleet.activate()
     old = fleet.command([car["car_id"]], "set_max_speed", {"max_speed_mps": 1.5}).get_json()["commands"][0]
@@ -180,9 +180,9 @@ def test_queued_commands_expire_to_failed_car_offline(fleet, app):
 
 
 def test_expired_command_found_at_connect_fails_instead_of_being_sent(fleet, app):
-    from drem.db_types import utcnow
-    from drem.extensions import db
     from drem.fleet.models import CarCommand
+    from drem.platform.db_types import utcnow
+    from drem.platform.extensions import db
 
     car = fleet.activate()
     cmd = fleet.command([car["car_id"]], "stop_driving").get_json()["commands"][0]
@@ -270,8 +270,8 @@ def test_download_refuses_forged_expired_and_other_model_links(fleet, app, clien
 
 
 def test_download_of_an_unavailable_model_or_revoked_car_is_404(fleet, app, client):
-    from drem.extensions import db
     from drem.models_mgr.models import RacerModel
+    from drem.platform.extensions import db
 
     model = fleet.model()
     car = fleet.activate()

@@ -25,7 +25,7 @@ class Races:
         """A race with ``laps`` (tuples ``(time_ms, resets=0, invalidated=False)``), recorded
         one after another from ``start_s`` seconds after T0. Returns ``{"id", "lap_ids"}``."""
         from drem.events.models import LIVE_STATUSES, Lap, Race
-        from drem.extensions import db
+        from drem.platform.extensions import db
 
         start = T0 + timedelta(seconds=start_s if start_s is not None else next(_seq) * 600)
         with self.app.app_context():
@@ -52,10 +52,10 @@ class Races:
             notify: bool = True) -> int:
         """Add the next lap to a race; with ``notify`` call ``on_lap_recorded`` after the
         commit, as the timekeeper does. Returns the lap id."""
-        from drem.effects import after_commit, commit
         from drem.events.models import Lap, Race
-        from drem.extensions import db
         from drem.leaderboard.service import on_lap_recorded
+        from drem.platform.effects import after_commit, commit
+        from drem.platform.extensions import db
 
         with self.app.app_context():
             race = db.session.get(Race, race_id)
@@ -74,10 +74,10 @@ class Races:
 
     def set(self, race_id: int, notify: bool = True, **fields) -> None:
         """Change a race's columns (e.g. status) and call ``on_race_changed`` after the commit."""
-        from drem.effects import after_commit, commit
         from drem.events.models import Race
-        from drem.extensions import db
         from drem.leaderboard.service import on_race_changed
+        from drem.platform.effects import after_commit, commit
+        from drem.platform.extensions import db
 
         with self.app.app_context():
             race = db.session.get(Race, race_id)
@@ -89,10 +89,10 @@ class Races:
 
     def edit_lap(self, lap_id: int, notify: bool = True, **fields) -> None:
         """Change a lap (time, resets, invalidated) and call ``on_race_changed`` after the commit."""
-        from drem.effects import after_commit, commit
         from drem.events.models import Lap
-        from drem.extensions import db
         from drem.leaderboard.service import on_race_changed
+        from drem.platform.effects import after_commit, commit
+        from drem.platform.extensions import db
 
         with self.app.app_context():
             lap = db.session.get(Lap, lap_id)
@@ -105,10 +105,10 @@ class Races:
 
     def delete(self, race_id: int, notify: bool = True) -> None:
         """Delete a race and call ``on_race_changed(race_id, event_id=, track_id=)`` after the commit."""
-        from drem.effects import after_commit, commit
         from drem.events.models import Race
-        from drem.extensions import db
         from drem.leaderboard.service import on_race_changed
+        from drem.platform.effects import after_commit, commit
+        from drem.platform.extensions import db
 
         with self.app.app_context():
             race = db.session.get(Race, race_id)

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from drem.leaderboard.ranking import RankingState, is_lap_valid, rank, rank_combined
-from drem.leaderboard.types import LapInput, RaceInput, RacerInfo, RankingConfig
+from drem.leaderboard.ranking_records import LapInput, RaceInput, RacerInfo, RankingConfig
 
 
 def L(ms: int, resets: int = 0, invalid: bool = False, at: float | None = None) -> dict:

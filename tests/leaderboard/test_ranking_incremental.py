@@ -14,7 +14,13 @@ from collections import defaultdict
 import pytest
 
 from drem.leaderboard.ranking import RankingState, rank, rank_combined
-from drem.leaderboard.types import LapInput, LeaderboardEntry, RaceInput, RacerInfo, RankingConfig
+from drem.leaderboard.ranking_records import (
+    LapInput,
+    LeaderboardEntry,
+    RaceInput,
+    RacerInfo,
+    RankingConfig,
+)
 
 CONFIGS = [
     RankingConfig("best_lap", resets_allowed_per_lap=1),

@@ -168,8 +168,8 @@ def test_a_lap_recorded_by_another_process(app, client, factory, races, emitted)
     """This process's board is behind (a lap went through another worker): the next lap's
     push still starts from the version the displays have and carries the right change."""
     from drem.events.models import Event
-    from drem.extensions import db
     from drem.leaderboard import service
+    from drem.platform.extensions import db
 
     ev = factory.event()
     track = ev["tracks"][0]["id"]
@@ -275,8 +275,8 @@ def _comparable(state):
 
 
 def test_json_export_reimports_into_an_empty_database(app, client, factory, two_tracks):
-    from drem.extensions import db
     from drem.leaderboard.service import clear_cache
+    from drem.platform.extensions import db
 
     e = two_tracks
     headers = factory.headers("admin")

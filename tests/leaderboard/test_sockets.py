@@ -37,7 +37,7 @@ def setup(app, factory):
 
 
 def display(app, **auth):
-    from drem.extensions import socketio
+    from drem.platform.extensions import socketio
 
     return socketio.test_client(app, namespace=NS, auth=auth or None)
 
@@ -105,10 +105,10 @@ def test_switching_tracks_leaves_the_old_room(app, setup):
 
 
 def test_race_state_reaches_the_displays_and_a_started_race_shows_its_racer(app, factory, setup):
-    from drem.effects import after_commit, commit
     from drem.events.models import Race
-    from drem.extensions import db
     from drem.leaderboard.service import push_race_state, race_state
+    from drem.platform.effects import after_commit, commit
+    from drem.platform.extensions import db
 
     cara = factory.user("racer", "cara", password=None)
     sio = display(app, event_id=setup["event"], track=setup["t2"])

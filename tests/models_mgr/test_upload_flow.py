@@ -35,7 +35,7 @@ def _upload(client, headers, path: Path, name: str | None = None, **params):
 
 
 def _run_jobs(app) -> None:
-    from drem.models_mgr.jobs import run_once
+    from drem.models_mgr.scan_jobs import run_once
 
     with app.app_context():
         run_once()
@@ -175,9 +175,9 @@ def test_gzip_bomb_is_invalid(models_app, client, factory, bomb_folder):
 def test_clamd_down_keeps_model_scanning_then_retries(
     models_app, client, factory, tmp_path, clamd_url
 ):
-    from drem.db_types import utcnow
-    from drem.extensions import db
     from drem.models_mgr.models import RacerModel
+    from drem.platform.db_types import utcnow
+    from drem.platform.extensions import db
 
     racer_h = factory.headers("racer")
     models_app.config["CLAMD_URL"] = f"unix://{tmp_path}/no-clamd.sock"
@@ -243,10 +243,10 @@ def test_access_rules(models_app, client, factory, tmp_path):
 
 
 def test_retention_deletes_old_models(models_app, client, factory, tmp_path):
-    from drem.db_types import utcnow
-    from drem.extensions import db
-    from drem.models_mgr.jobs import run_retention
     from drem.models_mgr.models import RacerModel
+    from drem.models_mgr.scan_jobs import run_retention
+    from drem.platform.db_types import utcnow
+    from drem.platform.extensions import db
 
     racer_h = factory.headers("racer")
     model_id = _upload(client, racer_h, f.deepracer_tar_gz(tmp_path)).get_json()["id"]

@@ -16,7 +16,7 @@ def test_signup_login_logout(client, app):
     me = client.get("/account")
     assert me.status_code == 200 and "Ada.L_1" in me.get_data(as_text=True)
     from drem.auth.models import User
-    from drem.extensions import db
+    from drem.platform.extensions import db
 
     with app.app_context():
         user = db.session.scalar(db.select(User).filter_by(username="Ada.L_1"))
@@ -35,7 +35,7 @@ def test_bad_and_duplicate_usernames(client, factory, app):
     resp = _form(client, "/signup", {"username": "TAKEN", "password": PASSWORD})
     assert "is taken" in resp.get_data(as_text=True)
     from drem.auth.models import User
-    from drem.extensions import db
+    from drem.platform.extensions import db
 
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count()).select_from(User)) == 1
@@ -97,9 +97,9 @@ def test_expired_and_replaced_codes(client, factory, app):
 
     from drem.auth import service
     from drem.auth.models import SignInCode, User
-    from drem.db_types import utcnow
-    from drem.errors import ServiceError
-    from drem.extensions import db
+    from drem.platform.db_types import utcnow
+    from drem.platform.errors import ServiceError
+    from drem.platform.extensions import db
 
     desk, racer = factory.user("registration"), factory.user("racer", password=None)
     with app.app_context():
@@ -140,7 +140,7 @@ def test_api_tokens(client, factory):
 
 
 def test_login_rate_limit(client, app, factory):
-    from drem.extensions import limiter
+    from drem.platform.extensions import limiter
 
     user = factory.user()
     app.config["LOGIN_RATE_LIMIT"] = "3 per minute"

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from drem.config import ConfigError, load_config
+from drem.platform.config import ConfigError, load_config
 
 
 def test_production_without_secret_key_stops_with_clear_message(tmp_path):

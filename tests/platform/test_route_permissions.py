@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drem.permissions import ROLES, role_has
+from drem.platform.permissions import ROLES, role_has
 
 MISSING_ID = 987654  # ids that exist nowhere: allowed roles get 404/400, never 401/403
 
@@ -21,7 +21,7 @@ def _url(rule) -> str:
 
 
 def _permission_refusal(resp) -> bool:
-    """True for the answers of drem.permissions.require (not a domain refusal such as
+    """True for the answers of drem.platform.permissions.require (not a domain refusal such as
     "activation code expired", which a public route may give with 403)."""
     if resp.status_code == 401:
         return True
@@ -40,7 +40,7 @@ def _method(rule) -> str:
 
 
 def test_every_route_declares_a_permission(app):
-    from drem.permissions import check_routes
+    from drem.platform.permissions import check_routes
 
     check_routes(app)  # raises if any route lacks a declaration
     declared = [getattr(app.view_functions[r.endpoint], "required_permission", "none")

@@ -7,7 +7,7 @@ from alembic.migration import MigrationContext
 
 
 def test_models_and_migrations_agree(app):
-    from drem.extensions import db
+    from drem.platform.extensions import db
 
     with app.app_context(), db.engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
@@ -18,7 +18,7 @@ def test_models_and_migrations_agree(app):
 def test_sqlite_runs_in_wal_mode(ctx):
     import pytest
 
-    from drem.extensions import db
+    from drem.platform.extensions import db
 
     if db.engine.dialect.name != "sqlite":
         pytest.skip("SQLite only")

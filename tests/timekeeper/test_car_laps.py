@@ -12,7 +12,7 @@ from tests.timekeeper.test_race_flow import new_race, setup  # noqa: F401 - fixt
 @pytest.fixture
 def car(app, client, factory):
     """An activated car connected to /car through the Socket.IO test client."""
-    from drem.extensions import socketio
+    from drem.platform.extensions import socketio
 
     admin_h = factory.headers("admin")
     code = client.post("/api/fleet/activation-codes", json={"hostname": "sim-01"}, headers=admin_h).get_json()["code"]
@@ -66,7 +66,7 @@ def test_lap_from_a_car_not_in_the_race(app, client, setup, car, factory):  # no
 
 
 def test_console_socket_gets_state_and_changes(app, client, setup, factory):  # noqa: F811
-    from drem.extensions import socketio
+    from drem.platform.extensions import socketio
 
     s, h = setup, setup["op_h"]
     rid = new_race(client, s)["race_id"]

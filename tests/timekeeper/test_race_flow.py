@@ -22,7 +22,7 @@ def setup(app, client, factory):
 def shift(app, race_id: int, ms: int) -> None:
     """Let ``ms`` of race time pass (moves the start back, as if the clock had run)."""
     from drem.events.models import Race
-    from drem.extensions import db
+    from drem.platform.extensions import db
 
     with app.app_context():
         race = db.session.get(Race, race_id)
@@ -75,7 +75,7 @@ def test_whole_race_with_resets_undo_pause(app, client, setup):
     second = client.post(f"/api/races/{rid}/submit", headers=h)
     assert first.get_json()["status"] == second.get_json()["status"] == "submitted"
     from drem.events.models import Race
-    from drem.extensions import db
+    from drem.platform.extensions import db
 
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count()).select_from(Race)) == 1

@@ -1,24 +1,20 @@
 """What cars report: heartbeats (live status) and laps (stored once per car-made id).
 
-Laps are offered to the timekeeper through :data:`LAP_HANDLERS` (it registers itself),
-so the fleet package does not depend on race logic.
+A stored lap is announced with :data:`drem.platform.signals.car_lap_reported`; the
+timekeeper takes it into the car's running race, so the fleet package does not depend on
+race logic.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from drem.db_types import utcnow
-from drem.extensions import db
 from drem.fleet.models import Car, CarLapReport
 from drem.fleet.service import CAR_STATES, TAIL_LIGHTS, push_car
+from drem.platform.db_types import utcnow
+from drem.platform.extensions import db
+from drem.platform.signals import car_lap_reported
 
 MAX_LAP_MS = 30 * 60 * 1000  # a lap over 30 minutes is a broken clock, not a lap
 MIN_LAP_MS = 1
-
-#: Callables ``(car, report) -> dict | None`` that may take a lap into a running race;
-#: the first one that answers a dict wins (its keys go into the ack).
-LAP_HANDLERS: list[Callable[[Car, CarLapReport], dict | None]] = []
 
 
 def record_heartbeat(car: Car, data: dict, ip: str | None) -> dict:
@@ -78,12 +74,12 @@ def record_car_lap(car: Car, data: dict) -> dict:
                           finished_at=float(finished) if isinstance(finished, int | float) else None)
     db.session.add(report)
     db.session.flush()
-    hint = data.get("race_id")
-    report.race_hint = hint if isinstance(hint, int) and not isinstance(hint, bool) else None
+    race_id = data.get("race_id")
+    race_id = race_id if isinstance(race_id, int) and not isinstance(race_id, bool) else None
     car.last_seen_at, car.connected = utcnow(), True
-    for handler in LAP_HANDLERS:
-        answer = handler(car, report)
+    for _receiver, answer in car_lap_reported.send("fleet", car=car, report=report, race_id=race_id):
         if answer is not None:
+            report.outcome = answer.pop("outcome", None)
             return {"ok": True, "duplicate": False} | answer
     report.outcome = "no running race for this car"
     return {"ok": True, "duplicate": False, "stored": False, "reason": report.outcome}

@@ -13,7 +13,6 @@ runners may work at once: a model is claimed with one conditional UPDATE.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -21,35 +20,23 @@ from typing import Any, TypeVar
 
 from flask import current_app
 
-from drem.db_types import utcnow
-from drem.effects import commit
-from drem.extensions import db, socketio
 from drem.models_mgr.inspect import InspectLimits, ModelInfo, ModelRejected, inspect_model_file
 from drem.models_mgr.models import AVAILABLE, INVALID, PENDING, QUARANTINED, SCANNING, RacerModel
 from drem.models_mgr.scanner import ScannerUnavailable, scanner_from_url
-from drem.models_mgr.service import expire_models, get_storage
+from drem.models_mgr.service import expire_models, get_storage, push_status
+from drem.platform.db_types import utcnow
+from drem.platform.effects import commit
+from drem.platform.extensions import db
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 CLAIM_S = 600  # a claim outlives the longest scan (500 MB at ~50 MB/s, plus inspection)
 MAX_BACKOFF_S = 300
-_wake = threading.Event()
 
 
 def backoff_s(attempts: int) -> int:
     """Seconds to wait before scan attempt ``attempts + 1``: 2, 4, 8 … capped at 300."""
     return min(MAX_BACKOFF_S, 2 ** max(1, attempts))
-
-
-def wake() -> None:
-    """Tell the in-process runner that work arrived (no-op for external workers)."""
-    _wake.set()
-
-
-def push_status(model: dict) -> None:
-    """Push a model's new status to its owner's pages and the staff model list."""
-    socketio.emit("model_status", model, namespace="/models", to=f"user:{model['owner_id']}")
-    socketio.emit("model_status", model, namespace="/models", to="models:staff")
 
 
 def _claim(model_id: int) -> bool:
@@ -206,9 +193,3 @@ def run_retention() -> int:
     for m in changed:
         push_status(m)
     return len(changed)
-
-
-def wait_for_work(timeout_s: float) -> None:
-    """Block until :func:`wake` is called or ``timeout_s`` seconds pass."""
-    _wake.wait(timeout_s)
-    _wake.clear()

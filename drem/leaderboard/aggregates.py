@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Sequence
 from operator import attrgetter
 
-from drem.leaderboard.types import LapInput, RaceInput, RacerSummary, RankingConfig
+from drem.leaderboard.ranking_records import LapInput, RaceInput, RacerSummary, RankingConfig
 
 #: "No time" sentinel, larger than any lap time in ms; compares with int ms.
 NO_TIME = 1 << 62

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import request
 
-from drem.errors import ServiceError
+from drem.platform.errors import ServiceError
 
 
 def json_body() -> dict:
@@ -14,13 +14,6 @@ def json_body() -> dict:
         raise ServiceError("send a JSON object with Content-Type: application/json")
     return data
 
-
-def int_arg(name: str, default: int, lo: int = 1, hi: int = 1000) -> int:
-    """A whole-number query argument clamped to ``lo..hi`` (bad text gives ``default``)."""
-    try:
-        return max(lo, min(hi, int(request.args.get(name, default))))
-    except (TypeError, ValueError):
-        return default
 
 
 def no_csrf(view):
@@ -37,8 +30,8 @@ def form_action(change, ok: str, target: str):
     from flask import flash, redirect
 
     from drem.auth.forms import EmptyForm
-    from drem.effects import commit
-    from drem.extensions import db
+    from drem.platform.effects import commit
+    from drem.platform.extensions import db
 
     if not EmptyForm().validate_on_submit():
         flash("the form expired; try again", "error")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from drem.extensions import db
+from drem.platform.extensions import db
 
 log = logging.getLogger(__name__)
 _PENDING = "drem_after_commit"

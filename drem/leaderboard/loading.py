@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from drem.auth.models import User
-from drem.errors import NotFound
 from drem.events.models import (
     ENDED,
     PAUSED,
@@ -27,7 +26,8 @@ from drem.events.models import (
     Lap,
     Race,
 )
-from drem.leaderboard.types import LapInput, RaceInput, RacerInfo, RankingConfig
+from drem.leaderboard.ranking_records import LapInput, RaceInput, RacerInfo, RankingConfig
+from drem.platform.errors import NotFound
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from drem.auth.models import User
 from drem.auth.service import create_user, find_user
 from drem.events.models import Event
 from drem.events.service import create_event, register_racer
-from drem.extensions import db
+from drem.platform.extensions import db
 
 DEMO_EVENT = "drem Demo Cup"
 DEMO_STAFF = (("operator", "demo.operator", "drem-operator"), ("registration", "demo.desk", "drem-desk"),
