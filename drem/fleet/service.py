@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 
+from car_client.protocol import CAR_STATES, COMMAND_TYPES, TAIL_LIGHTS  # noqa: F401 - re-exported
 from drem.admin.service import record_audit
 from drem.auth.service import CODE_ALPHABET, normalise_code
 from drem.fleet.models import (
@@ -27,10 +28,6 @@ from drem.platform.errors import Conflict, Forbidden, NotFound, ServiceError
 from drem.platform.extensions import db, socketio
 
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
-TAIL_LIGHTS = ("white", "red", "orange", "yellow", "green", "blue", "purple", "pink")
-CAR_STATES = ("idle", "loading_model", "ready", "driving", "stopped", "error")
-COMMAND_TYPES = ("load_model", "delete_models", "start_driving", "stop_driving", "set_max_speed",
-                 "set_tail_light", "emergency_stop", "restart")
 TOKEN_PREFIX = "car_"
 FLEET_ROOM = "fleet"
 

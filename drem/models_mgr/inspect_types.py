@@ -12,10 +12,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from car_client.protocol import MODEL_FORMATS
+
 __all__ = ["FORMATS", "InspectLimits", "ModelInfo", "ModelRejected"]
 
-#: Format names stored on the model record.
-FORMATS = ("deepracer", "keras", "tflite", "savedmodel")
+#: Format names stored on the model record (the car protocol's model formats).
+FORMATS = MODEL_FORMATS
 
 _MIB = 1024 * 1024
 
