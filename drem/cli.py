@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import sys
 import time
 from pathlib import Path
@@ -11,15 +12,19 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
+from flask_migrate import upgrade
+
+from drem.app import create_app
+from drem.auth.models import User
+from drem.auth.service import create_user
+from drem.demo.runner import DemoEvent, DemoSetupError, demo_options, run_demo, summary_failed
+from drem.demo.seed import seed_demo
+from drem.platform.background import JobRunner
+from drem.platform.errors import ServiceError
+from drem.platform.extensions import db
 
 
-def _create_app():
-    from drem.app import create_app
-
-    return create_app()
-
-
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False, add_version_option=False)
+@click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=False, add_version_option=False)
 def main() -> None:
     """drem: self-hosted event manager for autonomous model-car races."""
 
@@ -30,8 +35,6 @@ main.add_command(routes_command)
 
 def upgrade_database() -> None:
     """Apply every Alembic migration (creates the database on first run)."""
-    from flask_migrate import upgrade
-
     upgrade(directory=current_app.extensions["migrate"].directory)
 
 
@@ -42,10 +45,6 @@ def upgrade_database() -> None:
 @with_appcontext
 def init_command(admin_username: str, admin_password: str | None) -> None:
     """Create or upgrade the database and create the first admin (if there is none)."""
-    from drem.auth.models import User
-    from drem.auth.service import create_user
-    from drem.platform.extensions import db
-
     upgrade_database()
     if db.session.scalar(db.select(User).where(User.role == "admin").limit(1)) is not None:
         click.echo("database is up to date; an admin exists already")
@@ -66,10 +65,6 @@ def init_command(admin_username: str, admin_password: str | None) -> None:
 @with_appcontext
 def create_user_command(username, role, password, email, country_code) -> None:
     """Create a user with a role."""
-    from drem.auth.service import create_user
-    from drem.platform.errors import ServiceError
-    from drem.platform.extensions import db
-
     try:
         create_user(username, password, role=role, email=email, country_code=country_code)
     except ServiceError as exc:
@@ -98,9 +93,6 @@ def serve_command(host: str, port: int) -> None:
 @with_appcontext
 def seed_demo_command() -> None:
     """Add the demo staff, event and racers (idempotent) and print how to sign in."""
-    from drem.demo.seed import seed_demo
-    from drem.platform.extensions import db
-
     info = seed_demo()
     db.session.commit()
     click.echo(f"demo event id {info['event_id']} with racers {', '.join(info['racers'])} (password drem-racer)")
@@ -117,10 +109,6 @@ def worker_command(poll: float) -> None:
     For scale-out: start one or more with BACKGROUND_JOBS=external on the web workers,
     and REDIS_URL set so status pushes reach the browsers.
     """
-    import signal
-
-    from drem.platform.background import JobRunner
-
     app = current_app._get_current_object()
     runner = JobRunner(app, app.extensions["drem_job_tasks"], poll_s=poll)
     signal.signal(signal.SIGTERM, lambda *_: runner.stop())
@@ -149,119 +137,36 @@ def worker_command(poll: float) -> None:
                    "TCP, 2+ web processes behind HAProxy, drem worker processes")
 @click.option("--job-workers", default=1, show_default=True, type=click.IntRange(1, 8),
               help="drem worker processes with --scaleout")
-@click.option("--drill", is_flag=True, help="run the fault drill during the event (drem/demo/drill.py)")
-@click.option("--outage", default=30.0, show_default=True, type=click.FloatRange(1, 600),
-              help="--drill: seconds a car's network is cut")
 @click.option("--instance", "instance", default=None, type=click.Path(path_type=Path),
               help="demo folder (default: instance/demo, or a new temporary one with --headless)")
-@click.option("--models-dir", default=None, type=click.Path(path_type=Path), help="default: $DREM_DEMO_MODELS or var/demo-models")
+@click.option("--models-dir", default=None, type=click.Path(path_type=Path),
+              help="trained demo models (default: $DREM_DEMO_MODELS, else the user's cache folder, "
+                   "see drem.platform.config.demo_models_dir)")
 @click.option("--reset-database", is_flag=True,
               help="PostgreSQL only: create the DATABASE_URL database if missing, else drop every table in it")
-def demo_command(headless, racers, cars, speedup, laps, runs, host, port, workers, scaleout, job_workers, drill,
-                 outage, instance, models_dir, reset_database) -> None:
+def demo_command(headless, racers, cars, speedup, laps, runs, host, port, workers, scaleout, job_workers,
+                 instance, models_dir, reset_database) -> None:
     """Run a whole demo event with real processes: clamd, the server, car clients with
     simulated cars; racers upload models over HTTP, the operator runs the races.
 
     Uses DATABASE_URL, REDIS_URL and STORAGE_URL from the environment when set. Writes
-    demo_summary.json (and drill.json with --drill) into the demo folder; exits 1 when
-    a lap was lost or doubled or the leaderboard disagrees with the cars' lap logs.
+    demo_summary.json into the demo folder; exits 1 when a lap was lost or doubled or
+    the leaderboard disagrees with the cars' lap logs. Ctrl-C (or SIGTERM) stops every
+    process the demo started, clamd included when the demo started it.
     """
-    import json as _json
-    import tempfile
+    def log(msg: str) -> None:
+        click.echo(f"[{time.strftime('%H:%M:%S')}] {msg}")
 
-    from drem.demo.report import format_summary
-    from drem.demo.runner import ADMIN_PASSWORD, OPERATOR, DemoEvent, DemoOptions
-    from drem.platform.config import REPO_ROOT
-
-    if (workers > 1 or scaleout) and not os.environ.get("REDIS_URL"):
-        raise click.ClickException("more than one web process needs REDIS_URL")
-    if scaleout and not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql")):
-        raise click.ClickException("--scaleout runs on PostgreSQL: set DATABASE_URL=postgresql://…")
-    from drem.platform.config import demo_models_dir
-
-    models_dir = models_dir or demo_models_dir()
-    if not (models_dir / "demo_models.json").exists():
-        click.echo(f"building the demo models into {models_dir} (a few minutes, once)")
-        import subprocess
-
-        subprocess.run([sys.executable, "-m", "car_client.training.demo_models", "--out", str(models_dir)], check=True)
-    if instance is None:
-        instance = Path(tempfile.mkdtemp(prefix="drem-demo-")) if headless else REPO_ROOT / "instance" / "demo"
-    if reset_database:
-        _reset_postgres(os.environ.get("DATABASE_URL", ""))
-    opts = DemoOptions(racers=racers, cars=cars, speedup=speedup, laps=laps, runs=runs, instance=instance,
-                       models_dir=models_dir, host=host, port=port or (None if headless else 5000), workers=workers,
-                       database_url=os.environ.get("DATABASE_URL", ""), redis_url=os.environ.get("REDIS_URL", ""),
-                       storage_url=os.environ.get("STORAGE_URL", ""), scaleout=scaleout, job_workers=job_workers,
-                       keep_clamd=not headless,
-                       log=lambda msg: click.echo(f"[{time.strftime('%H:%M:%S')}] {msg}"))
-    if drill:
-        from drem.demo.drill import DrillEvent, format_drill
-
-        demo = DrillEvent(opts, outage_s=outage)
-    else:
-        demo = DemoEvent(opts)
-    summary = None
-
-    def _terminate(*_):  # SIGTERM (a test's timeout, systemd) stops the cars and servers too
-        raise KeyboardInterrupt
-
-    import signal
-
-    signal.signal(signal.SIGTERM, _terminate)
     try:
-        demo.start_services()
-        demo.setup_event()
-        click.echo(f"\nLeaderboard: {demo.url}/events/{demo.event['id']}/leaderboard   "
-                   f"(operator {OPERATOR[0]} / {OPERATOR[1]}, admin admin / {ADMIN_PASSWORD})\n", nl=True)
-        sys.stdout.flush()
-        demo.start_cars()
-        demo.run_races()
-        demo.wait_outboxes_empty()
-        summary = demo.summary()
-        click.echo("\n" + format_summary(summary))
-        (instance / "demo_summary.json").write_text(_json.dumps(summary, indent=2))
-        if drill:
-            click.echo("\n" + format_drill(summary["drill"]))
-            (instance / "drill.json").write_text(_json.dumps(summary["drill"], indent=2))
-        click.echo(f"\nsummary: {instance / 'demo_summary.json'}")
-        if not headless:
-            click.echo(f"\nServing {demo.url} until Ctrl-C. Log in as {OPERATOR[0]} / {OPERATOR[1]} and open "
-                       f"the timekeeper to run another race by hand; the cars are still connected.")
-            while demo.server_alive():
-                time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        demo.stop()
-    if summary_failed(summary):
+        opts = demo_options(headless=headless, instance=instance, models_dir=models_dir, port=port,
+                            reset_database=reset_database, log=log, racers=racers, cars=cars, speedup=speedup,
+                            laps=laps, runs=runs, host=host, workers=workers, scaleout=scaleout,
+                            job_workers=job_workers)
+    except DemoSetupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if summary_failed(run_demo(DemoEvent(opts), headless, click.echo)):
         raise SystemExit(1)
 
 
-def summary_failed(summary: dict | None) -> bool:
-    """True when the demo lost or doubled a lap or the leaderboard disagrees with the cars."""
-    return summary is None or bool(summary["lost_laps"] or summary["doubled_laps"]
-                                   or not summary["leaderboard_matches_car_logs"] or summary.get("drill_failed"))
-
-
-def _reset_postgres(url: str) -> None:
-    if not url.startswith(("postgres://", "postgresql")):
-        raise click.ClickException("--reset-database needs a PostgreSQL DATABASE_URL")
-    from urllib.parse import urlsplit, urlunsplit
-
-    import sqlalchemy as sa
-
-    url = url.replace("postgres://", "postgresql+psycopg://", 1).replace("postgresql://", "postgresql+psycopg://", 1)
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = sa.create_engine(urlunsplit(parts._replace(path="/postgres")), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
-        if not exists:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    if exists:
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        engine.dispose()
+if __name__ == "__main__":
+    main()

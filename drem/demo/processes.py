@@ -1,168 +1,270 @@
-"""The processes of a demo event: clamd, the drem server (gunicorn) and car clients.
+"""The process harness of the demo, the end-to-end tests and the benchmarks.
 
-Each runs as a real subprocess with its log in the demo folder, exactly as at a
-venue: the server under gunicorn with gevent, each car as ``python -m car_client run``
-with a simulated vehicle on a real track.
+One place for what each of them needs to run real processes side by side on one
+machine: free TCP ports (:func:`free_port`, :func:`free_ports`,
+:func:`free_port_pairs`), "poll until it holds" (:func:`wait_until`), a subprocess
+with its log file that is stopped with SIGTERM and then SIGKILL of its whole process
+tree (:class:`ManagedProcess`), the process tree of a pid (:func:`process_tree`,
+found with psutil) and resident memory (:func:`rss_bytes`).
+
+No pytest imports here: ``drem demo``, ``tests/e2e`` and ``bench/`` use this module.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
-import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
-import requests
+import psutil
 
 from drem.platform.config import REPO_ROOT
 
 
+class WaitTimeout(TimeoutError, AssertionError):
+    """:func:`wait_until` gave up; the message names what it waited for (and more, e.g. a
+    log tail). An AssertionError too, so a test that times out reads as a failed check."""
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when nothing is bound to ``host:port`` right now."""
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the kernel's choice)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def wait_for(check, timeout_s: float, what: str, interval_s: float = 0.2):
-    """Call ``check()`` until it returns something truthy; TimeoutError naming ``what``."""
+def free_ports(count: int) -> list[int]:
+    """``count`` different free TCP ports on 127.0.0.1 (all bound at once while chosen)."""
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            socks.append(sock)
+            sock.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def free_port_pairs(count: int) -> list[int]:
+    """``count`` ports P in 20000..29999 with P and P+10000 free (SeaweedFS binds its gRPC
+    port at P+10000); no two chosen ports are adjacent. RuntimeError when none are left."""
+    chosen: list[int] = []
+    candidates = list(range(20000, 30000))
+    random.shuffle(candidates)
+    for port in candidates:
+        if all(abs(port - c) > 1 for c in chosen) and port_free(port) and port_free(port + 10000):
+            chosen.append(port)
+            if len(chosen) == count:
+                return chosen
+    raise RuntimeError(f"no {count} free port pairs in 20000..29999")
+
+
+def wait_until(check: Callable[[], Any], timeout_s: float = 15.0, what: str = "", interval_s: float = 0.05,
+               on_timeout: Callable[[], str] | None = None) -> Any:
+    """Call ``check()`` every ``interval_s`` seconds until it returns something truthy and
+    return that. After ``timeout_s`` seconds raise :class:`WaitTimeout` naming ``what``,
+    followed by ``on_timeout()``'s text (e.g. a log tail). Exceptions of ``check`` propagate."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while True:
         result = check()
         if result:
             return result
+        if time.monotonic() > deadline:
+            extra = f"\n{on_timeout()}" if on_timeout else ""
+            raise WaitTimeout(f"timed out after {timeout_s:g} s waiting for {what or check}{extra}")
         time.sleep(interval_s)
-    raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
-class Proc:
-    """One subprocess with its log file; stopped with SIGTERM, then SIGKILL."""
+def process_tree(pid: int | None) -> list[psutil.Process]:
+    """Process ``pid`` followed by all its descendants (children first found first); an
+    empty list when it does not exist."""
+    if pid is None:
+        return []
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
-    def __init__(self, name: str, args: list[str], log: Path, env: dict, cwd: Path = REPO_ROOT):
-        self.name, self.args, self.log_path, self.env, self.cwd = name, args, log, env, cwd
-        self.popen: subprocess.Popen | None = None
 
-    def start(self) -> Proc:
-        """Start the process (its output appends to the log)."""
+def child_pids(pid: int | None) -> list[int]:
+    """Pids of the direct children of ``pid`` (e.g. a gunicorn master's workers), sorted."""
+    try:
+        return sorted(p.pid for p in psutil.Process(pid).children()) if pid is not None else []
+    except psutil.NoSuchProcess:
+        return []
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of process ``pid`` in bytes; psutil.NoSuchProcess when it is gone."""
+    return psutil.Process(pid).memory_info().rss
+
+
+def alive(procs: Iterable[psutil.Process]) -> list[psutil.Process]:
+    """The processes of ``procs`` still running (zombies count as gone)."""
+    out = []
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(proc)
+    return out
+
+
+def terminate(procs: Iterable[psutil.Process], timeout_s: float = 15.0) -> list[psutil.Process]:
+    """SIGTERM each process, wait up to ``timeout_s`` seconds, SIGKILL what is left;
+    returns the processes that had to be killed."""
+    procs = list(procs)
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
+    _, left = psutil.wait_procs(procs, timeout=timeout_s)
+    kill(left)
+    return left
+
+
+def kill(procs: Iterable[psutil.Process]) -> None:
+    """SIGKILL each process and wait (5 s at most) until it is gone."""
+    procs = list(procs)
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(procs, timeout=5)
+
+
+class ManagedProcess:
+    """One subprocess with its log file; :meth:`stop` ends it and everything it started.
+
+    Args:
+        name: for messages ("server", "web1", a car's hostname).
+        args: the command line.
+        log: file its stdout and stderr are appended to (a ``==== starting`` line marks
+            each start).
+        env: its whole environment.
+        cwd: working folder (default: the repository root, where ``wsgi.py`` is).
+
+    It runs in its own session (a Ctrl-C in the terminal reaches only the parent, which
+    stops its processes in order).
+    """
+
+    def __init__(self, name: str, args: list[str], log: Path, env: dict[str, str], cwd: Path = REPO_ROOT):
+        self.name, self.args, self.log_path, self.env, self.cwd = name, list(args), Path(log), env, cwd
+        self.popen: subprocess.Popen[bytes] | None = None
+        self._tree: dict[int, psutil.Process] = {}
+
+    def start(self) -> ManagedProcess:
+        """Start the process (returns at once). A running process is left alone."""
+        if self.alive:
+            return self
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
-        self.popen = subprocess.Popen(self.args, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
-        log.close()
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n==== starting {' '.join(self.args)}\n".encode())
+            log.flush()
+            self.popen = subprocess.Popen(self.args, cwd=self.cwd, env=self.env, stdout=log,
+                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                          start_new_session=True)
+        self._tree = {}
         return self
 
     @property
     def pid(self) -> int | None:
+        """Pid of the process last started (None before the first start)."""
         return self.popen.pid if self.popen else None
 
+    @property
     def alive(self) -> bool:
+        """True while the process runs."""
         return self.popen is not None and self.popen.poll() is None
 
-    def stop(self, timeout_s: float = 15) -> int | None:
-        """SIGTERM the process group, wait, then SIGKILL; returns the exit status."""
+    @property
+    def returncode(self) -> int | None:
+        """Exit status once it ended (negative: killed by that signal), else None."""
+        return None if self.popen is None else self.popen.poll()
+
+    @property
+    def rss(self) -> int:
+        """Resident memory of the process itself, in bytes."""
+        if not self.alive:
+            raise RuntimeError(f"{self.name} is not running")
+        return rss_bytes(self.popen.pid)
+
+    def tree(self) -> list[psutil.Process]:
+        """The process and its descendants now, plus any seen before that still run (a
+        child whose parent died is reparented, but it is still ours)."""
+        for proc in process_tree(self.pid if self.alive else None):
+            self._tree.setdefault(proc.pid, proc)
+        return alive(self._tree.values())
+
+    def stop(self, timeout_s: float = 15.0) -> int | None:
+        """SIGTERM the process, wait up to ``timeout_s`` seconds for it to end, then
+        SIGKILL every process of its tree that is left. Returns the exit status (None
+        when it was never started)."""
         if self.popen is None:
             return None
-        if self.popen.poll() is None:
+        tree = self.tree()
+        if self.alive:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signal.SIGTERM)
             try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(timeout=timeout_s)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                self.kill()
+                self.popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.note(f"{self.name} ignored SIGTERM for {timeout_s:g} s: SIGKILL")
+        kill(alive(tree + self.tree()))
         return self.popen.wait()
 
-    def kill(self) -> None:
-        """SIGKILL the whole process group at once (a crash)."""
-        if self.popen is not None and self.popen.poll() is None:
-            try:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.popen.wait()
+    def kill9(self) -> None:
+        """SIGKILL the process and its whole tree at once (a crash, a power cut)."""
+        if self.popen is None:
+            return
+        kill(self.tree())
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(10)
 
-    def log_tail(self, lines: int = 30) -> str:
-        """The last lines of the log, for error messages."""
+    def wait(self, timeout_s: float | None = None) -> int:
+        """Wait for the process to end on its own; its exit status (TimeoutExpired after
+        ``timeout_s``)."""
+        if self.popen is None:
+            raise RuntimeError(f"{self.name} was never started")
+        return self.popen.wait(timeout_s)
+
+    def log_text(self) -> str:
+        """Everything the process printed so far (all starts)."""
         try:
-            text = self.log_path.read_text(errors="replace").splitlines()
+            return self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
-        return "\n".join(text[-lines:])
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last ``lines`` lines of the log, for error messages."""
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def note(self, message: str) -> None:
+        """Append a ``==== message`` line to the log."""
+        with contextlib.suppress(OSError), open(self.log_path, "a") as log:
+            log.write(f"==== {message}\n")
 
 
-def start_clamd(rundir: Path) -> str:
-    """Start (or find running) a clamd in ``rundir`` via scripts/clamd.sh; returns its URL."""
-    out = subprocess.run([str(REPO_ROOT / "scripts" / "clamd.sh"), "start", str(rundir)], capture_output=True,
-                         text=True, check=False, timeout=180)
-    if out.returncode != 0:
-        raise RuntimeError(f"clamd did not start:\n{out.stdout}\n{out.stderr}")
-    return f"unix://{rundir / 'clamd.sock'}"
-
-
-def server_env(instance: Path, extra: dict | None = None) -> dict:
-    """Environment of a demo server process: production mode, its own instance folder."""
-    env = dict(os.environ)
-    env.update({"DREM_ENV": "production", "DREM_INSTANCE_PATH": str(instance),
-                "SECRET_KEY": env.get("SECRET_KEY") or _demo_secret(instance)})
-    env.update(extra or {})
+def environment_without(names: Iterable[str], **extra: str) -> dict[str, str]:
+    """This process's environment without the variables ``names``, plus ``extra``."""
+    drop = set(names)
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(extra)
     return env
-
-
-def _demo_secret(instance: Path) -> str:
-    path = instance / "demo_secret_key"
-    instance.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        path.write_text(os.urandom(32).hex())
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-def drem_cli(args: list[str], env: dict) -> str:
-    """Run ``drem ARGS`` (as ``python -m drem.cli``) and return its output; RuntimeError on failure."""
-    out = subprocess.run([sys.executable, "-m", "drem", *args], cwd=REPO_ROOT, env=env, capture_output=True,
-                         text=True, check=False, timeout=300)
-    if out.returncode != 0:
-        raise RuntimeError(f"drem {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
-    return out.stdout
-
-
-def server_proc(port: int, env: dict, log: Path, workers: int = 1, host: str = "127.0.0.1") -> Proc:
-    """A gunicorn (gevent) drem server process, not yet started."""
-    args = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", str(workers), "--bind", f"{host}:{port}",
-            "--no-control-socket", "--graceful-timeout", "5", "--timeout", "120", "wsgi:app"]
-    return Proc("server", args, log, env)
-
-
-def wait_healthy(url: str, proc: Proc | None = None, timeout_s: float = 60) -> None:
-    """Wait until ``url``/healthz answers; RuntimeError with the log if the process died."""
-    def check():
-        if proc is not None and not proc.alive():
-            raise RuntimeError(f"{proc.name} exited:\n{proc.log_tail()}")
-        try:
-            return requests.get(f"{url}/healthz", timeout=2).ok
-        except requests.RequestException:
-            return False
-
-    wait_for(check, timeout_s, f"{url}/healthz")
-
-
-def car_proc(name: str, config: Path, data_dir: Path, track: str, speedup: float, log: Path,
-             seed: int, randomize: bool = True) -> Proc:
-    """A car-client daemon with a simulated car on ``track``, not yet started."""
-    args = [sys.executable, "-m", "car_client", "run", "--config", str(config), "--vehicle", "sim",
-            "--track", track, "--speedup", str(speedup), "--data-dir", str(data_dir), "--seed", str(seed)]
-    if randomize:
-        args.append("--randomize")
-    env = dict(os.environ)
-    env.pop("DREM_INSTANCE_PATH", None)
-    return Proc(name, args, log, env)
-
-
-def activate_car(server_url: str, code: str, config: Path, hostname: str) -> None:
-    """Run ``car-client activate`` for one car (writes its 0600 config file)."""
-    out = subprocess.run([sys.executable, "-m", "car_client", "activate", "--server", server_url, "--code", code,
-                          "--config", str(config), "--hostname", hostname], cwd=REPO_ROOT, capture_output=True,
-                         text=True, check=False, timeout=60)
-    if out.returncode != 0:
-        raise RuntimeError(f"car-client activate failed for {hostname}:\n{out.stdout}\n{out.stderr}")

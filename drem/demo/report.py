@@ -9,10 +9,13 @@ computed from the cars' logs must equal the leaderboard's.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 
-def _car_log(car) -> list[dict]:
-    path = car.data_dir / "laps.jsonl"
+def car_log(data_dir: Path) -> list[dict]:
+    """The laps a car wrote to ``laps.jsonl`` in its data folder, oldest first (an
+    unfinished last line of a killed car is skipped)."""
+    path = data_dir / "laps.jsonl"
     if not path.exists():
         return []
     out = []
@@ -35,7 +38,7 @@ def compare_with_car_logs(api, cars, races: list[dict], boards: dict, event: dic
         server = {lap["lap_id"]: lap for lap in api.get(f"/api/fleet/cars/{car.car_id}/laps",
                                                         params={"limit": 10000})["laps"]}
         seen = set()
-        for lap in _car_log(car):
+        for lap in car_log(car.data_dir):
             lap_id = lap.get("lap_id")
             car_laps += 1
             if lap_id in seen:

@@ -12,15 +12,33 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import sqlite3
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
-from drem.demo import processes as px
+import sqlalchemy as sa
+
 from drem.demo.client import Api
+from drem.demo.launchers import (
+    Clamd,
+    activate_car,
+    car_proc,
+    drem_cli,
+    server_env,
+    server_proc,
+    wait_healthy,
+)
+from drem.demo.processes import ManagedProcess, free_port, wait_until
+from drem.demo.report import compare_with_car_logs, format_summary
+from drem.demo.scaleout import ScaleoutServices, WebCluster
 from drem.platform.config import REPO_ROOT, demo_models_dir
 
 DEMO_TRACKS = (("re:Invent 2018", "reinvent_base"), ("A to Z Speedway", "reInvent2019_wide"))
@@ -49,7 +67,6 @@ class DemoOptions:
     storage_url: str = ""
     scaleout: bool = False
     job_workers: int = 1
-    keep_clamd: bool = True
     extra_env: dict = field(default_factory=dict)
     log: callable = print
 
@@ -63,8 +80,17 @@ class CarHandle:
     layout: str
     config: Path
     data_dir: Path
-    proc: px.Proc | None = None
+    proc: ManagedProcess | None = None
     car_id: int | None = None
+
+
+def outbox_empty(car: CarHandle) -> bool:
+    """True when the car's durable outbox (``outbox.sqlite`` in its data folder) holds nothing."""
+    path = car.data_dir / "outbox.sqlite"
+    if not path.exists():
+        return True
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
+        return not conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
 
 
 class DemoEvent:
@@ -73,10 +99,10 @@ class DemoEvent:
     def __init__(self, opts: DemoOptions):
         self.opts = opts
         self.started = time.monotonic()
-        self.server: px.Proc | None = None
+        self.server: ManagedProcess | None = None
         self.cluster = None
         self.scale = None
-        self.clamd_rundir = None
+        self.clamd: Clamd | None = None
         self.cars: list[CarHandle] = []
         self.url = ""
         self.event: dict = {}
@@ -93,8 +119,6 @@ class DemoEvent:
         HAProxy with sticky sessions (:mod:`drem.demo.scaleout`), as in production;
         ``--scaleout`` adds SeaweedFS (S3), a TCP clamd and ``drem worker`` processes.
         """
-        from drem.demo.scaleout import ScaleoutServices, WebCluster
-
         o = self.opts
         o.instance.mkdir(parents=True, exist_ok=True)
         logs = o.instance / "logs"
@@ -103,23 +127,21 @@ class DemoEvent:
         if o.redis_url:
             # Redis pub/sub ignores the database number: each demo gets its own channel.
             env["SOCKETIO_CHANNEL"] = os.environ.get("SOCKETIO_CHANNEL") or f"drem-demo-{secrets.token_hex(4)}"
+        self.clamd = Clamd(o.instance / "clamd", tcp=o.scaleout)
+        clamd_url = self.clamd.start()
         if o.scaleout:
             self.scale = ScaleoutServices(o.instance, job_workers=o.job_workers)
-            clamd_url = self.scale.start_clamd()
             if not o.storage_url:
                 env.update(self.scale.start_storage())
             env["BACKGROUND_JOBS"] = "external"
-        else:
-            self.clamd_rundir = o.instance / "clamd"
-            clamd_url = px.start_clamd(self.clamd_rundir)
-        port = o.port or px.free_port()
+        port = o.port or free_port()
         self.url = f"http://{'127.0.0.1' if o.host == '0.0.0.0' else o.host}:{port}"
         env.update({"CLAMD_URL": clamd_url, "PUBLIC_URL": self.url})
         clustered = o.scaleout or o.workers > 1
         if clustered:
             env["PROXY_HOPS"] = "1"
-        self.env = px.server_env(o.instance, env | o.extra_env)
-        px.drem_cli(["init", "--admin-password", ADMIN_PASSWORD], self.env)
+        self.env = server_env(o.instance, env | o.extra_env)
+        drem_cli(["init", "--admin-password", ADMIN_PASSWORD], self.env)
         if clustered:
             self.cluster = WebCluster(max(o.workers, 2), port, self.env, logs, o.host).start()
             if o.scaleout:
@@ -128,8 +150,8 @@ class DemoEvent:
                   f"at {self.url}" + (f", {o.job_workers} drem worker(s), storage {self.env['STORAGE_URL']}"
                                       if o.scaleout else ""))
         else:
-            self.server = px.server_proc(port, self.env, logs / "server.log", o.workers, o.host).start()
-            px.wait_healthy(self.url, self.server)
+            self.server = server_proc(port, self.env, logs / "server.log", o.workers, o.host).start()
+            wait_healthy(self.url, self.server)
         o.log(f"server up at {self.url} (clamd {clamd_url}"
               f"{', ' + _redacted(o.database_url) if o.database_url else ', SQLite'}"
               f"{', ' + o.redis_url if o.redis_url else ''})")
@@ -175,7 +197,7 @@ class DemoEvent:
             self.racers.append({"user": created["user"], "api": racer_api, "model_id": model["id"],
                                 "model_file": path.name})
         for racer in self.racers:
-            px.wait_for(lambda r=racer: self._model_ready(r), 300, f"the scan of {racer['model_file']}", 0.5)
+            wait_until(lambda r=racer: self._model_ready(r), 300, f"the scan of {racer['model_file']}", 0.5)
         o.log(f"event {self.event['id']} with {len(self.racers)} racers; models scanned and available")
 
     def _model_ready(self, racer: dict) -> bool:
@@ -211,13 +233,13 @@ class DemoEvent:
             car = CarHandle(hostname, track["id"], track["layout"], folder / "config.json", folder / "data")
             code = self.operator.post("/api/fleet/activation-codes",
                                       {"hostname": hostname, "fleet_id": self.fleets[i % len(tracks)]["id"]})["code"]
-            px.activate_car(self.car_server_url(i), code, car.config, hostname)
+            activate_car(self.car_server_url(i), code, car.config, hostname)
             car.car_id = json.loads(car.config.read_text())["car_id"]
-            car.proc = px.car_proc(hostname, car.config, car.data_dir, car.layout, o.speedup,
+            car.proc = car_proc(hostname, car.config, car.data_dir, car.layout, o.speedup,
                                    folder / "car.log", seed=i + 1).start()
             self.cars.append(car)
         for car in self.cars:
-            px.wait_for(lambda c=car: self._car(c)["online"], 60, f"{car.hostname} online")
+            wait_until(lambda c=car: self._car(c)["online"], 60, f"{car.hostname} online", 0.2)
         o.log(f"{len(self.cars)} cars online")
 
     def car_server_url(self, index: int) -> str:
@@ -261,12 +283,12 @@ class DemoEvent:
                                        "model_id": racer["model_id"]})
         rid = state["race_id"]
         self.race_ids.append(rid)
-        px.wait_for(lambda: any(m["model_id"] == str(racer["model_id"]) for m in self._car(car)["loaded_models"]),
+        wait_until(lambda: any(m["model_id"] == str(racer["model_id"]) for m in self._car(car)["loaded_models"]),
                     180, f"{racer['model_file']} on {car.hostname}", 0.3)
         op.post(f"/api/races/{rid}/start")
         o.log(f"race {rid}: {racer['user']['username']} on {car.hostname} ({car.layout}) started")
         per_lap_s = 90 / max(o.speedup, 0.1)
-        state = px.wait_for(lambda: self._race_done(rid), 30 + o.laps * per_lap_s * 3, f"{o.laps} laps in race {rid}", 0.2)
+        state = wait_until(lambda: self._race_done(rid), 30 + o.laps * per_lap_s * 3, f"{o.laps} laps in race {rid}", 0.2)
         if state["status"] in ("running", "paused"):
             state = op.post(f"/api/races/{rid}/end")
         op.post(f"/api/races/{rid}/submit")
@@ -281,16 +303,8 @@ class DemoEvent:
     # ------------------------------------------------------------------- results
     def wait_outboxes_empty(self, timeout_s: float = 60) -> None:
         """Wait until every car has delivered everything in its outbox."""
-        def empty() -> bool:
-            for car in self.cars:
-                path = car.data_dir / "outbox.sqlite"
-                if path.exists():
-                    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
-                        if conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]:
-                            return False
-            return True
-
-        px.wait_for(empty, timeout_s, "the cars' outboxes to drain", 0.5)
+        wait_until(lambda: all(outbox_empty(car) for car in self.cars), timeout_s,
+                   "the cars' outboxes to drain", 0.5)
 
     def summary(self) -> dict:
         """Final leaderboard per track and the check against the cars' own lap logs.
@@ -299,8 +313,6 @@ class DemoEvent:
         "seconds", "car_laps", "lost_laps", "doubled_laps", "leaderboard_matches_car_logs",
         "mismatches"}``
         """
-        from drem.demo.report import compare_with_car_logs
-
         boards = {t["name"]: self.operator.get(f"/api/events/{self.event['id']}/leaderboard",
                                                params={"track": t["id"]})["entries"] for t in self.event["tracks"]}
         races = self.operator.get(f"/api/events/{self.event['id']}/races")["races"]
@@ -311,8 +323,9 @@ class DemoEvent:
                 "seconds": round(time.monotonic() - self.started, 1)} | check
 
     def stop(self) -> None:
-        """Stop the cars, then the server; clamd keeps running for the next demo unless
-        ``keep_clamd`` is off (a headless demo in a temporary folder)."""
+        """Stop every process the demo started: the cars, the web server(s), the scale-out
+        services, and clamd when the demo started it (one that ran before is left alone).
+        Each gets SIGTERM, then SIGKILL of its whole process tree."""
         for car in self.cars:
             if car.proc is not None:
                 car.proc.stop()
@@ -322,13 +335,121 @@ class DemoEvent:
             self.cluster.stop()
         if self.scale is not None:
             self.scale.stop()
-        if not self.opts.keep_clamd:
-            if self.scale is not None and self.scale.clamd_rundir is not None:
-                self.scale.restart_clamd("stop")
-            elif self.clamd_rundir is not None:
-                from drem.demo.scaleout import _script
+        if self.clamd is not None:
+            self.clamd.stop()
 
-                _script("clamd.sh", "stop", self.clamd_rundir)
+    def report(self, summary: dict, echo) -> None:
+        """Print the summary with ``echo`` and write ``demo_summary.json`` to the demo folder."""
+        echo("\n" + format_summary(summary))
+        (self.opts.instance / "demo_summary.json").write_text(json.dumps(summary, indent=2))
+        echo(f"\nsummary: {self.opts.instance / 'demo_summary.json'}")
+
+
+class DemoSetupError(RuntimeError):
+    """The demo cannot run with these settings; the message says why and what to do."""
+
+
+def demo_options(*, headless: bool, instance: Path | None = None, models_dir: Path | None = None,
+                 port: int | None = None, reset_database: bool = False, log=print, **choices) -> DemoOptions:
+    """The :class:`DemoOptions` of a ``drem demo`` run, with its surroundings made ready.
+
+    ``choices`` are further :class:`DemoOptions` fields (racers, cars, speedup, laps, runs,
+    host, workers, scaleout, job_workers). DATABASE_URL, REDIS_URL and STORAGE_URL come
+    from the environment. Builds the demo models into ``models_dir`` (default
+    :func:`drem.platform.config.demo_models_dir`) when none are there (minutes, once);
+    ``instance`` defaults to a new temporary folder when ``headless``, else
+    ``instance/demo``; ``port`` to a free one when ``headless``, else 5000. With
+    ``reset_database`` the PostgreSQL database is created or emptied first.
+    Raises :class:`DemoSetupError` for settings that cannot work.
+    """
+    env = os.environ
+    scaleout, workers = choices.get("scaleout", False), choices.get("workers", 1)
+    if (workers > 1 or scaleout) and not env.get("REDIS_URL"):
+        raise DemoSetupError("more than one web process needs REDIS_URL")
+    if scaleout and not env.get("DATABASE_URL", "").startswith(("postgres://", "postgresql")):
+        raise DemoSetupError("--scaleout runs on PostgreSQL: set DATABASE_URL=postgresql://…")
+    models_dir = models_dir or demo_models_dir()
+    if not (models_dir / "demo_models.json").exists():
+        log(f"building the demo models into {models_dir} (a few minutes, once)")
+        subprocess.run([sys.executable, "-m", "car_client.training.demo_models", "--out", str(models_dir)],
+                       check=True)
+    if instance is None:
+        instance = Path(tempfile.mkdtemp(prefix="drem-demo-")) if headless else REPO_ROOT / "instance" / "demo"
+    if reset_database:
+        reset_postgres(env.get("DATABASE_URL", ""))
+    return DemoOptions(instance=instance, models_dir=models_dir, port=port or (None if headless else 5000),
+                       database_url=env.get("DATABASE_URL", ""), redis_url=env.get("REDIS_URL", ""),
+                       storage_url=env.get("STORAGE_URL", ""), log=log, **choices)
+
+
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
+def run_demo(demo: DemoEvent, headless: bool, echo=print) -> dict | None:
+    """Run ``demo`` from start to summary; unless ``headless`` keep serving until Ctrl-C.
+
+    Ctrl-C (SIGINT) or SIGTERM at any point ends the run; either way every process the
+    demo started is stopped before this returns (further signals are ignored while it
+    stops them). Returns the summary, or None when the run did not get that far.
+    """
+    summary = None
+    handlers = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        demo.start_services()
+        demo.setup_event()
+        echo(f"\nLeaderboard: {demo.url}/events/{demo.event['id']}/leaderboard   "
+             f"(operator {OPERATOR[0]} / {OPERATOR[1]}, admin admin / {ADMIN_PASSWORD})\n")
+        sys.stdout.flush()
+        demo.start_cars()
+        demo.run_races()
+        demo.wait_outboxes_empty()
+        summary = demo.summary()
+        demo.report(summary, echo)
+        if not headless:
+            echo(f"\nServing {demo.url} until Ctrl-C. Log in as {OPERATOR[0]} / {OPERATOR[1]} and open "
+                 f"the timekeeper to run another race by hand; the cars are still connected.")
+            while demo.server_alive():
+                time.sleep(1)
+    except KeyboardInterrupt:
+        echo("\nstopping the demo's processes")
+    finally:
+        for sig in handlers:
+            signal.signal(sig, signal.SIG_IGN)
+        try:
+            demo.stop()
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+    return summary
+
+
+def summary_failed(summary: dict | None) -> bool:
+    """True when the demo did not finish, lost or doubled a lap, the leaderboard disagrees
+    with the cars, or (a fault drill) the drill failed."""
+    return summary is None or bool(summary["lost_laps"] or summary["doubled_laps"]
+                                   or not summary["leaderboard_matches_car_logs"] or summary.get("drill_failed"))
+
+
+def reset_postgres(url: str) -> None:
+    """Create the PostgreSQL database of ``url`` if missing, else drop every table in it.
+    :class:`DemoSetupError` when ``url`` is not a PostgreSQL URL."""
+    if not url.startswith(("postgres://", "postgresql")):
+        raise DemoSetupError("--reset-database needs a PostgreSQL DATABASE_URL")
+    url = url.replace("postgres://", "postgresql+psycopg://", 1).replace("postgresql://", "postgresql+psycopg://", 1)
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = sa.create_engine(urlunsplit(parts._replace(path="/postgres")), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+        if not exists:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    if exists:
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        engine.dispose()
 
 
 def _redacted(url: str) -> str:

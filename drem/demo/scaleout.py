@@ -1,5 +1,5 @@
 """The scale-out layout of a demo event, on this machine: several web processes behind a
-sticky reverse proxy, ``drem worker`` processes, SeaweedFS (S3) and a TCP clamd.
+sticky reverse proxy, ``drem worker`` processes and SeaweedFS (S3).
 
 Production runs several one-worker gunicorn processes (``gunicorn -k gevent -w 1``),
 a Redis message queue between them and a reverse proxy with sticky sessions in front
@@ -7,25 +7,22 @@ a Redis message queue between them and a reverse proxy with sticky sessions in f
 each on its own port, and HAProxy rendered from ``deploy/haproxy.cfg`` (the file the
 compose stack uses), so the demo exercises the shipped proxy configuration.
 :class:`ScaleoutServices` adds what ``--scaleout`` needs beyond it: SeaweedFS through
-``scripts/seaweedfs.sh`` (``STORAGE_URL=s3://…``), clamd on a TCP port through
-``scripts/clamd.sh`` (a clamd shared over the network), and ``drem worker``
-processes with ``BACKGROUND_JOBS=external`` on the web processes.
+``scripts/seaweedfs.sh`` (``STORAGE_URL=s3://…``) and ``drem worker`` processes with
+``BACKGROUND_JOBS=external`` on the web processes; the demo's clamd then listens on a
+TCP port too (a clamd shared over the network, :class:`drem.demo.launchers.Clamd`).
 """
 
 from __future__ import annotations
 
 import os
-import random
-import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drem.demo import processes as px
+from drem.demo.launchers import run_script, server_proc, wait_healthy
+from drem.demo.processes import ManagedProcess, child_pids, free_port, free_port_pairs
 from drem.platform.config import REPO_ROOT
 
 HAPROXY_CFG = REPO_ROOT / "deploy" / "haproxy.cfg"
@@ -66,9 +63,9 @@ class WebCluster:
     env: dict
     logs: Path
     host: str = "127.0.0.1"
-    webs: list[px.Proc] = field(default_factory=list)
+    webs: list[ManagedProcess] = field(default_factory=list)
     web_urls: list[str] = field(default_factory=list)
-    proxy: px.Proc | None = None
+    proxy: ManagedProcess | None = None
 
     @property
     def url(self) -> str:
@@ -79,32 +76,33 @@ class WebCluster:
         haproxy = find_haproxy()
         backends = []
         for i in range(self.processes):
-            port = px.free_port()
-            web = px.server_proc(port, self.env, self.logs / f"web{i + 1}.log", 1, "127.0.0.1")
-            web.name = f"web{i + 1}"
+            port = free_port()
+            web = server_proc(port, self.env, self.logs / f"web{i + 1}.log", 1, "127.0.0.1", f"web{i + 1}")
             self.webs.append(web.start())
             self.web_urls.append(f"http://127.0.0.1:{port}")
             backends.append((web.name, f"127.0.0.1:{port}"))
         for web, url in zip(self.webs, self.web_urls, strict=True):
-            px.wait_healthy(url, web)
+            wait_healthy(url, web)
         cfg = self.logs / "haproxy.cfg"
         cfg.write_text(render_haproxy(f"{self.host}:{self.port}", backends))
         check = subprocess.run([haproxy, "-c", "-q", "-f", str(cfg)], capture_output=True, text=True, check=False)
         if check.returncode != 0:
             raise RuntimeError(f"haproxy rejects {cfg}:\n{check.stdout}{check.stderr}")
-        self.proxy = px.Proc("haproxy", [haproxy, "-db", "-f", str(cfg)], self.logs / "haproxy.log",
-                             dict(os.environ)).start()
-        px.wait_healthy(self.url, self.proxy)
+        self.proxy = ManagedProcess("haproxy", [haproxy, "-db", "-f", str(cfg)], self.logs / "haproxy.log",
+                                    dict(os.environ)).start()
+        wait_healthy(self.url, self.proxy)
         return self
 
     def alive(self) -> bool:
-        return self.proxy is not None and self.proxy.alive() and any(w.alive() for w in self.webs)
+        """True while the proxy and at least one web process run."""
+        return self.proxy is not None and self.proxy.alive and any(w.alive for w in self.webs)
 
     def worker_pids(self) -> dict[str, list[int]]:
         """``{web name: [gunicorn worker pids]}`` (the children of each gunicorn master)."""
-        return {w.name: _children(w.pid) for w in self.webs if w.alive()}
+        return {w.name: child_pids(w.pid) for w in self.webs if w.alive}
 
     def stop(self) -> None:
+        """Stop the proxy, then every web process (SIGTERM, then SIGKILL of its tree)."""
         if self.proxy is not None:
             self.proxy.stop()
         for web in self.webs:
@@ -113,14 +111,13 @@ class WebCluster:
 
 @dataclass
 class ScaleoutServices:
-    """SeaweedFS, a TCP clamd and ``drem worker`` processes for ``--scaleout``."""
+    """SeaweedFS and ``drem worker`` processes for ``--scaleout`` (its TCP clamd is a
+    :class:`~drem.demo.launchers.Clamd` of the demo event)."""
 
     folder: Path
     job_workers: int = 1
-    clamd_rundir: Path | None = None
-    clamd_port: int | None = None
     seaweed_env: dict = field(default_factory=dict)
-    workers: list[px.Proc] = field(default_factory=list)
+    workers: list[ManagedProcess] = field(default_factory=list)
 
     def start_storage(self, bucket: str = "drem-demo") -> dict:
         """Start SeaweedFS in ``folder/seaweedfs`` on free ports; returns the server's
@@ -129,87 +126,22 @@ class ScaleoutServices:
         env = dict(os.environ, SEAWEEDFS_S3_PORT=str(ports[0]), SEAWEEDFS_MASTER_PORT=str(ports[1]),
                    SEAWEEDFS_VOLUME_PORT=str(ports[2]), SEAWEEDFS_FILER_PORT=str(ports[3]),
                    SEAWEEDFS_ADMIN_PORT=str(ports[4]), SEAWEEDFS_BUCKETS=bucket)
-        out = _script("seaweedfs.sh", "start", self.folder / "seaweedfs", env)
+        out = run_script("seaweedfs.sh", "start", self.folder / "seaweedfs", env)
         values = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
         self.seaweed_env = env
         return values | {"STORAGE_URL": f"s3://{bucket}/models"}
 
-    def start_clamd(self) -> str:
-        """clamd listening on 127.0.0.1:<free port> (as a shared clamd would); its URL."""
-        self.clamd_rundir = self.folder / "clamd"
-        status = subprocess.run([str(REPO_ROOT / "scripts" / "clamd.sh"), "status", str(self.clamd_rundir)],
-                                capture_output=True, text=True, check=False)
-        conf = self.clamd_rundir / "clamd.conf"
-        if status.returncode == 0 and conf.exists():
-            found = re.search(r"^TCPSocket (\d+)", conf.read_text(), re.M)
-            if found:
-                self.clamd_port = int(found.group(1))
-                return f"tcp://127.0.0.1:{self.clamd_port}"
-            _script("clamd.sh", "stop", self.clamd_rundir)
-        self.clamd_port = px.free_port()
-        _script("clamd.sh", "start", self.clamd_rundir, dict(os.environ, CLAMD_TCP_PORT=str(self.clamd_port)))
-        return f"tcp://127.0.0.1:{self.clamd_port}"
-
-    def restart_clamd(self, action: str = "restart") -> None:
-        """``scripts/clamd.sh stop|start|restart`` on this clamd (same TCP port)."""
-        _script("clamd.sh", action, self.clamd_rundir, dict(os.environ, CLAMD_TCP_PORT=str(self.clamd_port)))
-
     def start_workers(self, env: dict, logs: Path) -> None:
         """``drem worker`` processes (model scans, command expiry, retention)."""
         for i in range(self.job_workers):
-            proc = px.Proc(f"worker{i + 1}", [sys.executable, "-m", "drem", "worker", "--poll", "1"],
-                           logs / f"worker{i + 1}.log", env)
+            proc = ManagedProcess(f"worker{i + 1}", [sys.executable, "-m", "drem", "worker", "--poll", "1"],
+                                  logs / f"worker{i + 1}.log", env)
             self.workers.append(proc.start())
 
     def stop(self) -> None:
+        """Stop the ``drem worker`` processes and SeaweedFS."""
         for proc in self.workers:
             proc.stop()
         if self.seaweed_env:
             subprocess.run([str(REPO_ROOT / "scripts" / "seaweedfs.sh"), "stop", str(self.folder / "seaweedfs")],
                            env=self.seaweed_env, capture_output=True, check=False)
-        # clamd keeps running for the next demo, as in the embedded demo
-
-
-def _script(name: str, action: str, folder: Path, env: dict | None = None) -> str:
-    out = subprocess.run([str(REPO_ROOT / "scripts" / name), action, str(folder)], capture_output=True, text=True,
-                         env=env, check=False, timeout=180)
-    if out.returncode != 0:
-        raise RuntimeError(f"scripts/{name} {action} failed:\n{out.stdout}\n{out.stderr}")
-    return out.stdout
-
-
-def _children(pid: int | None) -> list[int]:
-    if pid is None:
-        return []
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as fh:
-            return [int(p) for p in fh.read().split()]
-    except OSError:
-        return []
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port_pairs(count: int) -> list[int]:
-    """``count`` ports P in 20000..29999 with P and P+10000 (SeaweedFS's gRPC port) free."""
-    chosen: list[int] = []
-    candidates = list(range(20000, 30000))
-    random.shuffle(candidates)
-    for port in candidates:
-        if all(abs(port - c) > 1 for c in chosen) and _port_free(port) and _port_free(port + 10000):
-            chosen.append(port)
-            if len(chosen) == count:
-                return chosen
-    raise RuntimeError("no free ports for SeaweedFS")
-
-
-def kill_worker(pid: int) -> None:
-    """SIGKILL one gunicorn worker (a crash); its master starts a new one."""
-    os.kill(pid, signal.SIGKILL)

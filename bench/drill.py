@@ -1,6 +1,11 @@
 """The fault drill: a demo event during which things break, checked lap by lap.
 
-While the races run (``drem demo --drill`` or ``python -m drem.demo.drill``):
+A test tool, not part of the ``drem`` package (the Docker image does not ship it).
+Run from the repository root (``make demo-drill``)::
+
+    .venv/bin/python bench/drill.py [--outage S] [--racers N] [--cars M] [--speedup K] [--scaleout] ...
+
+While the races run:
 
 1. **network cut** - each car talks to the server through its own small TCP relay
    (:class:`CutRelay`); the drill cuts one car's relay for ``outage_s`` seconds
@@ -28,6 +33,7 @@ recovery times.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -39,8 +45,19 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from drem.demo import processes as px
-from drem.demo.runner import CarHandle, DemoEvent, DemoOptions
+from drem.demo.launchers import healthy
+from drem.demo.processes import child_pids, wait_until
+from drem.demo.report import car_log
+from drem.demo.runner import (
+    CarHandle,
+    DemoEvent,
+    DemoOptions,
+    DemoSetupError,
+    demo_options,
+    outbox_empty,
+    run_demo,
+    summary_failed,
+)
 
 LAP_SIM_S = 11.0
 
@@ -179,7 +196,7 @@ class DrillEvent(DemoEvent):
         """The network cut runs beside the rest; the other faults one after another, so
         each recovery time belongs to one fault."""
         try:
-            px.wait_for(self._some_lap_stored, 120, "the first stored lap", 0.2)
+            wait_until(self._some_lap_stored, 120, "the first stored lap", 0.2)
             cut = threading.Thread(target=self._guard, args=(self._network_cut,), daemon=True)
             cut.start()
             time.sleep(2)
@@ -211,8 +228,8 @@ class DrillEvent(DemoEvent):
         relay.restore()
         t1 = time.time()
         driven = _log_lines(car) - laps_before
-        seen = px.wait_for(lambda: self._seen_after(car, t1), 90, f"{car.hostname} back after the cut", 0.2)
-        px.wait_for(lambda: _outbox_empty(car), 90, f"{car.hostname} delivering its outbox", 0.2)
+        seen = wait_until(lambda: self._seen_after(car, t1), 90, f"{car.hostname} back after the cut", 0.2)
+        wait_until(lambda: outbox_empty(car), 90, f"{car.hostname} delivering its outbox", 0.2)
         t2 = time.time()
         self._fault("network cut", car.hostname, t0, t1, {"heartbeat_after_s": round(seen - t1, 1),
                                                          "outbox_delivered_after_s": round(t2 - t1, 1),
@@ -225,18 +242,18 @@ class DrillEvent(DemoEvent):
             master = web.pid
         else:
             where, master = "the gunicorn server", self.server.pid
-        old = _children(master)
+        old = child_pids(master)
         if not old:
             raise RuntimeError(f"no gunicorn worker under pid {master}")
         t0 = time.time()
         os.kill(old[0], signal.SIGKILL)
         self.opts.log(f"DRILL: SIGKILL to gunicorn worker {old[0]} of {where}")
-        new = px.wait_for(lambda: [p for p in _children(master) if p not in old], 60, "a new gunicorn worker", 0.05)
+        new = wait_until(lambda: [p for p in child_pids(master) if p not in old], 60, "a new gunicorn worker", 0.05)
         base = self.cluster.web_urls[0] if self.cluster is not None else self.url
-        px.wait_for(lambda: _healthy(base), 60, f"{base}/healthz after the crash", 0.05)
+        wait_until(lambda: healthy(base), 60, f"{base}/healthz after the crash", 0.05)
         t1 = time.time()
-        px.wait_for(lambda: _healthy(self.url), 60, "the public URL", 0.05)
-        cars_back = {c.hostname: round(px.wait_for(lambda c=c: self._seen_after(c, t1), 90,
+        wait_until(lambda: healthy(self.url), 60, "the public URL", 0.05)
+        cars_back = {c.hostname: round(wait_until(lambda c=c: self._seen_after(c, t1), 90,
                                                    f"{c.hostname} after the crash", 0.2) - t0, 1)
                      for c in self.cars[:-1]}  # the last car may be cut off by the network drill
         self._fault("gunicorn worker SIGKILL", where, t0, t1,
@@ -247,19 +264,19 @@ class DrillEvent(DemoEvent):
         car = self.cars[0]
         race = self._running_race(car)
         t0 = time.time()
-        car.proc.kill()
+        car.proc.kill9()
         self.opts.log(f"DRILL: SIGKILL to car client {car.hostname}; restarting it in 2 s")
         time.sleep(2)
-        car.proc = px.Proc(car.proc.name, car.proc.args, car.proc.log_path, car.proc.env).start()
+        car.proc.start()  # the same command, config and data folder
         t1 = time.time()
-        seen = px.wait_for(lambda: self._seen_after(car, t1), 90, f"{car.hostname} back after its restart", 0.2)
+        seen = wait_until(lambda: self._seen_after(car, t1), 90, f"{car.hostname} back after its restart", 0.2)
         extra = {"heartbeat_after_restart_s": round(seen - t1, 1)}
         race = self._running_race(car) or race
         if race is not None and self.operator.get(f"/api/races/{race['race_id']}")["status"] == "running":
             laps_then = len(self.operator.get(f"/api/races/{race['race_id']}")["laps"])
             self.operator.post("/api/fleet/commands", {"car_ids": [car.car_id], "type": "start_driving",
                                                        "params": {"model_id": race["model_id"]}})
-            t2 = px.wait_for(lambda: len(self.operator.get(f"/api/races/{race['race_id']}")["laps"]) > laps_then
+            t2 = wait_until(lambda: len(self.operator.get(f"/api/races/{race['race_id']}")["laps"]) > laps_then
                              and time.time(), 180, f"a new lap from {car.hostname}", 0.2)
             extra |= {"race": race["race_id"], "next_lap_after_restart_s": round(t2 - t1, 1)}
         self._fault("car client SIGKILL + restart", car.hostname, t0, t1, extra)
@@ -267,7 +284,8 @@ class DrillEvent(DemoEvent):
     def _clamd_restart(self) -> None:
         racer = self.racers[0]
         t0 = time.time()
-        self._clamd("stop")
+        self.clamd.take_over()  # stopped and started by the drill even if it ran before the demo
+        self.clamd.stop()
         try:
             self.opts.log("DRILL: clamd stopped; a racer uploads a model meanwhile")
             path = self.opts.models_dir / racer["model_file"]
@@ -278,23 +296,17 @@ class DrillEvent(DemoEvent):
             time.sleep(3)
             waiting = racer["api"].get(f"/api/models/{model['id']}")["status"]
         finally:
-            self._clamd("start")
+            self.clamd.start()
         t1 = time.time()
         if waiting != "scanning":
             raise RuntimeError(f"a model uploaded while clamd was down is {waiting!r}, not 'scanning'")
-        status = px.wait_for(lambda: (m := racer["api"].get(f"/api/models/{model['id']}"))["status"] != "scanning"
+        status = wait_until(lambda: (m := racer["api"].get(f"/api/models/{model['id']}"))["status"] != "scanning"
                              and m["status"], 120, "the scan after clamd came back", 0.2)
         t2 = time.time()
         if status != "available":
             raise RuntimeError(f"the drill model ended {status!r}")
         self._fault("clamd restart", "clamd", t0, t1, {"model_status_while_down": waiting,
                                                        "scanned_after_clamd_back_s": round(t2 - t1, 1)})
-
-    def _clamd(self, action: str) -> None:
-        if self.scale is not None:
-            self.scale.restart_clamd(action)
-        else:
-            _clamd(action, self.clamd_rundir)
 
     # ---------------------------------------------------------------- helpers
     def _fault(self, kind: str, target: str, t0: float, t1: float, extra: dict) -> None:
@@ -332,50 +344,23 @@ class DrillEvent(DemoEvent):
         out["drill_failed"] = bool(self.drill_errors) or len(self.faults) < 4
         return out
 
-
-def _children(pid: int | None) -> list[int]:
-    from drem.demo.scaleout import _children as children
-
-    return children(pid)
-
-
-def _healthy(url: str) -> bool:
-    import requests
-
-    try:
-        return requests.get(f"{url}/healthz", timeout=1).ok
-    except requests.RequestException:
-        return False
-
-
-def _clamd(action: str, rundir: Path) -> None:
-    from drem.demo.scaleout import _script
-
-    _script("clamd.sh", action, rundir)
+    def report(self, summary: dict, echo) -> None:
+        """The demo's report, then the drill's figures, also written to ``drill.json``."""
+        super().report(summary, echo)
+        echo("\n" + format_drill(summary["drill"]))
+        (self.opts.instance / "drill.json").write_text(json.dumps(summary["drill"], indent=2))
 
 
 def _log(car: CarHandle) -> list[dict]:
-    from drem.demo.report import _car_log
-
-    return _car_log(car)
+    return car_log(car.data_dir)
 
 
 def _log_lines(car: CarHandle) -> int:
     return len(_log(car))
 
 
-def _outbox_empty(car: CarHandle) -> bool:
-    import sqlite3
-
-    path = car.data_dir / "outbox.sqlite"
-    if not path.exists():
-        return True
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
-        return not conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
-
-
 def format_drill(drill: dict) -> str:
-    """The drill's figures as printed by ``drem demo --drill``."""
+    """The drill's figures as printed by ``bench/drill.py``."""
     lines = ["Fault drill",
              f"  laps driven (cars' logs) {drill['laps_driven']} · laps stored {drill['laps_stored']} · "
              f"lost {drill['lost_laps']} · doubled {drill['doubled_laps']} · leaderboard matches the cars' logs: "
@@ -390,16 +375,38 @@ def format_drill(drill: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m drem.demo.drill [drem demo options]``: ``drem demo --headless --drill …``."""
-    from drem.cli import main as cli
+    """``python bench/drill.py [options]``: the fault drill during a headless demo event;
+    exit status 1 when a lap was lost or doubled or a fault was not survived."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--outage", type=float, default=30.0, help="seconds a car's network is cut (default 30)")
+    parser.add_argument("--racers", type=int, default=2)
+    parser.add_argument("--cars", type=int, default=2)
+    parser.add_argument("--speedup", type=float, default=10.0, help="simulated seconds per wall second")
+    parser.add_argument("--laps", type=int, default=3, help="laps per race (raised to outlast the faults)")
+    parser.add_argument("--runs", type=int, default=1, help="races per racer")
+    parser.add_argument("--workers", type=int, default=1, help="web processes (more than one needs REDIS_URL)")
+    parser.add_argument("--scaleout", action="store_true", help="the scale-out stack (PostgreSQL, Redis, S3, …)")
+    parser.add_argument("--job-workers", type=int, default=1, help="drem worker processes with --scaleout")
+    parser.add_argument("--instance", type=Path, default=None, help="demo folder (default: a temporary one)")
+    parser.add_argument("--models-dir", type=Path, default=None, help="default: drem's demo model cache")
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--reset-database", action="store_true",
+                        help="PostgreSQL only: create the DATABASE_URL database if missing, else empty it")
+    args = parser.parse_args(argv)
 
-    args = sys.argv[1:] if argv is None else argv
+    def log(msg: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
     try:
-        cli.main(["demo", "--headless", "--drill", *args], prog_name="python -m drem.demo.drill",
-                 standalone_mode=False)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+        opts = demo_options(headless=True, instance=args.instance, models_dir=args.models_dir, port=args.port,
+                            reset_database=args.reset_database, log=log, racers=args.racers, cars=args.cars,
+                            speedup=args.speedup, laps=args.laps, runs=args.runs, workers=args.workers,
+                            scaleout=args.scaleout, job_workers=args.job_workers)
+    except DemoSetupError as exc:
+        parser.error(str(exc))
+    summary = run_demo(DrillEvent(opts, outage_s=args.outage), headless=True, echo=print)
+    return 1 if summary_failed(summary) else 0
 
 
 if __name__ == "__main__":
