@@ -38,15 +38,10 @@ import socketio
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from drem.demo.processes import free_port  # the tests may; car_client itself never imports drem
+
 NS = "/car"
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(predicate, timeout_s: float = 10.0, interval_s: float = 0.05, what: str = ""):

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.server import LiveServer, fresh_postgres_database
+from drem.demo.live_server import LiveServer, fresh_postgres_database
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

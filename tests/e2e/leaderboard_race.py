@@ -11,7 +11,7 @@ import os
 import uuid
 from typing import Any
 
-from tests.e2e.server import LiveServer
+from drem.demo.live_server import LiveServer
 
 _seq = itertools.count(1)
 

@@ -22,15 +22,22 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
-from tests.e2e.server import DREM_SETTINGS, REPO, ensure_demo_models, fresh_postgres_database
+from drem.demo.live_server import (
+    ensure_demo_models,
+    environment_without_drem_settings,
+    fresh_postgres_database,
+)
+from drem.demo.processes import ManagedProcess, alive, free_port, process_tree, wait_until
+from drem.platform.config import REPO_ROOT
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("DATABASE_URL")),
@@ -54,40 +61,38 @@ def demo_models_dir() -> Path:
 def demo_env(**settings: str) -> dict[str, str]:
     """The caller's environment without drem's settings (a developer's DATABASE_URL must
     not leak in), plus ``settings``; unbuffered, so the output can be followed live."""
-    env = {k: v for k, v in os.environ.items() if k not in DREM_SETTINGS}
-    env.update(settings, PYTHONUNBUFFERED="1")
-    return env
+    return environment_without_drem_settings(**settings, PYTHONUNBUFFERED="1")
 
 
-def demo_command(instance: Path, models: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "drem", "demo", "--headless", "--racers", str(RACERS), "--cars", str(CARS),
+def demo_command(instance: Path, models: Path, *extra: str, racers: int = RACERS, cars: int = CARS) -> list[str]:
+    return [sys.executable, "-m", "drem", "demo", "--headless", "--racers", str(racers), "--cars", str(cars),
             "--speedup", str(SPEEDUP), "--laps", str(LAPS), "--instance", str(instance), "--models-dir", str(models),
             *extra]
 
 
 class DemoRun:
-    """``drem demo`` running in the background; its output goes to ``output.log``."""
+    """``drem demo`` running in the background (a :class:`ManagedProcess`); its output goes
+    to ``output.log``."""
 
     def __init__(self, cmd: list[str], env: dict[str, str], folder: Path):
         self.instance = cmd[cmd.index("--instance") + 1]
         self.out_path = folder / "output.log"
-        with open(self.out_path, "wb") as out:
-            self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+        self.proc = ManagedProcess("drem demo", cmd, self.out_path, env).start()
 
     def output(self) -> str:
-        return self.out_path.read_text(errors="replace")
+        return self.proc.log_text()
 
     def wait_for_output(self, pattern: str, timeout_s: float) -> re.Match:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            found = re.search(pattern, self.output())
-            if found:
-                return found
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        raise AssertionError(f"no {pattern!r} in the demo's output:\n{self.output()[-4000:]}")
+        """The first match of ``pattern`` in the output; AssertionError with the output when
+        the demo ends or ``timeout_s`` passes without one."""
+        def found() -> re.Match | None:
+            match = re.search(pattern, self.output())
+            if match is None and not self.proc.alive:
+                raise AssertionError(f"drem demo ended without {pattern!r}:\n{self.output()[-4000:]}")
+            return match
+
+        return wait_until(found, timeout_s, f"{pattern!r} in the demo's output", 0.2,
+                          on_timeout=lambda: self.output()[-4000:])
 
     def finish(self, timeout_s: float = DEMO_TIMEOUT_S) -> dict:
         """Wait for the demo to end; its exit status must be 0; returns the summary."""
@@ -100,13 +105,8 @@ class DemoRun:
         return json.loads((Path(self.instance) / "demo_summary.json").read_text())
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, 15)  # the demo stops its cars and servers on SIGTERM
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait()
+        """SIGTERM (the demo stops its cars and servers), SIGKILL of what is left after 30 s."""
+        self.proc.stop(30)
 
 
 def check_summary(summary: dict, output: str) -> None:
@@ -203,6 +203,32 @@ def test_demo_event_on_postgres_and_redis_with_two_web_processes(demo_models_dir
     assert re.search(r" 101 .*GET /socket\.io/\?transport=websocket", proxy_log), "no websocket through HAProxy"
 
 
+def test_ctrl_c_stops_every_process_the_demo_started(demo_models_dir: Path, tmp_path: Path) -> None:
+    """Ctrl-C while the cars drive: the demo stops its gunicorn server and workers, its car
+    clients and the clamd it started (clamd detaches from the demo, so it is found by its
+    pid file), then exits; none of them is left running."""
+    instance = tmp_path / "instance"
+    run = DemoRun(demo_command(instance, demo_models_dir, racers=1, cars=1), demo_env(), tmp_path)
+    try:
+        run.wait_for_output(r"1 cars online", 240)
+        started = process_tree(run.proc.pid)[1:]
+        clamd = psutil.Process(int((instance / "clamd" / "clamd.pid").read_text()))
+        commands = [" ".join(p.cmdline()) for p in [*started, clamd]]
+        assert any("gunicorn" in c for c in commands), commands
+        assert sum("gunicorn" in c for c in commands) >= 2, commands  # the master and its worker
+        assert any("car_client run" in c for c in commands), commands
+        assert any("clamd" in c for c in commands[-1:]), commands
+
+        os.killpg(run.proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
+        code = run.proc.wait(60)
+        left = alive([*started, clamd])
+        assert left == [], [(p.pid, " ".join(p.cmdline())) for p in left]
+        assert code == 1, run.output()[-3000:]  # stopped before the summary: not a successful demo
+        assert "stopping the demo's processes" in run.output()
+    finally:
+        run.kill()
+
+
 # ------------------------------------------- pieces of the scale-out layout
 
 def test_haproxy_config_of_the_compose_stack_renders_for_local_processes(tmp_path: Path) -> None:
@@ -226,11 +252,9 @@ def test_clamd_script_listens_on_tcp_when_asked(tmp_path: Path) -> None:
     """``CLAMD_TCP_PORT`` (a clamd shared over the network, as in the scale-out demo)."""
     import socket
 
-    from tests.e2e.server import free_port
-
     port = free_port()
     rundir = tmp_path / "clamd"
-    script = str(REPO / "scripts" / "clamd.sh")
+    script = str(REPO_ROOT / "scripts" / "clamd.sh")
     out = subprocess.run([script, "start", str(rundir)], env=dict(os.environ, CLAMD_TCP_PORT=str(port)),
                          capture_output=True, text=True, timeout=180, check=False)
     try:

@@ -1,4 +1,4 @@
-"""The fault drill (drem/demo/drill.py) as a user runs it: ``drem demo --headless --drill``.
+"""The fault drill (bench/drill.py) as a user runs it: ``python bench/drill.py`` (``make demo-drill``).
 
 During a running demo event: a car's network is cut (a TCP relay between the car and
 the server stops passing anything), a gunicorn worker is killed with SIGKILL (its
@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.server import fresh_postgres_database
+from drem.demo.live_server import fresh_postgres_database
+from drem.platform.config import REPO_ROOT
 from tests.e2e.test_demo import POSTGRES_BASE, REDIS_URL, DemoRun, demo_env, demo_models_dir  # noqa: F401
 
 pytestmark = pytest.mark.skipif(
@@ -33,9 +35,7 @@ FAULTS = {"network cut", "gunicorn worker SIGKILL", "car client SIGKILL + restar
 
 
 def drill_command(instance: Path, models: Path, *extra: str) -> list[str]:
-    import sys
-
-    return [sys.executable, "-m", "drem", "demo", "--headless", "--drill", "--outage", str(OUTAGE_S),
+    return [sys.executable, str(REPO_ROOT / "bench" / "drill.py"), "--outage", str(OUTAGE_S),
             "--racers", "2", "--cars", "2", "--speedup", "10", "--instance", str(instance),
             "--models-dir", str(models), *extra]
 

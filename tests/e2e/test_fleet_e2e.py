@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.fleet_harness import CarProcess, FleetApi, activation_code, upload_model, wait_until
+from drem.demo.car_process import CarProcess
+from drem.demo.live_server import LiveServer
+from drem.demo.processes import wait_until
+from tests.e2e.fleet_harness import FleetApi, activation_code, upload_model
 from tests.e2e.pages import login
-from tests.e2e.server import LiveServer
 from tests.models_mgr import factories as f
 
 MIB = 1024 * 1024
@@ -194,7 +196,7 @@ def test_car_killed_mid_download_reports_it_and_resumes(live_server: LiveServer,
     partial = car.data_dir / "models" / ".partial" / f"{model['sha256']}.part"
 
     [cmd] = api.send([car.car_id], "load_model", {"model_id": model["id"]})
-    wait_until(lambda: partial.exists() and partial.stat().st_size > 0, timeout=20, interval=0.002,
+    wait_until(lambda: partial.exists() and partial.stat().st_size > 0, timeout_s=20, interval_s=0.002,
                what="the download to start", on_timeout=car.log_tail)
     car.kill9()  # power lost mid-download
     cut_at = partial.stat().st_size
@@ -243,7 +245,7 @@ def test_laps_survive_a_server_restart_and_a_network_cut(live_server_factory, ca
         assert api.wait_command(cmd["id"], cars=fleet)["status"] == "done"
     for cmd in api.send(ids, "start_driving", {"model_id": model["id"]}):
         assert api.wait_command(cmd["id"], cars=fleet)["status"] == "done"
-    wait_until(lambda: all(len(api.laps(c.car_id)) >= 3 for c in fleet), timeout=20, what="first laps")
+    wait_until(lambda: all(len(api.laps(c.car_id)) >= 3 for c in fleet), timeout_s=20, what="first laps")
 
     # 1. a crash and an immediate restart while the cars are connected and driving
     server.kill9()
@@ -267,7 +269,7 @@ def test_laps_survive_a_server_restart_and_a_network_cut(live_server_factory, ca
         assert api.wait_command(cmd["id"], timeout=30, cars=fleet)["status"] == "done"
     for car in fleet:
         driven = [lap["lap_id"] for lap in car.laps()]
-        wait_until(lambda car=car, driven=driven: len(api.laps(car.car_id)) >= len(driven), timeout=30,
+        wait_until(lambda car=car, driven=driven: len(api.laps(car.car_id)) >= len(driven), timeout_s=30,
                    what=f"{car.hostname}'s laps to arrive", on_timeout=car.log_tail)
         on_server = api.laps(car.car_id)
         assert sorted(lap["lap_id"] for lap in on_server) == sorted(driven), car.hostname  # each exactly once

@@ -13,8 +13,8 @@ import time
 import pytest
 import socketio
 
+from drem.demo.live_server import fresh_postgres_database
 from tests.e2e.leaderboard_race import RaceDriver
-from tests.e2e.server import fresh_postgres_database
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
 

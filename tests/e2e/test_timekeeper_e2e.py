@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import time
 
-from tests.e2e.fleet_harness import wait_until
-from tests.e2e.server import LiveServer
+from drem.demo.live_server import LiveServer
+from drem.demo.processes import wait_until
 from tests.e2e.timekeeper_helpers import (
     LAP_GAP_S,
     check_clock,

@@ -25,8 +25,10 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.fleet_harness import CarProcess, FleetApi, activation_code, upload_model, wait_until
-from tests.e2e.server import LiveServer, ensure_demo_models
+from drem.demo.car_process import CarProcess
+from drem.demo.live_server import LiveServer, ensure_demo_models
+from drem.demo.processes import wait_until
+from tests.e2e.fleet_harness import FleetApi, activation_code, upload_model
 from tests.e2e.timekeeper_helpers import (
     LAP_GAP_S,
     OFFLINE_S,
@@ -131,12 +133,12 @@ def test_simulated_car_laps_arrive_on_their_own_across_a_crash(page, live_server
             ids = {f"car:{lap['lap_id']}" for lap in car.laps() if lap["finished_at"] >= race_started}
             return ids <= source_ids(live_server, s, rid)
 
-        wait_until(delivered, 60, interval=0.2, what="the outbox to deliver", on_timeout=car.log_tail)
+        wait_until(delivered, 60, interval_s=0.2, what="the outbox to deliver", on_timeout=car.log_tail)
         wait_console_laps(page, live_server, rid)
 
         # end right after a lap arrives, so no lap is in flight
         count = len(state(live_server, rid)["laps"])
-        wait_until(lambda: len(state(live_server, rid)["laps"]) > count, 30, interval=0.05, what="one more lap")
+        wait_until(lambda: len(state(live_server, rid)["laps"]) > count, 30, interval_s=0.05, what="one more lap")
         press(page, "x")
         wait_status(page, "ended")
         fleet.wait_car(car.car_id, lambda c: c["state"] != "driving", timeout=30, cars=[car])
@@ -165,7 +167,7 @@ def test_simulated_car_laps_arrive_on_their_own_across_a_crash(page, live_server
         assert network_errors_only(console_errors) == []
     finally:
         car.stop(timeout=10)
-        if not live_server.proc or live_server.proc.poll() is not None:
+        if not live_server.running:
             live_server.start()
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import requests
 
+from drem.demo.live_server import LiveServer, RssSampler
 from tests.e2e.pages import login
-from tests.e2e.server import LiveServer, RssSampler
 from tests.models_mgr import factories as f
 
 MIB = 1024 * 1024

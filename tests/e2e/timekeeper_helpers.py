@@ -9,9 +9,9 @@ from typing import Any
 
 import requests
 
-from tests.e2e.fleet_harness import wait_until
+from drem.demo.live_server import LiveServer
+from drem.demo.processes import wait_until
 from tests.e2e.pages import login  # noqa: F401 - the timekeeper tests take it from here
-from tests.e2e.server import LiveServer
 
 QUICK = os.environ.get("DREM_QUICK") == "1"
 OFFLINE_S = float(os.environ.get("DREM_TK_OFFLINE_S") or (5 if QUICK else 30))
@@ -104,7 +104,7 @@ def wait_console_laps(page: Any, server: LiveServer, race_id: int, timeout: floa
         expected = api_laps(state(server, race_id))
         return expected if console_laps(page) == expected else None
 
-    return wait_until(same, timeout, interval=0.1, what="the console to show the server's laps",
+    return wait_until(same, timeout, interval_s=0.1, what="the console to show the server's laps",
                       on_timeout=lambda: f"console {console_laps(page)}\nserver {api_laps(state(server, race_id))}")
 
 

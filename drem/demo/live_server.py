@@ -20,8 +20,9 @@ Typical use::
 Everything the server prints (gunicorn, drem's log) goes to ``server.log`` in the
 instance folder: :meth:`LiveServer.log_text` and :meth:`LiveServer.wait_for_log`
 read it. :class:`RssSampler` follows the resident memory of the gunicorn worker.
+The process itself is a :class:`drem.demo.processes.ManagedProcess`.
 
-No pytest imports here: ``bench/`` uses this module too.
+No pytest imports here: ``tests/e2e`` and ``bench/`` use this module.
 """
 
 from __future__ import annotations
@@ -31,23 +32,30 @@ import itertools
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import psutil
+import psycopg
 import requests
 
-REPO = Path(__file__).resolve().parents[2]
+from drem.demo.processes import (
+    ManagedProcess,
+    WaitTimeout,
+    child_pids,
+    free_port,
+    rss_bytes,
+    wait_until,
+)
+from drem.platform.config import REPO_ROOT, demo_models_dir
 
-#: Environment variables drem reads (drem/config.py); never inherited from the caller.
+#: Environment variables drem reads (drem/platform/config.py); never inherited from the caller.
 DREM_SETTINGS = (
     "DREM_ENV", "SECRET_KEY", "DREM_INSTANCE_PATH", "DATABASE_URL", "REDIS_URL", "STORAGE_URL",
     "CLAMD_URL", "UPLOAD_LIMIT_MB", "MODEL_RETENTION_DAYS", "BACKGROUND_JOBS", "CAR_OFFLINE_AFTER_S",
@@ -58,41 +66,12 @@ DREM_SETTINGS = (
 _seq = itertools.count(1)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident memory of process ``pid`` in bytes (``VmRSS`` in /proc/PID/status)."""
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-def child_pids(pid: int) -> list[int]:
-    """Direct children of process ``pid`` (from /proc)."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as fh:
-            return [int(p) for p in fh.read().split()]
-    except OSError:
-        pass
-    children = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # "pid (comm) state ppid ...": comm may contain spaces, so split after ")".
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            children.append(int(entry.name))
-    return children
+def environment_without_drem_settings(**settings: str) -> dict[str, str]:
+    """This process's environment without drem's settings (:data:`DREM_SETTINGS`), plus
+    ``settings``."""
+    env = {k: v for k, v in os.environ.items() if k not in DREM_SETTINGS}
+    env.update(settings)
+    return env
 
 
 class RssSampler:
@@ -114,7 +93,7 @@ class RssSampler:
         while not self._stop.is_set():
             try:
                 value = rss_bytes(self.pid)
-            except (OSError, RuntimeError):
+            except psutil.Error:
                 return  # the process is gone
             self.peak = max(self.peak, value)
             self.samples += 1
@@ -134,7 +113,7 @@ class RssSampler:
         """Stop sampling (one last sample is taken) and return :attr:`growth`."""
         self._stop.set()
         self._thread.join(timeout=5)
-        with contextlib.suppress(OSError, RuntimeError):
+        with contextlib.suppress(psutil.Error):
             self.peak = max(self.peak, rss_bytes(self.pid))
         return self.growth
 
@@ -153,8 +132,6 @@ def fresh_postgres_database(base_url: str) -> Iterator[str]:
     a new database name, so a live server never shares tables with the in-process test
     app (which empties its own database after every test).
     """
-    import psycopg
-
     parts = urlsplit(base_url)
     name = f"drem_e2e_{os.getpid()}_{secrets.token_hex(4)}"
     admin_url = base_url.replace("postgresql+psycopg://", "postgresql://", 1)
@@ -212,7 +189,7 @@ class LiveServer:
         self.log_path = self.instance_path / "server.log"
         self.env = self._environment(redis_url, storage_url, upload_limit_mb, env or {})
         self.startup_timeout = startup_timeout
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.process = ManagedProcess("server", self.command(), self.log_path, self.env)
         self.admin_token: str | None = None
         self._initialised = False
 
@@ -220,16 +197,12 @@ class LiveServer:
 
     def _environment(self, redis_url: str | None, storage_url: str | None,
                      upload_limit_mb: int | None, extra: dict[str, str]) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in DREM_SETTINGS}
-        env.update({
-            "DREM_ENV": "production", "SECRET_KEY": self.secret_key,
-            "DREM_INSTANCE_PATH": str(self.instance_path), "CLAMD_URL": self.clamd_url,
-            "DATABASE_URL": self.database_url, "REDIS_URL": redis_url or "",
-            "STORAGE_URL": storage_url or "",
+        env = environment_without_drem_settings(
+            DREM_ENV="production", SECRET_KEY=self.secret_key, DREM_INSTANCE_PATH=str(self.instance_path),
+            CLAMD_URL=self.clamd_url, DATABASE_URL=self.database_url, REDIS_URL=redis_url or "",
+            STORAGE_URL=storage_url or "",
             # Tests sign many users in from one address; the limit itself is tested elsewhere.
-            "LOGIN_RATE_LIMIT": "1000 per minute",
-            "PYTHONUNBUFFERED": "1",
-        })
+            LOGIN_RATE_LIMIT="1000 per minute", PYTHONUNBUFFERED="1")
         if upload_limit_mb is not None:
             env["UPLOAD_LIMIT_MB"] = str(upload_limit_mb)
         env.update(extra)
@@ -262,7 +235,7 @@ class LiveServer:
         """Run ``drem init --admin-password …`` (migrations, first admin); returns its output."""
         cmd = [self._drem(), "init", "--admin-username", self.admin_username,
                "--admin-password", self.admin_password]
-        proc = subprocess.run(cmd, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=180,
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=self.env, capture_output=True, text=True, timeout=180,
                               check=False)
         if proc.returncode != 0:
             raise ServerError(f"drem init failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -275,88 +248,58 @@ class LiveServer:
         """Initialise (first time only), start the server and wait until ``/healthz``
         answers; fetches :attr:`admin_token` the first time. Raises ServerError with the
         log's tail when the server exits or does not answer in time."""
-        if self.proc is not None and self.proc.poll() is None:
+        if self.process.alive:
             return self
         if not self._initialised:
             self.init()
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n==== starting {' '.join(self.command())}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(self.command(), cwd=REPO, env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
-        self._wait_healthy()
+        self.process.start()
+        try:
+            wait_until(self._healthy, self.startup_timeout, f"{self.url}/healthz")
+        except WaitTimeout:
+            self.kill9()
+            raise ServerError(f"/healthz did not answer within {self.startup_timeout} s:\n"
+                              + self.log_tail()) from None
         if self.admin_token is None:
             self.admin_token = self.token_for(self.admin_username, self.admin_password)
         return self
 
-    def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        while True:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise ServerError(f"the server exited with {self.proc.returncode} during start:\n"
-                                  + self.log_tail())
-            try:
-                resp = requests.get(self.url + "/healthz", timeout=2)
-                if resp.status_code == 200 and resp.json().get("status") == "ok":
-                    return
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                self.kill9()
-                raise ServerError(f"/healthz did not answer within {self.startup_timeout} s:\n"
-                                  + self.log_tail())
-            time.sleep(0.05)
+    def _healthy(self) -> bool:
+        if not self.process.alive:
+            raise ServerError(f"the server exited with {self.process.returncode} during start:\n"
+                              + self.log_tail())
+        try:
+            resp = requests.get(self.url + "/healthz", timeout=2)
+            return resp.status_code == 200 and resp.json().get("status") == "ok"
+        except requests.RequestException:
+            return False
+
+    @property
+    def running(self) -> bool:
+        """True while the server's main process runs."""
+        return self.process.alive
 
     @property
     def pid(self) -> int:
         """Process id of the server's main process (the gunicorn master)."""
-        if self.proc is None or self.proc.poll() is not None:
+        if not self.process.alive:
             raise ServerError("the server is not running")
-        return self.proc.pid
+        return self.process.pid
 
     def worker_pid(self, timeout: float = 5.0) -> int:
         """Process id of the (first) gunicorn worker: the process that serves requests."""
-        deadline = time.monotonic() + timeout
-        while True:
-            children = child_pids(self.pid)
-            if children:
-                return min(children)
-            if time.monotonic() > deadline:
-                raise ServerError("the gunicorn master has no worker process")
-            time.sleep(0.05)
+        try:
+            return min(wait_until(lambda: child_pids(self.pid), timeout, "a gunicorn worker process"))
+        except WaitTimeout:
+            raise ServerError("the gunicorn master has no worker process") from None
 
     def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGTERM (gunicorn's graceful shutdown), then SIGKILL after ``timeout`` seconds.
-        Returns the exit code (None when it was not running)."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._log_note(f"server ignored SIGTERM for {timeout} s: SIGKILL")
-                self.kill9()
-        self._reap_group()
-        return self.proc.returncode
+        """SIGTERM (gunicorn's graceful shutdown), then SIGKILL of every process of the
+        server after ``timeout`` seconds. Returns the exit code (None when never started)."""
+        return self.process.stop(timeout)
 
     def kill9(self) -> None:
-        """Kill the server and its workers at once (SIGKILL to its process group): a crash."""
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(10)
-
-    def _reap_group(self) -> None:
-        """Make sure no worker of ours outlives its master (they share our process group)."""
-        assert self.proc is not None
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        """Kill the server and its workers at once (SIGKILL to its process tree): a crash."""
+        self.process.kill9()
 
     def restart(self) -> LiveServer:
         """Stop gracefully and start again on the same port, instance folder and database."""
@@ -379,30 +322,20 @@ class LiveServer:
 
     def log_text(self) -> str:
         """Everything the server printed so far (all starts)."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return self.process.log_text()
 
     def log_tail(self, lines: int = 60) -> str:
         """The last ``lines`` lines of the server log."""
-        return "\n".join(self.log_text().splitlines()[-lines:])
+        return self.process.log_tail(lines)
 
     def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
         """Wait until ``text`` appears in the server log; returns the log. AssertionError
-        (with the log's tail) on timeout."""
-        deadline = time.monotonic() + timeout
-        while True:
+        (a :class:`WaitTimeout`, with the log's tail) on timeout."""
+        def found() -> str | None:
             log = self.log_text()
-            if text in log:
-                return log
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} not in the server log after {timeout} s:\n{self.log_tail()}")
-            time.sleep(0.05)
+            return log if text in log else None
 
-    def _log_note(self, message: str) -> None:
-        with open(self.log_path, "a") as log:
-            log.write(f"==== {message}\n")
+        return wait_until(found, timeout, f"{text!r} in the server log", on_timeout=self.log_tail)
 
     # ------------------------------------------------------------------- HTTP
 
@@ -450,24 +383,22 @@ class LiveServer:
                        timeout: float = 60.0, token: str | None = None, poll_s: float = 0.05) -> dict[str, Any]:
         """Poll a model until its status is one of ``statuses``; returns it. AssertionError
         on timeout."""
-        deadline = time.monotonic() + timeout
-        while True:
-            model = self.model(model_id, token)
-            if model["status"] in statuses:
-                return model
-            if time.monotonic() > deadline:
-                raise AssertionError(f"model {model_id} still {model['status']!r} after {timeout} s "
-                                     f"({model.get('status_reason')}):\n{self.log_tail()}")
-            time.sleep(poll_s)
+        last: dict[str, Any] = {}
+
+        def done() -> dict[str, Any] | None:
+            last.update(self.model(model_id, token))
+            return dict(last) if last["status"] in statuses else None
+
+        return wait_until(done, timeout, f"model {model_id} to reach {statuses}", poll_s,
+                          on_timeout=lambda: f"still {last.get('status')!r} ({last.get('status_reason')}):\n"
+                                             + self.log_tail())
 
 
 def ensure_demo_models() -> Path:
-    """The trained demo models folder (``drem.platform.config.demo_models_dir``); builds the default
-    model there once when nothing is cached (a few minutes on 2 cores)."""
-    from drem.platform.config import demo_models_dir
-
+    """The trained demo models folder (:func:`drem.platform.config.demo_models_dir`); builds
+    the default model there once when nothing is cached (a few minutes on 2 cores)."""
     folder = demo_models_dir()
     if not (folder / "demo_models.json").exists() or not (folder / "steady.tflite").exists():
         subprocess.run([sys.executable, "-m", "car_client.training.demo_models", "--out", str(folder),
-                        "--only", "steady"], cwd=REPO, check=True, timeout=1800)
+                        "--only", "steady"], cwd=REPO_ROOT, check=True, timeout=1800)
     return folder
