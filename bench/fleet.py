@@ -1,9 +1,9 @@
 """Benchmark of the fleet server: many car clients on one gunicorn + gevent worker.
 
-Starts its own live server (tests/e2e/server.py: gunicorn, one gevent worker,
+Starts its own live server (drem/demo/live_server.py: gunicorn, one gevent worker,
 production settings, SQLite in a temporary instance folder), activates ``--cars``
 cars through the API and runs one **real car client daemon process** per car
-(``python -m car_client run --vehicle standin``, tests/e2e/fleet_harness.py) with
+(``python -m car_client run --vehicle standin``, drem/demo/car_process.py) with
 its heartbeat set to ``--heartbeat`` seconds. For ``--duration`` seconds it
 
 - counts the messages the server handled: every heartbeat the server stores is
@@ -13,7 +13,7 @@ its heartbeat set to ``--heartbeat`` seconds. For ``--duration`` seconds it
   ``POST /api/fleet/commands``) and measures the time from sending the POST to the
   ``acknowledged`` push of that command (the car's ``command_result`` handled by the
   server): p50, p99 and max;
-- reads the gunicorn worker's CPU time (utime + stime from ``/proc/PID/stat``) and
+- reads the gunicorn worker's CPU time (user + system, psutil) and
   resident memory at the start and the end.
 
 Run: ``.venv/bin/python bench/fleet.py [--cars 50] [--duration 60] [--heartbeat 1]
@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -36,23 +36,19 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import psutil
+import requests
+import socketio
 
-import requests  # noqa: E402
-import socketio  # noqa: E402
-
-from tests.e2e.fleet_harness import CarProcess, wait_until  # noqa: E402
-from tests.e2e.server import LiveServer, rss_bytes  # noqa: E402
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+from drem.demo.car_process import CarProcess
+from drem.demo.live_server import LiveServer
+from drem.demo.processes import rss_bytes, wait_until
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds used so far by process ``pid`` (``/proc/PID/stat``)."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    """User + system CPU seconds used so far by process ``pid``."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -127,7 +123,7 @@ def run(args: argparse.Namespace) -> dict:
             return sum(c["online"] for c in listed) == len(ids)
 
         started = time.monotonic()
-        wait_until(all_online, timeout=120, interval=0.5, what="all cars online")
+        wait_until(all_online, 120, "all cars online", 0.5)
         print(f"{len(cars)} car client processes online after {time.monotonic() - started:.1f} s", flush=True)
         time.sleep(2 * args.heartbeat)  # let the connect burst settle
 
@@ -153,8 +149,8 @@ def run(args: argparse.Namespace) -> dict:
         elapsed = time.perf_counter() - t0
         observer.counting = False
         cpu1, rss1 = cpu_seconds(worker), rss_bytes(worker)
-        wait_until(lambda: all(i in observer.acked_at for i in sent_at), timeout=15, interval=0.1,
-                   what="the last acknowledgements") if sent_at else None
+        if sent_at:
+            wait_until(lambda: all(i in observer.acked_at for i in sent_at), 15, "the last acknowledgements", 0.1)
         latencies = [(observer.acked_at[i] - t) * 1000 for i, t in sent_at.items() if i in observer.acked_at]
         handled = observer.car_status + observer.results
         expected_heartbeats = len(cars) * elapsed / args.heartbeat
@@ -178,13 +174,11 @@ def run(args: argparse.Namespace) -> dict:
         if observer is not None:
             observer.close()
         for car in cars:
-            car.proc and car.proc.poll() is None and car.proc.terminate()
+            car.process.terminate()  # all at once; stop() below waits for each
         for car in cars:
             car.stop(timeout=10)
         server.cleanup()
         if not args.keep:
-            import shutil
-
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"kept {work}")

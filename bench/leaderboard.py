@@ -37,22 +37,20 @@ import json
 import multiprocessing as mp
 import os
 import random
+import runpy
 import secrets
 import statistics
 import struct
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import psutil
+import requests
 
-import requests  # noqa: E402
-
-from tests.e2e.server import LiveServer, child_pids, rss_bytes  # noqa: E402
+from drem.demo.live_server import LiveServer
+from drem.demo.processes import child_pids, rss_bytes
 
 NS = "/leaderboard"
-CLK = os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------- display clients
@@ -168,14 +166,13 @@ def _display_process(host, port, count, join, ready, stop, out) -> None:
 
 
 def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def _redis_pid() -> int | None:
-    out = subprocess.run(["pgrep", "-x", "redis-server"], capture_output=True, text=True).stdout.split()
-    return int(out[0]) if out else None
+    found = [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "redis-server"]
+    return min(found) if found else None
 
 
 def _event_document(racers: int, seed: int = 8) -> dict:
@@ -368,11 +365,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"master {r['master_rss_mb']} MB")
         print(json.dumps(rows))
     if not args.no_ranking:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        import ranking  # bench/ranking.py
-
         print("ranking engine:")
-        ranking.main([])
+        runpy.run_path(str(Path(__file__).with_name("ranking.py")))["main"]([])
     return 0
 
 

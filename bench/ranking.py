@@ -16,14 +16,10 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from drem.leaderboard.ranking import RankingState, rank  # noqa: E402
-from drem.leaderboard.ranking_records import (  # noqa: E402
+from drem.leaderboard.ranking import RankingState, rank
+from drem.leaderboard.ranking_records import (
     LapInput,
     RaceInput,
     RacerInfo,

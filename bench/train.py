@@ -27,12 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from car_client.pilots import load_pilot  # noqa: E402
-from car_client.sim.tracks import list_tracks, load_track  # noqa: E402
-from car_client.training import demo_models  # noqa: E402
-from car_client.training.evaluate import LapStats, drive_laps, drive_reference  # noqa: E402
+from car_client.pilots import load_pilot
+from car_client.sim.tracks import list_tracks, load_track
+from car_client.training import demo_models
+from car_client.training.evaluate import LapStats, drive_laps, drive_reference
 
 FAST_MODEL = "fast"
 LAP_TIME_TOLERANCE = 0.15

@@ -1,7 +1,7 @@
 """Benchmark of the model upload path: HTTP upload -> clamd scan -> inspection -> available.
 
 Starts its own clamd (scripts/clamd.sh, in a temporary folder) and its own live server
-(tests/e2e/server.py: gunicorn + gevent, production settings, SQLite), builds a 200 MB
+(drem/demo/live_server.py: gunicorn + gevent, production settings, SQLite), builds a 200 MB
 DeepRacer model (a valid tar.gz whose agent/model.pb is 200 MB of random bytes, written
 in chunks), and measures in one run:
 
@@ -24,6 +24,7 @@ target is missed.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import json
 import os
@@ -38,14 +39,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import requests
 
-import requests  # noqa: E402
+from drem.demo.live_server import LiveServer, RssSampler
+from drem.models_mgr.scanner import scanner_from_url
+from drem.platform.config import REPO_ROOT as REPO
 
-from drem.models_mgr.scanner import scanner_from_url  # noqa: E402
-from tests.e2e.server import LiveServer, RssSampler  # noqa: E402
-from tests.models_mgr.factories import discrete_metadata, tiny_model_pb  # noqa: E402
+
+def _test_module(relpath: str):
+    """A module of the test suite loaded from its file (``tests`` is not an installed
+    package, and bench scripts leave ``sys.path`` alone)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{Path(relpath).stem}", REPO / relpath)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+factories = _test_module("tests/models_mgr/factories.py")
 
 MIB = 1024 * 1024
 CLAMD_SH = REPO / "scripts" / "clamd.sh"
@@ -74,8 +85,8 @@ def build_model(folder: Path, pb_size: int) -> Path:
     """A valid DeepRacer export: model_metadata.json plus an agent/model.pb of ``pb_size``
     bytes (a real GraphDef header, then random bytes), streamed into a tar.gz."""
     path = folder / "big-model.tar.gz"
-    meta = json.dumps(discrete_metadata()).encode()
-    head = tiny_model_pb()
+    meta = json.dumps(factories.discrete_metadata()).encode()
+    head = factories.tiny_model_pb()
     with tarfile.open(path, "w:gz", compresslevel=1, format=tarfile.GNU_FORMAT) as tar:
         info = tarfile.TarInfo("model_metadata.json")
         info.size, info.mtime = len(meta), int(time.time())

@@ -230,6 +230,14 @@ class ManagedProcess:
         kill(alive(tree + self.tree()))
         return self.popen.wait()
 
+    def terminate(self) -> None:
+        """SIGTERM the process without waiting (to stop many at once; :meth:`stop` then
+        waits for each and kills what is left)."""
+        self.tree()
+        if self.alive:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signal.SIGTERM)
+
     def kill9(self) -> None:
         """SIGKILL the process and its whole tree at once (a crash, a power cut)."""
         if self.popen is None:
