@@ -4,8 +4,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export DREM_TRACKS_DIR ?= $(abspath ../shared/tracks)
-# Trained demo models are cached outside the checkout, so a fresh clone reuses them.
-export DREM_DEMO_MODELS ?= $(HOME)/.cache/drem/demo-models
 
 .PHONY: demo demo-headless demo-scaleout demo-drill test test-sqlite test-postgres setup system venv npm clamd models lint bench clean
 
@@ -32,9 +30,12 @@ node_modules/.installed: package.json
 clamd: setup
 	scripts/clamd.sh start
 
-# Trained demo models (record in the simulator, train, export); cached by recipe hash.
+# Trained demo models (record in the simulator, train, export); cached by recipe hash
+# outside the checkout, where `drem demo` looks: $DREM_DEMO_MODELS, else
+# ~/.cache/drem/demo-models (drem.platform.config.demo_models_dir says which).
 models: setup
-	$(PY) -m car_client.training.demo_models --out $(DREM_DEMO_MODELS)
+	$(PY) -m car_client.training.demo_models --out \
+		"$$($(PY) -c 'from drem.platform.config import demo_models_dir; print(demo_models_dir())')"
 
 # The whole demo event on the embedded defaults (SQLite, in-process Socket.IO, local
 # storage): clamd, the server, simulated cars; racers upload, the cars race; then it
@@ -60,13 +61,14 @@ demo-scaleout: setup models
 		--racers 3 --cars 2 --speedup 10 $(DEMO_ARGS)
 
 # The fault drill during a demo event (network cut 30 s, gunicorn worker killed, car
-# client killed and restarted, clamd restarted); DEMO_ARGS=--scaleout runs it on the
-# scale-out stack (with the same settings as demo-scaleout).
+# client killed and restarted, clamd restarted): bench/drill.py, a test tool outside the
+# drem package; DEMO_ARGS=--scaleout runs it on the scale-out stack (with the same
+# settings as demo-scaleout).
 demo-drill: setup models
 	scripts/services.sh postgres redis
 	DATABASE_URL=$(if $(findstring --scaleout,$(DEMO_ARGS)),$(SCALEOUT_DATABASE_URL),) \
 	REDIS_URL=$(if $(findstring --scaleout,$(DEMO_ARGS)),$(SCALEOUT_REDIS_URL),) STORAGE_URL= \
-		$(VENV)/bin/drem demo --headless --drill --racers 2 --cars 2 --speedup 10 \
+		$(PY) bench/drill.py --racers 2 --cars 2 --speedup 10 \
 		$(if $(findstring --scaleout,$(DEMO_ARGS)),--reset-database,) $(DEMO_ARGS)
 
 # Everything on SQLite, then the server-side tests again on PostgreSQL + Redis.
