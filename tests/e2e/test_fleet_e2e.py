@@ -24,6 +24,8 @@ from tests.e2e.pages import login
 from tests.models_mgr import factories as f
 
 MIB = 1024 * 1024
+#: What a car client logs when its connection to the server breaks (car_client/daemon/connection.py).
+LOST = " lost; reconnecting in "
 CUT_S = float(os.environ.get("DREM_FLEET_CUT_S") or (60 if os.environ.get("DREM_FULL_DRILL") == "1" else 20))
 
 
@@ -248,8 +250,11 @@ def test_laps_survive_a_server_restart_and_a_network_cut(live_server_factory, ca
     wait_until(lambda: all(len(api.laps(c.car_id)) >= 3 for c in fleet), timeout_s=20, what="first laps")
 
     # 1. a crash and an immediate restart while the cars are connected and driving
+    lost = {car.hostname: car.log_text().count(LOST) for car in fleet}
     server.kill9()
-    time.sleep(1.5)
+    for car in fleet:  # the server comes back only after each car has noticed the crash
+        wait_until(lambda car=car: car.log_text().count(LOST) > lost[car.hostname], 20,
+                   f"{car.hostname} to notice the crash", on_timeout=car.log_tail)
     server.start()
     for car in fleet:
         api.wait_car(car.car_id, lambda c: c["online"] and c["state"] == "driving", cars=fleet)

@@ -118,21 +118,53 @@ SLOW_FIRST_RESET = """
 (() => {
   // The answer to the first reset press arrives late (a slow network), after the answer to
   // the second press and after the pushed state: the console must not go back to it.
+  // window.__lateResetHandled turns true in the task after the console has read that answer.
   const fetch0 = window.fetch.bind(window);
   let resets = 0;
   window.fetch = async (url, opts) => {
     const resp = await fetch0(url, opts);
-    if (String(url).endsWith("/resets") && ++resets === 1) await new Promise(r => setTimeout(r, 1500));
+    if (String(url).endsWith("/resets") && ++resets === 1) {
+      await new Promise(r => setTimeout(r, 1500));
+      const json0 = resp.json.bind(resp);
+      resp.json = async () => {
+        const data = await json0();
+        setTimeout(() => { window.__lateResetHandled = true; }, 0);
+        return data;
+      };
+    }
     return resp;
   };
 })();
 """
+
+COUNT_REQUESTS = """
+(() => {
+  // window.__requests: the console's requests sent and answered (an answer counts once the
+  // server has handled the request), and the paths asked for, in order.
+  window.__requests = {sent: 0, answered: 0, paths: []};
+  const fetch0 = window.fetch.bind(window);
+  window.fetch = async (url, opts) => {
+    window.__requests.sent++;
+    window.__requests.paths.push(new URL(String(url), location.href).pathname);
+    try { return await fetch0(url, opts); } finally { window.__requests.answered++; }
+  };
+})();
+"""
+
+
+def requests_answered(page) -> list[str]:
+    """Wait until the server has answered every request the console sent; their paths.
+    What a key press sends is sent during the press, so after this no answer to it is
+    still on its way."""
+    page.wait_for_function("window.__requests.sent === window.__requests.answered", timeout=10_000)
+    return page.evaluate("window.__requests.paths")
 
 
 def test_console_keys_after_a_click_and_late_answers(page, live_server: LiveServer, console_errors) -> None:
     s = race_setup(live_server)
     op = s["operator"]["token"]
     page.add_init_script(SLOW_FIRST_RESET)
+    page.add_init_script(COUNT_REQUESTS)
     login(page, s["operator"])
     rid = post(live_server, op, "/api/races", {"track_id": s["track_id"], "racer_id": s["racer"]["id"]}).json()[
         "race_id"]
@@ -143,25 +175,28 @@ def test_console_keys_after_a_click_and_late_answers(page, live_server: LiveServ
     press(page, "r")
     press(page, "r")
     wait_until(lambda: state(live_server, rid)["current_resets"] == 2, 10, what="two resets")
-    time.sleep(2.0)                                    # the late answer has arrived by now
+    page.wait_for_function("window.__lateResetHandled === true", timeout=10_000)  # the late answer is in
     assert page.inner_text("#tk-resets") == "2"
 
     page.click("button[data-act='reset+']")            # focus stays on "Reset +1"
     wait_until(lambda: state(live_server, rid)["current_resets"] == 3, 10, what="three resets")
     time.sleep(LAP_GAP_S)
+    sent_before = len(requests_answered(page))
     press(page, " ")                                   # a lap, and only a lap
     wait_until(lambda: len(state(live_server, rid)["laps"]) == 1, 10, what="lap 1")
+    assert requests_answered(page)[sent_before:] == [f"/api/races/{rid}/laps"]  # no reset from the focus
     press(page, "p")
     wait_status(page, "paused")
-    time.sleep(0.5)
+    requests_answered(page)
     st = state(live_server, rid)
     assert st["current_resets"] == 0 and st["laps"][0]["resets"] == 3, st
     assert page.inner_text("#tk-resets") == "0"
     page.click("button[data-act=pause]")               # resume with the mouse, focus on the button
     wait_status(page, "running")
+    sent_before = len(requests_answered(page))
     press(page, "Enter")                               # Enter = submit, refused while running
     page.locator("#tk-message", has_text="cannot submit").wait_for()
-    time.sleep(0.5)
+    assert requests_answered(page)[sent_before:] == [f"/api/races/{rid}/submit"]  # no click on the button
     assert state(live_server, rid)["status"] == "running"  # not paused again by the focused button
     post(live_server, op, f"/api/races/{rid}/discard")
     page.locator("#tk-setup").wait_for()
