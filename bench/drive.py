@@ -90,6 +90,7 @@ def main() -> None:
     import cv2
 
     cv2.setNumThreads(1)
+    # imported here, after pin_one_core(): TensorFlow sizes its thread pools when it loads
     from car_client.pilots import load_pilot
     from car_client.pilots.reference import ReferencePilot
     from car_client.sim.loop import DriveLoop

@@ -23,12 +23,14 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
+import psycopg
 import pytest
 
 from drem.demo.live_server import (
@@ -37,6 +39,7 @@ from drem.demo.live_server import (
     fresh_postgres_database,
 )
 from drem.demo.processes import ManagedProcess, alive, free_port, process_tree, wait_until
+from drem.demo.scaleout import find_haproxy, render_haproxy
 from drem.platform.config import REPO_ROOT
 
 pytestmark = pytest.mark.skipif(
@@ -183,8 +186,6 @@ def test_demo_event_on_postgres_and_redis_with_two_web_processes(demo_models_dir
     """PostgreSQL, Redis message queue, ``--workers 2``: two gunicorn processes behind
     HAProxy; clients are spread over both, cars talk Socket.IO through the proxy."""
     try:
-        import psycopg
-
         psycopg.connect(POSTGRES_BASE, connect_timeout=3).close()
     except Exception as exc:  # noqa: BLE001
         pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_BASE} ({exc}); run scripts/services.sh")
@@ -234,8 +235,6 @@ def test_ctrl_c_stops_every_process_the_demo_started(demo_models_dir: Path, tmp_
 def test_haproxy_config_of_the_compose_stack_renders_for_local_processes(tmp_path: Path) -> None:
     """``deploy/haproxy.cfg`` with local addresses is what ``--workers N`` runs: sticky
     cookie, health checks, one server line per web process; haproxy accepts it."""
-    from drem.demo.scaleout import find_haproxy, render_haproxy
-
     cfg = render_haproxy("127.0.0.1:18080", [("web1", "127.0.0.1:18081"), ("web2", "127.0.0.1:18082"),
                                              ("web3", "127.0.0.1:18083")])
     assert "    bind 127.0.0.1:18080" in cfg
@@ -250,8 +249,6 @@ def test_haproxy_config_of_the_compose_stack_renders_for_local_processes(tmp_pat
 
 def test_clamd_script_listens_on_tcp_when_asked(tmp_path: Path) -> None:
     """``CLAMD_TCP_PORT`` (a clamd shared over the network, as in the scale-out demo)."""
-    import socket
-
     port = free_port()
     rundir = tmp_path / "clamd"
     script = str(REPO_ROOT / "scripts" / "clamd.sh")
