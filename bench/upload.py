@@ -29,7 +29,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -41,6 +40,7 @@ from typing import Any
 
 import requests
 
+from drem.demo.launchers import Clamd
 from drem.demo.live_server import LiveServer, RssSampler
 from drem.models_mgr.scanner import scanner_from_url
 from drem.platform.config import REPO_ROOT as REPO
@@ -59,7 +59,6 @@ def _test_module(relpath: str):
 factories = _test_module("tests/models_mgr/factories.py")
 
 MIB = 1024 * 1024
-CLAMD_SH = REPO / "scripts" / "clamd.sh"
 TARGET_RATIO = 0.5
 TARGET_RSS_MB = 64
 
@@ -118,15 +117,6 @@ class _Concat(io.RawIOBase):
             self.prefix = self.prefix[n:]
             return n
         return self.rest.readinto(buffer)
-
-
-def clamd(action: str, rundir: Path) -> str:
-    """Run scripts/clamd.sh ACTION RUNDIR; returns its output (the socket URL for start)."""
-    proc = subprocess.run([str(CLAMD_SH), action, str(rundir)], capture_output=True, text=True,
-                          timeout=300, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"clamd.sh {action} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout.strip()
 
 
 class LatencyProbe:
@@ -213,10 +203,10 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="drem-bench-"))
-    rundir = work / "clamd"
+    clamd = Clamd(work / "clamd")
     server: LiveServer | None = None
     try:
-        clamd_url = clamd("start", rundir)
+        clamd_url = clamd.start()
         t0 = time.perf_counter()
         path = build_model(work, args.size_mb * MIB)
         size = path.stat().st_size
@@ -224,7 +214,8 @@ def main() -> int:
               f"built in {time.perf_counter() - t0:.1f} s")
 
         alone_s = scan_alone(clamd_url, path)
-        clamd("restart", rundir)  # forget the clean-file cache: the server scans new content
+        clamd.stop()  # a new clamd forgets its clean-file cache: the server scans new content
+        clamd.start()
 
         server = LiveServer(work / "instance", clamd_url=clamd_url).start()
         worker = server.worker_pid()
@@ -252,7 +243,7 @@ def main() -> int:
     finally:
         if server is not None:
             server.stop()
-        subprocess.run([str(CLAMD_SH), "stop", str(rundir)], capture_output=True, check=False)
+        clamd.stop()
         if args.keep:
             print(f"kept {work}")
         else:
