@@ -13,7 +13,6 @@ No pytest imports here: ``drem demo``, ``tests/e2e`` and ``bench/`` use this mod
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import signal
 import socket
@@ -268,11 +267,3 @@ class ManagedProcess:
         """Append a ``==== message`` line to the log."""
         with contextlib.suppress(OSError), open(self.log_path, "a") as log:
             log.write(f"==== {message}\n")
-
-
-def environment_without(names: Iterable[str], **extra: str) -> dict[str, str]:
-    """This process's environment without the variables ``names``, plus ``extra``."""
-    drop = set(names)
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    env.update(extra)
-    return env
