@@ -13,9 +13,18 @@ from flask import current_app
 
 from drem.admin.service import record_audit
 from drem.auth.models import User
-from drem.events.models import DIRECTIONS, EVENT_TYPES, RANKING_METHODS, Event, EventRacer, Track
+from drem.events.models import (
+    DIRECTIONS,
+    EVENT_TYPES,
+    RANKING_METHODS,
+    Event,
+    EventRacer,
+    Race,
+    Track,
+)
 from drem.platform.errors import Conflict, NotFound, ServiceError
 from drem.platform.extensions import db
+from drem.platform.inputs import text, whole_number
 
 # Tail-light colours handed to racers in turn (white is reserved for "stopped").
 RACER_COLOURS = ("blue", "red", "green", "yellow", "purple", "orange", "pink")
@@ -29,26 +38,13 @@ def track_layouts() -> list[str]:
 
 
 def _ranged(data: dict, name: str, lo: int, hi: int, allow_unlimited: bool = False) -> int | None:
-    raw = data.get(name)
-    if allow_unlimited and raw in UNLIMITED:
+    if allow_unlimited and data.get(name) in UNLIMITED:
         return None
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise ServiceError(f"{name.replace('_', ' ')} must be a whole number"
-                           + (" or 'unlimited'" if allow_unlimited else ""), name) from None
-    if not lo <= value <= hi:
-        raise ServiceError(f"{name.replace('_', ' ')} must be between {lo} and {hi}", name)
-    return value
+    return whole_number(data, name, lo, hi)
 
 
 def _text(data: dict, name: str, max_len: int, required: bool = False) -> str | None:
-    value = str(data.get(name) or "").strip()
-    if required and not value:
-        raise ServiceError(f"{name.replace('_', ' ')} is required", name)
-    if len(value) > max_len:
-        raise ServiceError(f"{name.replace('_', ' ')} is longer than {max_len} characters", name)
-    return value or None
+    return text(data, name, 0, max_len, required=required)
 
 
 def _links(raw) -> list[dict]:
@@ -138,6 +134,14 @@ def get_track(track_id: int, event: Event | None = None) -> Track:
     if track is None or (event is not None and track.event_id != event.id):
         raise NotFound("no such track")
     return track
+
+
+def get_race(race_id: int) -> Race:
+    """The race (run) with this id; NotFound otherwise."""
+    race = db.session.get(Race, race_id)
+    if race is None:
+        raise NotFound("no such race")
+    return race
 
 
 def list_events() -> list[Event]:
