@@ -95,20 +95,18 @@ def _bump(session: Session, _flush_context) -> None:
             for race_id in {old_race, new_race}:
                 lap_races.setdefault(race_id, []).append(cause)
         elif table == "races":
-            if kind == "dirty" and not _changed(obj, RACE_RANKED):
-                continue
             old = {n: _history(obj, n)[0] for n in ("status", "event_id", "track_id")} if kind == "dirty" \
                 else {"status": obj.status, "event_id": obj.event_id, "track_id": obj.track_id}
-            if kind == "deleted" and old["status"] not in _COUNTED:
-                continue
+            counted_before = kind != "new" and old["status"] in _COUNTED
             counted_now = kind != "deleted" and obj.status in _COUNTED
-            if not counted_now and old["status"] not in _COUNTED:
+            if not counted_now and not counted_before:
                 continue
-            became_counted = kind == "new" and counted_now or (
-                kind == "dirty" and counted_now and old["status"] not in _COUNTED
-                and not _changed(obj, RACE_RANKED[1:]))
+            other_columns = kind == "dirty" and _changed(obj, RACE_RANKED[1:])
+            if kind == "dirty" and counted_now == counted_before and not other_columns:
+                continue  # e.g. running -> paused -> ended -> submitted: the same standing
+            became_counted = counted_now and not counted_before and not other_columns
             cause = ("race", obj.id) if became_counted else ("other", id(obj))
-            if old["status"] in _COUNTED:
+            if counted_before:
                 touch(old["event_id"], old["track_id"], cause)
             if counted_now:
                 touch(obj.event_id, obj.track_id, cause)
