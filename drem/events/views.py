@@ -10,7 +10,7 @@ from drem.auth.models import User
 from drem.auth.service import get_user
 from drem.events import race_admin, service
 from drem.events.forms import AddRacerForm, EventForm, TrackForm
-from drem.events.models import DIRECTIONS, EVENT_TYPES, RANKING_METHODS
+from drem.events.models import DIRECTIONS, EVENT_TYPES, MAX_LAP_MS, MIN_LAP_MS, RANKING_METHODS
 from drem.platform.effects import commit
 from drem.platform.errors import ServiceError
 from drem.platform.extensions import db
@@ -160,4 +160,4 @@ def races(event_id: int):
     track_id, racer_id = id_arg("track_id"), id_arg("racer_id")
     rows = race_admin.list_races(event.id, track_id, racer_id)
     return render_template("events/races.html", event=event, races=rows, track_id=track_id, racer_id=racer_id,
-                           can_edit=allowed(current_user, "races.run"))
+                           can_edit=allowed(current_user, "races.run"), min_lap_ms=MIN_LAP_MS, max_lap_ms=MAX_LAP_MS)
