@@ -104,7 +104,7 @@ def _bump(session: Session, _flush_context) -> None:
             other_columns = kind == "dirty" and _changed(obj, RACE_RANKED[1:])
             if kind == "dirty" and counted_now == counted_before and not other_columns:
                 continue  # e.g. running -> paused -> ended -> submitted: the same standing
-            became_counted = counted_now and not counted_before and not other_columns
+            became_counted = counted_now and not counted_before  # started (its start time set too)
             cause = ("race", obj.id) if became_counted else ("other", id(obj))
             if counted_before:
                 touch(old["event_id"], old["track_id"], cause)

@@ -96,6 +96,21 @@ def test_a_lap_that_ends_the_race_is_announced_once(app, client, factory, setup)
         assert msg["to"] == versions[track] and msg["from"] == msg["to"] - 1  # the end did not bump
 
 
+def test_a_started_race_enters_the_boards_at_once(app, client, setup):  # noqa: F811
+    """The start makes the race counted: each display gets the race state and one
+    ``lb_update`` (the next version) with the racer, still without a time."""
+    s, h = setup, setup["op_h"]
+    rid = new_race(client, s)["race_id"]
+    board, state = _display(app, s["event"]["id"], s["track_id"])
+    assert client.post(f"/api/races/{rid}/start", headers=h).status_code == 200
+    messages = {m["name"]: m["args"][0] for m in board.get_received(NS)}
+    assert sorted(messages) == ["lb_update", "race_state"]
+    assert messages["race_state"]["race_id"] == rid and messages["race_state"]["status"] == "running"
+    update = messages["lb_update"]
+    assert (update["from"], update["to"]) == (state["version"], state["version"] + 1)
+    assert [(e["username"], e["ranking_value_ms"]) for e in update["entries"]] == [(s["racer"]["username"], None)]
+
+
 def test_race_states_carry_valid_per_lap(app, client, setup):  # noqa: F811
     s, h = setup, setup["op_h"]
     rid = new_race(client, s)["race_id"]
