@@ -30,6 +30,7 @@ from drem.fleet import sockets as fleet_sockets
 from drem.fleet import views as fleet_views
 from drem.leaderboard import api as leaderboard_api
 from drem.leaderboard import sockets as leaderboard_sockets
+from drem.leaderboard import subscribers as leaderboard_subscribers  # noqa: F401 - wt-a local; merge: SUBSCRIBER_MODULES
 from drem.leaderboard import views as leaderboard_views
 from drem.main import views as main_views
 from drem.models_mgr import api as models_api

@@ -144,3 +144,48 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
         subprocess.run(
             [str(SEAWEEDFS_SH), "stop", str(state)], env=env, capture_output=True, check=False
         )
+
+
+# ------------------------------------------------------------------ query counting
+
+
+class QueryCounter:
+    """The SQL statements the app's engine ran while counting (``statements``: their text)."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self.active = False
+
+    def __call__(self, _conn, _cursor, statement, _parameters, _context, _executemany) -> None:
+        if self.active:
+            self.statements.append(statement)
+
+    def __enter__(self) -> QueryCounter:
+        self.statements.clear()
+        self.active = True
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.active = False
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@pytest.fixture
+def count_queries(app) -> Iterator[QueryCounter]:
+    """Count SQL statements: ``with count_queries as q: client.get(...)``, then ``q.count``
+    (a ``before_cursor_execute`` listener on the app's engine, removed after the test)."""
+    from sqlalchemy import event
+
+    from drem.platform.extensions import db
+
+    counter = QueryCounter()
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", counter)
+    try:
+        yield counter
+    finally:
+        event.remove(engine, "before_cursor_execute", counter)

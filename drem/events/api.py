@@ -8,6 +8,7 @@ from flask_login import current_user
 from drem.auth.service import get_user
 from drem.events import race_admin, service
 from drem.platform.effects import commit
+from drem.platform.inputs import id_arg, record_id
 from drem.platform.permissions import require
 from drem.platform.web import json_body
 
@@ -81,7 +82,7 @@ def delete_track(event_id: int, track_id: int):
 @require("events.manage")
 def add_racer(event_id: int):
     data = json_body()
-    reg = service.register_racer(service.get_event(event_id), get_user(int(data.get("user_id") or 0)),
+    reg = service.register_racer(service.get_event(event_id), get_user(record_id(data, "user_id")),
                                  current_user)
     commit()
     return jsonify(reg.to_dict()), 201
@@ -107,11 +108,8 @@ def join(event_id: int):
 @require("races.view")
 def list_races(event_id: int):
     """Races of the event (newest first); filter with ``track_id`` and ``racer_id``."""
-    from flask import request
-
     service.get_event(event_id)
-    track_id = request.args.get("track_id", type=int)
-    racer_id = request.args.get("racer_id", type=int)
+    track_id, racer_id = id_arg("track_id"), id_arg("racer_id")
     return jsonify(races=[race_admin.race_dict(r) for r in race_admin.list_races(event_id, track_id, racer_id)])
 
 
@@ -134,8 +132,6 @@ def delete_lap(lap_id: int):
 @laps_bp.delete("/races/<int:race_id>")
 @require("races.run")
 def delete_race(race_id: int):
-    from drem.timekeeper.service import get_race
-
-    race_admin.delete_race(current_user, get_race(race_id))
+    race_admin.delete_race(current_user, service.get_race(race_id))
     commit()
     return "", 204

@@ -1,12 +1,21 @@
-"""Events, their tracks and race config, and the racers registered for them."""
+"""Events, their tracks and race config, the racers registered for them, races and laps.
+
+The rules every package shares live here once: the race statuses (:class:`RaceStatus`
+with its :data:`COUNTED` and :data:`LIVE` sets), lap validity (:func:`lap_is_valid`) and
+the plausible lap times (:data:`MIN_LAP_MS`, :data:`MAX_LAP_MS`). The leaderboard
+versions (``Event.leaderboard_version``, ``Track.leaderboard_version``) are bumped by the
+flush listener of :mod:`drem.events.versions`.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 
 from sqlalchemy import JSON, Date, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from drem.events import versions  # noqa: F401 - registers the leaderboard-version flush listener
 from drem.platform.db_types import UTCDateTime, utcnow
 from drem.platform.extensions import db
 
@@ -35,6 +44,8 @@ class Event(db.Model):
     max_runs_per_racer: Mapped[int | None] = mapped_column(Integer)  # None: unlimited
     lap_target: Mapped[int | None] = mapped_column(Integer)
     landing_links: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+    # grows by one with every change of the combined leaderboard (drem.events.versions)
+    leaderboard_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 
     tracks = relationship("Track", back_populates="event", cascade="all, delete-orphan",
@@ -73,6 +84,8 @@ class Track(db.Model):
     leaderboard_title: Mapped[str | None] = mapped_column(String(100))
     leaderboard_footer: Mapped[str | None] = mapped_column(String(200))
     position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # grows by one with every change of this track's leaderboard (drem.events.versions)
+    leaderboard_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
 
     event = relationship("Event", back_populates="tracks")
 
@@ -107,10 +120,46 @@ class EventRacer(db.Model):
                 "registered_at": self.registered_at.isoformat()}
 
 
-# race status: ready -> running <-> paused -> ended -> submitted | discarded
-READY, RUNNING, PAUSED, ENDED, SUBMITTED, DISCARDED = (
-    "ready", "running", "paused", "ended", "submitted", "discarded")
-LIVE_STATUSES = (READY, RUNNING, PAUSED, ENDED)
+class RaceStatus(StrEnum):
+    """Where a race is: ready -> running <-> paused -> ended -> submitted | discarded.
+
+    Stored as its text value (``race.status == "running"`` and ``RaceStatus.RUNNING``
+    compare equal)."""
+
+    READY = "ready"
+    RUNNING = "running"
+    PAUSED = "paused"
+    ENDED = "ended"
+    SUBMITTED = "submitted"
+    DISCARDED = "discarded"
+
+
+READY, RUNNING, PAUSED, ENDED, SUBMITTED, DISCARDED = RaceStatus
+#: Races whose laps count on the leaderboard and towards max runs: not ready, not discarded.
+COUNTED = (RUNNING, PAUSED, ENDED, SUBMITTED)
+#: Races on a track right now (set up and not yet submitted or discarded): one per track.
+LIVE = (READY, RUNNING, PAUSED, ENDED)
+
+#: Shortest plausible lap (ms). Nothing drives a lap in under a second: a shorter one is
+#: a double press, a bouncing sensor or a car's clock glitch. Applies to every lap source
+#: (operator, car, timer) and to race-admin edits.
+MIN_LAP_MS = 1000
+#: Longest plausible lap (ms): a race lasts at most 10 minutes (race config) and a lap
+#: may finish after the time ran out, so a lap over 30 minutes is a broken clock.
+MAX_LAP_MS = 30 * 60 * 1000
+
+
+def lap_is_valid(invalidated: bool, dnf: bool, resets: int, resets_allowed_per_lap: int | None) -> bool:
+    """True when a lap counts on the leaderboard: not invalidated by the operator, not a
+    DNF, and its resets within the event's ``resets_allowed_per_lap`` (None: unlimited).
+
+    The one statement of the rule (DESIGN.md "Ranking"); every lap dict the server sends
+    carries its result as ``valid``, so no display derives it."""
+    if invalidated or dnf:
+        return False
+    return resets_allowed_per_lap is None or resets <= resets_allowed_per_lap
+
+
 LAP_SOURCES = ("operator", "car", "timer")
 
 
@@ -128,7 +177,7 @@ class Race(db.Model):
     model_id: Mapped[int | None] = mapped_column(ForeignKey("racer_models.id", ondelete="SET NULL"))
     operator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     raced_by_proxy: Mapped[bool] = mapped_column(db.Boolean, nullable=False, default=False)
-    status: Mapped[str] = mapped_column(String(12), nullable=False, default=READY, index=True)
+    status: Mapped[str] = mapped_column(String(12), nullable=False, default=RaceStatus.READY, index=True)
     # set to track_id while the race is live: the unique index allows one live race per track
     live_track_id: Mapped[int | None] = mapped_column(Integer, unique=True)
     time_limit_ms: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -175,8 +224,16 @@ class Lap(db.Model):
 
     race = relationship("Race", back_populates="laps")
 
-    def to_dict(self) -> dict:
-        """JSON shape of a lap (times in ms)."""
+    def is_valid(self, resets_allowed_per_lap: int | None) -> bool:
+        """:func:`lap_is_valid` for this lap under the event's resets limit."""
+        return lap_is_valid(self.invalidated, self.dnf, self.resets, resets_allowed_per_lap)
+
+    def to_dict(self, resets_allowed_per_lap: int | None = None) -> dict:
+        """JSON shape of a lap (times in ms) with ``valid`` (:func:`lap_is_valid`) under
+        ``resets_allowed_per_lap`` (default: the race's event's limit)."""
+        if resets_allowed_per_lap is None:
+            resets_allowed_per_lap = self.race.event.resets_allowed_per_lap
         return {"id": self.id, "race_id": self.race_id, "lap_number": self.lap_number, "time_ms": self.time_ms,
                 "resets": self.resets, "invalidated": self.invalidated, "dnf": self.dnf,
+                "valid": self.is_valid(resets_allowed_per_lap),
                 "source": self.source, "source_id": self.source_id, "recorded_at": self.recorded_at.isoformat()}

@@ -1,15 +1,18 @@
 """Race admin after the fact: list races, edit and delete laps, delete races. Audited;
-the leaderboard is recomputed after the commit."""
+after the commit each changed race is announced once with
+:data:`drem.platform.signals.race_changed` (the leaderboard ranks again)."""
 
 from __future__ import annotations
 
 from drem.admin.service import record_audit
-from drem.events.models import LIVE_STATUSES, Lap, Race
+from drem.events.models import ENDED, LIVE, MAX_LAP_MS, MIN_LAP_MS, PAUSED, RUNNING, Lap, Race
 from drem.platform.effects import after_commit
 from drem.platform.errors import Conflict, NotFound, ServiceError
 from drem.platform.extensions import db
+from drem.platform.inputs import flag, whole_number
+from drem.platform.signals import race_changed
 
-MAX_LAP_MS = 60 * 60 * 1000
+_CHANGED = "drem_races_changed"
 
 
 def list_races(event_id: int, track_id: int | None = None, racer_id: int | None = None) -> list[Race]:
@@ -29,7 +32,7 @@ def race_dict(race: Race) -> dict:
             "raced_by_proxy": race.raced_by_proxy, "car_id": race.car_id, "model_id": race.model_id,
             "started_at": race.started_at.isoformat() if race.started_at else None,
             "submitted_at": race.submitted_at.isoformat() if race.submitted_at else None,
-            "laps": [lap.to_dict() for lap in race.laps]}
+            "laps": [lap.to_dict(race.event.resets_allowed_per_lap) for lap in race.laps]}
 
 
 def get_lap(lap_id: int) -> Lap:
@@ -40,34 +43,32 @@ def get_lap(lap_id: int) -> Lap:
     return lap
 
 
-def _recompute(race_id: int, event_id: int | None = None, track_id: int | None = None) -> None:
-    """After the commit, rank the race's leaderboards again (``event_id``/``track_id``
-    for a race that is deleted by then)."""
-    def run():
-        from drem.leaderboard import service as lb
+def _announce(race: Race) -> None:
+    """After the commit, send ``race_changed`` for ``race`` (once per race and transaction;
+    the ids are taken now, so a race deleted by then is still announced)."""
+    session = db.session()
+    transaction = session.get_transaction() or session.begin()
+    holder = session.info.get(_CHANGED)
+    if holder is None or holder[0] is not transaction:
+        holder = session.info[_CHANGED] = (transaction, {})
+        after_commit(lambda changed=holder[1]: _send(changed))
+    holder[1][race.id] = (race.event_id, race.track_id)
 
-        lb.on_race_changed(race_id, event_id=event_id, track_id=track_id)
 
-    after_commit(run)
+def _send(changed: dict[int, tuple[int, int]]) -> None:
+    for race_id, (event_id, track_id) in changed.items():
+        race_changed.send("events", race_id=race_id, event_id=event_id, track_id=track_id, state=None)
 
 
 def edit_lap(actor, lap: Lap, data: dict) -> Lap:
     """Change a lap's time (whole ms), resets or invalidated flag. Audited with before/after."""
     changes = {}
     if "time_ms" in data:
-        value = data["time_ms"]
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_LAP_MS:
-            raise ServiceError(f"time_ms must be whole milliseconds in 1..{MAX_LAP_MS}", "time_ms")
-        changes["time_ms"] = value
+        changes["time_ms"] = whole_number(data, "time_ms", MIN_LAP_MS, MAX_LAP_MS, strict=True)
     if "resets" in data:
-        value = data["resets"]
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1000:
-            raise ServiceError("resets must be a whole number >= 0", "resets")
-        changes["resets"] = value
+        changes["resets"] = whole_number(data, "resets", 0, 1000, strict=True)
     if "invalidated" in data:
-        if not isinstance(data["invalidated"], bool):
-            raise ServiceError("invalidated must be true or false", "invalidated")
-        changes["invalidated"] = data["invalidated"]
+        changes["invalidated"] = flag(data, "invalidated")
     if not changes:
         raise ServiceError("nothing to change: send time_ms, resets or invalidated")
     before = {k: getattr(lap, k) for k in changes}
@@ -75,7 +76,7 @@ def edit_lap(actor, lap: Lap, data: dict) -> Lap:
         setattr(lap, key, value)
     record_audit(actor, "lap.edit", "lap", lap.id, race_id=lap.race_id, lap_number=lap.lap_number,
                  before=before, after=changes)
-    _recompute(lap.race_id)
+    _announce(lap.race)
     db.session.flush()
     return lap
 
@@ -83,7 +84,7 @@ def edit_lap(actor, lap: Lap, data: dict) -> Lap:
 def delete_lap(actor, lap: Lap) -> None:
     """Delete a lap of a finished race and renumber the later laps. Audited."""
     race = lap.race
-    if race.status in LIVE_STATUSES and race.status != "ended":
+    if race.status in LIVE and race.status != ENDED:
         raise Conflict("use the timekeeper (undo) while the race runs")
     record_audit(actor, "lap.delete", "lap", lap.id, race_id=race.id, lap_number=lap.lap_number,
                  time_ms=lap.time_ms)
@@ -92,17 +93,16 @@ def delete_lap(actor, lap: Lap) -> None:
     db.session.flush()
     for number, other in enumerate(sorted(race.laps, key=lambda x: x.lap_number), start=1):
         other.lap_number = number
-    _recompute(race.id)
+    _announce(race)
     db.session.flush()
 
 
 def delete_race(actor, race: Race) -> None:
     """Delete a race with its laps (not a running one). Audited."""
-    if race.status in ("running", "paused"):
+    if race.status in (RUNNING, PAUSED):
         raise Conflict("end the race before deleting it")
     record_audit(actor, "race.delete", "race", race.id, racer=race.racer.username, laps=len(race.laps),
                  status=race.status)
-    race_id, event_id, track_id = race.id, race.event_id, race.track_id
+    _announce(race)
     db.session.delete(race)
     db.session.flush()
-    _recompute(race_id, event_id, track_id)

@@ -13,9 +13,18 @@ from flask import current_app
 
 from drem.admin.service import record_audit
 from drem.auth.models import User
-from drem.events.models import DIRECTIONS, EVENT_TYPES, RANKING_METHODS, Event, EventRacer, Track
+from drem.events.models import (
+    DIRECTIONS,
+    EVENT_TYPES,
+    RANKING_METHODS,
+    Event,
+    EventRacer,
+    Race,
+    Track,
+)
 from drem.platform.errors import Conflict, NotFound, ServiceError
 from drem.platform.extensions import db
+from drem.platform.inputs import text, whole_number
 
 # Tail-light colours handed to racers in turn (white is reserved for "stopped").
 RACER_COLOURS = ("blue", "red", "green", "yellow", "purple", "orange", "pink")
@@ -29,26 +38,9 @@ def track_layouts() -> list[str]:
 
 
 def _ranged(data: dict, name: str, lo: int, hi: int, allow_unlimited: bool = False) -> int | None:
-    raw = data.get(name)
-    if allow_unlimited and raw in UNLIMITED:
+    if allow_unlimited and data.get(name) in UNLIMITED:
         return None
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise ServiceError(f"{name.replace('_', ' ')} must be a whole number"
-                           + (" or 'unlimited'" if allow_unlimited else ""), name) from None
-    if not lo <= value <= hi:
-        raise ServiceError(f"{name.replace('_', ' ')} must be between {lo} and {hi}", name)
-    return value
-
-
-def _text(data: dict, name: str, max_len: int, required: bool = False) -> str | None:
-    value = str(data.get(name) or "").strip()
-    if required and not value:
-        raise ServiceError(f"{name.replace('_', ' ')} is required", name)
-    if len(value) > max_len:
-        raise ServiceError(f"{name.replace('_', ' ')} is longer than {max_len} characters", name)
-    return value or None
+    return whole_number(data, name, lo, hi)
 
 
 def _links(raw) -> list[dict]:
@@ -78,20 +70,20 @@ def parse_event_fields(data: dict, current: Event | None = None) -> dict:
     """
     merged = dict(current.to_dict() | current.race_config()) if current else {}
     merged.update({k: v for k, v in data.items() if k != "tracks"})
-    out = {"name": _text(merged, "name", 100, required=True)}
+    out = {"name": text(merged, "name", 0, 100, required=True)}
     raw_date = merged.get("date")
     try:
         out["date"] = raw_date if isinstance(raw_date, date) else date.fromisoformat(str(raw_date))
     except ValueError:
         raise ServiceError("date must be YYYY-MM-DD", "date") from None
-    country = (_text(merged, "country_code", 10) or "").upper() or None
+    country = (text(merged, "country_code", 0, 10) or "").upper() or None
     if country and not (len(country) == 2 and country.isalpha()):
         raise ServiceError("country code must be two letters", "country_code")
     out["country_code"] = country
     out["event_type"] = merged.get("event_type") or "private_track_race"
     if out["event_type"] not in EVENT_TYPES:
         raise ServiceError(f"event type must be one of {', '.join(EVENT_TYPES)}", "event_type")
-    out["sponsor"] = _text(merged, "sponsor", 100)
+    out["sponsor"] = text(merged, "sponsor", 0, 100)
     out["race_time_min"] = _ranged(merged | {"race_time_min": merged.get("race_time_min", 4)},
                                    "race_time_min", 1, 10)
     out["resets_allowed_per_lap"] = _ranged(merged, "resets_allowed_per_lap", 0, 10, allow_unlimited=True)
@@ -112,15 +104,15 @@ def parse_track_fields(data: dict, current: Track | None = None) -> dict:
     """Validate raw track fields: name, layout (a track file or "other"), direction
     (ccw/cw), leaderboard title and footer. Raises ServiceError naming the field."""
     merged = (current.to_dict() if current else {}) | data
-    out = {"name": _text(merged, "name", 60, required=True)}
+    out = {"name": text(merged, "name", 0, 60, required=True)}
     out["layout"] = merged.get("layout") or "other"
     if out["layout"] not in track_layouts():
         raise ServiceError(f"unknown track layout {out['layout']!r}", "layout")
     out["direction"] = (merged.get("direction") or "ccw").lower()
     if out["direction"] not in DIRECTIONS:
         raise ServiceError("direction must be ccw or cw", "direction")
-    out["leaderboard_title"] = _text(merged, "leaderboard_title", 100)
-    out["leaderboard_footer"] = _text(merged, "leaderboard_footer", 200)
+    out["leaderboard_title"] = text(merged, "leaderboard_title", 0, 100)
+    out["leaderboard_footer"] = text(merged, "leaderboard_footer", 0, 200)
     return out
 
 
@@ -138,6 +130,14 @@ def get_track(track_id: int, event: Event | None = None) -> Track:
     if track is None or (event is not None and track.event_id != event.id):
         raise NotFound("no such track")
     return track
+
+
+def get_race(race_id: int) -> Race:
+    """The race (run) with this id; NotFound otherwise."""
+    race = db.session.get(Race, race_id)
+    if race is None:
+        raise NotFound("no such race")
+    return race
 
 
 def list_events() -> list[Event]:

@@ -8,12 +8,13 @@ from flask_login import current_user
 from drem.auth.forms import EmptyForm
 from drem.auth.models import User
 from drem.auth.service import get_user
-from drem.events import service
+from drem.events import race_admin, service
 from drem.events.forms import AddRacerForm, EventForm, TrackForm
-from drem.events.models import DIRECTIONS, EVENT_TYPES, RANKING_METHODS
+from drem.events.models import DIRECTIONS, EVENT_TYPES, MAX_LAP_MS, MIN_LAP_MS, RANKING_METHODS
 from drem.platform.effects import commit
 from drem.platform.errors import ServiceError
 from drem.platform.extensions import db
+from drem.platform.inputs import id_arg, record_id
 from drem.platform.permissions import allowed, require
 from drem.platform.web import form_action
 
@@ -127,8 +128,8 @@ def delete_track(event_id: int, track_id: int):
 @require("events.manage")
 def add_racer(event_id: int):
     event = service.get_event(event_id)
-    user_id = request.form.get("user_id", type=int) or 0
-    return _save(lambda: service.register_racer(event, get_user(user_id), current_user), event_id,
+    return _save(lambda: service.register_racer(event, get_user(record_id(request.form, "user_id")), current_user),
+                 event_id,
                  "racer added")
 
 
@@ -155,11 +156,8 @@ def join(event_id: int):
 @require("races.view")
 def races(event_id: int):
     """Race admin: every race of the event with its laps; operators edit and delete."""
-    from drem.events import race_admin
-
     event = service.get_event(event_id)
-    track_id = request.args.get("track_id", type=int)
-    racer_id = request.args.get("racer_id", type=int)
+    track_id, racer_id = id_arg("track_id"), id_arg("racer_id")
     rows = race_admin.list_races(event.id, track_id, racer_id)
     return render_template("events/races.html", event=event, races=rows, track_id=track_id, racer_id=racer_id,
-                           can_edit=allowed(current_user, "races.run"))
+                           can_edit=allowed(current_user, "races.run"), min_lap_ms=MIN_LAP_MS, max_lap_ms=MAX_LAP_MS)

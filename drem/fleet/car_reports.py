@@ -7,14 +7,12 @@ race logic.
 
 from __future__ import annotations
 
+from drem.events.models import MAX_LAP_MS, MIN_LAP_MS
 from drem.fleet.models import Car, CarLapReport
 from drem.fleet.service import CAR_STATES, TAIL_LIGHTS, push_car
 from drem.platform.db_types import utcnow
 from drem.platform.extensions import db
 from drem.platform.signals import car_lap_reported
-
-MAX_LAP_MS = 30 * 60 * 1000  # a lap over 30 minutes is a broken clock, not a lap
-MIN_LAP_MS = 1
 
 
 def record_heartbeat(car: Car, data: dict, ip: str | None) -> dict:
@@ -59,7 +57,8 @@ def record_car_lap(car: Car, data: dict) -> dict:
     if not isinstance(lap_id, str) or not 8 <= len(lap_id) <= 64:
         return {"ok": False, "error": "lap_id must be a string of 8-64 characters", "retry": False}
     if not isinstance(lap_ms, int) or isinstance(lap_ms, bool) or not MIN_LAP_MS <= lap_ms <= MAX_LAP_MS:
-        return {"ok": False, "error": f"lap_time_ms must be whole milliseconds in 1..{MAX_LAP_MS}", "retry": False}
+        return {"ok": False, "stored": False, "retry": False,
+                "error": f"lap_time_ms must be whole milliseconds in {MIN_LAP_MS}..{MAX_LAP_MS}"}
     if not isinstance(resets, int) or isinstance(resets, bool) or not 0 <= resets <= 1000:
         return {"ok": False, "error": "resets must be a whole number >= 0", "retry": False}
     existing = db.session.scalar(db.select(CarLapReport).where(CarLapReport.lap_id == lap_id))

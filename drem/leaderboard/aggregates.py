@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Sequence
 from operator import attrgetter
 
+from drem.events.models import lap_is_valid
 from drem.leaderboard.ranking_records import LapInput, RaceInput, RacerSummary, RankingConfig
 
 #: "No time" sentinel, larger than any lap time in ms; compares with int ms.
@@ -59,15 +60,14 @@ def aggregate_run(race: RaceInput, laps: Sequence[LapInput], config: RankingConf
     :class:`UnorderedLaps` is raised (the caller sorts with :func:`sort_laps` and
     calls again). Rules applied (DESIGN.md "Ranking"):
 
-    - a lap is valid when ``resets <= resets_allowed_per_lap`` (None = unlimited)
-      and it is not ``invalidated``;
+    - a lap is valid by :func:`drem.events.models.lap_is_valid` (``invalidated`` of a
+      ranking input includes a DNF);
     - averaging window: N laps in a row in this run, all valid; an invalid lap
       breaks the window; equal sums keep the window whose last lap was recorded first;
     - lap target: the first ``lap_target`` valid laps of the run, their total time (ms)
       and the ``recorded_at`` of the last of them (the lap that completed the target).
     """
     allowed = config.resets_allowed_per_lap
-    limit = NO_TIME if allowed is None else allowed
     window = config.averaging_window
     target = config.lap_target or 0
 
@@ -81,7 +81,7 @@ def aggregate_run(race: RaceInput, laps: Sequence[LapInput], config: RankingConf
         if n <= prev:
             raise UnorderedLaps(race.race_id)
         prev = n
-        if lap.invalidated or lap.resets > limit:
+        if not lap_is_valid(lap.invalidated, False, lap.resets, allowed):
             if k:
                 if k > smax:
                     smax = k

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, Response, jsonify, request
 from flask_login import current_user
 
@@ -46,8 +48,6 @@ def racers_csv(event_id: int):
 @require("events.view")
 def export_json(event_id: int):
     event = get_event(event_id)
-    import json
-
     return _download(json.dumps(export.export_event(event), indent=1), "application/json",
                      export.export_filename(event, "export.json"))
 

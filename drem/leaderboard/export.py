@@ -20,25 +20,25 @@ from drem.auth.models import User
 from drem.auth.service import create_user, find_user
 from drem.events import service as events_service
 from drem.events.models import (
-    DISCARDED,
+    COUNTED,
     ENDED,
     LAP_SOURCES,
     PAUSED,
     READY,
     RUNNING,
-    SUBMITTED,
     Event,
     EventRacer,
     Lap,
     Race,
+    RaceStatus,
 )
 from drem.leaderboard import service
-from drem.leaderboard.ranking import is_lap_valid
 from drem.platform.errors import ServiceError
 from drem.platform.extensions import db
+from drem.platform.inputs import whole_number
 
 FORMAT, FORMAT_VERSION = "drem-event", 1
-STATUSES = (READY, RUNNING, PAUSED, ENDED, SUBMITTED, DISCARDED)
+STATUSES = tuple(RaceStatus)
 
 LAP_COLUMNS = ("event_id", "track_id", "track", "race_id", "race_status", "counted", "racer_id",
                "username", "country_code", "raced_by_proxy", "lap_number", "time_ms", "time_s",
@@ -86,12 +86,11 @@ def laps_csv(event: Event) -> str:
     for race in _races(event):
         racer = race.racer
         for lap in race.laps:
-            valid = not lap.dnf and is_lap_valid(service._lap_input(lap, race), allowed) \
-                and race.status in service.COUNTED_STATUSES
+            valid = race.status in COUNTED and lap.is_valid(allowed)
             rows.append({
                 "event_id": event.id, "track_id": race.track_id, "track": tracks.get(race.track_id),
                 "race_id": race.id, "race_status": race.status,
-                "counted": race.status in service.COUNTED_STATUSES, "racer_id": racer.id,
+                "counted": race.status in COUNTED, "racer_id": racer.id,
                 "username": racer.username, "country_code": racer.country_code,
                 "raced_by_proxy": race.raced_by_proxy, "lap_number": lap.lap_number,
                 "time_ms": lap.time_ms, "time_s": f"{lap.time_ms / 1000:.3f}", "resets": lap.resets,
@@ -186,14 +185,6 @@ def _when(raw, what: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _int(raw, what: str, lo: int = 0, hi: int = 10**9, default: int | None = None) -> int:
-    if raw is None and default is not None:
-        return default
-    if isinstance(raw, bool) or not isinstance(raw, int) or not lo <= raw <= hi:
-        raise ServiceError(f"{what} must be a whole number {lo}-{hi}, got {raw!r}")
-    return raw
-
-
 def import_event(actor: User, data: dict) -> tuple[Event, dict]:
     """Re-create an exported event (a :func:`export_event` dict) in this database.
 
@@ -269,9 +260,9 @@ def import_event(actor: User, data: dict) -> tuple[Event, dict]:
         created_at = _when(r.get("created_at"), "created_at") or datetime.now(UTC)
         race = Race(event_id=event.id, track_id=track_ids[r["track_id"]], racer_id=user.id, status=status,
                     raced_by_proxy=bool(r.get("raced_by_proxy")),
-                    time_limit_ms=_int(r.get("time_limit_ms"), "time_limit_ms", 1, 86_400_000),
+                    time_limit_ms=whole_number(r, "time_limit_ms", 1, 86_400_000, strict=True),
                     lap_target=r.get("lap_target") if isinstance(r.get("lap_target"), int) else None,
-                    paused_total_ms=_int(r.get("paused_total_ms"), "paused_total_ms", default=0),
+                    paused_total_ms=whole_number(r, "paused_total_ms", 0, 10**9, required=False, default=0, strict=True),
                     started_at=_when(r.get("started_at"), "started_at"),
                     ended_at=_when(r.get("ended_at"), "ended_at"),
                     submitted_at=_when(r.get("submitted_at"), "submitted_at"), created_at=created_at)
@@ -281,14 +272,14 @@ def import_event(actor: User, data: dict) -> tuple[Event, dict]:
         for i, lap in enumerate(laps):
             if not isinstance(lap, dict):
                 raise ServiceError("each lap must be an object", "races")
-            number = _int(lap.get("lap_number"), "lap_number", 1, 100_000)
+            number = whole_number(lap, "lap_number", 1, 100_000, strict=True)
             if number in seen:
                 raise ServiceError(f"race {r.get('id')!r} has lap number {number} twice", "races")
             seen.add(number)
             source = lap.get("source") if lap.get("source") in LAP_SOURCES else "operator"
             db.session.add(Lap(
-                race_id=race.id, lap_number=number, time_ms=_int(lap.get("time_ms"), "time_ms", 0),
-                resets=_int(lap.get("resets"), "resets", default=0),
+                race_id=race.id, lap_number=number, time_ms=whole_number(lap, "time_ms", 0, 10**9, strict=True),
+                resets=whole_number(lap, "resets", 0, 10**9, required=False, default=0, strict=True),
                 invalidated=bool(lap.get("invalidated")), dnf=bool(lap.get("dnf")), source=source,
                 source_id=str(lap.get("source_id") or f"import-{i + 1}")[:64],
                 recorded_at=_when(lap.get("recorded_at"), "recorded_at") or created_at))

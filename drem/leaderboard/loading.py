@@ -1,13 +1,13 @@
-"""Feeding the ranking engine from the database: which races count, the event's
-ranking config, loading races and laps, and the checksums (fingerprints) that tell a
-process whether its cached leaderboard is current. Used by :mod:`drem.leaderboard.service`.
+"""Feeding the ranking engine from the database: the event's ranking config, loading the
+counted races (``drem.events.models.COUNTED``) with their laps, and reading the
+leaderboard versions (``drem.events.versions``) that tell a process whether its cached
+leaderboard is current. Used by :mod:`drem.leaderboard.service`.
 
 Units: times in integer milliseconds, points in time UNIX seconds (float).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -16,16 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from drem.auth.models import User
-from drem.events.models import (
-    ENDED,
-    PAUSED,
-    READY,
-    RUNNING,
-    SUBMITTED,
-    Event,
-    Lap,
-    Race,
-)
+from drem.events.models import COUNTED, Event, Lap, Race, Track
 from drem.leaderboard.ranking_records import LapInput, RaceInput, RacerInfo, RankingConfig
 from drem.platform.errors import NotFound
 
@@ -33,10 +24,6 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "/leaderboard"
 COMBINED = "combined"
-#: Races on the leaderboard (the timekeeper contract): not ready, not discarded.
-COUNTED_STATUSES = (RUNNING, PAUSED, ENDED, SUBMITTED)
-#: Races a display shows in its live footer / lower third.
-LIVE_STATUSES = (READY, RUNNING, PAUSED, ENDED)
 
 TrackKey = int | str  # a track id or COMBINED
 
@@ -44,11 +31,6 @@ TrackKey = int | str  # a track id or COMBINED
 def room(event_id: int, track: TrackKey) -> str:
     """The Socket.IO room of one leaderboard: ``lb:<event_id>:<track_id|combined>``."""
     return f"lb:{event_id}:{track}"
-
-
-def commentator_room(event_id: int) -> str:
-    """The room of the (future) commentator view of an event."""
-    return f"commentator:{event_id}"
 
 
 def parse_track(event: Event, raw: Any) -> TrackKey:
@@ -92,10 +74,6 @@ def ranking_config(event: Event | EventConfig) -> RankingConfig:
                          averaging_window=window, lap_target=event.lap_target or None)
 
 
-def _config_key(config: RankingConfig) -> tuple:
-    return (config.method, config.resets_allowed_per_lap, config.averaging_window, config.lap_target)
-
-
 # ----------------------------------------------------------------------------- loading
 
 
@@ -113,7 +91,7 @@ def load_races(s: Session, event_id: int, track_id: int | None = None, *,
     """
     race_q = sa.select(Race.id, Race.racer_id, Race.track_id, Race.started_at, Race.created_at,
                        Race.raced_by_proxy).where(Race.event_id == event_id,
-                                                  Race.status.in_(COUNTED_STATUSES))
+                                                  Race.status.in_(COUNTED))
     if track_id is not None:
         race_q = race_q.where(Race.track_id == track_id)
     if exclude_race is not None:
@@ -126,7 +104,7 @@ def load_races(s: Session, event_id: int, track_id: int | None = None, *,
         lap_q = (sa.select(Lap.id, Lap.race_id, Lap.lap_number, Lap.time_ms, Lap.resets,
                            Lap.invalidated, Lap.dnf, Lap.recorded_at)
                  .join(Race, Race.id == Lap.race_id)
-                 .where(Race.event_id == event_id, Race.status.in_(COUNTED_STATUSES))
+                 .where(Race.event_id == event_id, Race.status.in_(COUNTED))
                  .order_by(Lap.race_id, Lap.lap_number))
         if track_id is not None:
             lap_q = lap_q.where(Race.track_id == track_id)
@@ -137,7 +115,7 @@ def load_races(s: Session, event_id: int, track_id: int | None = None, *,
             if race is not None:
                 race.laps.append(LapInput(lap_id=lap_id, race_id=race_id, racer_id=race.racer_id,
                                           lap_number=number, time_ms=time_ms, resets=resets,
-                                          invalidated=bool(invalidated or dnf),
+                                          invalidated=bool(invalidated or dnf),  # DNF: never valid
                                           recorded_at=_ts(recorded)))
     racer_ids = {r.racer_id for r in races.values()}
     infos = [RacerInfo(uid, name, cc) for uid, name, cc in s.execute(
@@ -151,73 +129,13 @@ def _lap_input(lap: Lap, race: Race) -> LapInput:
                     recorded_at=_ts(lap.recorded_at))
 
 
-# ------------------------------------------------------------------------ fingerprints
-
-_FP_WIDTH = 10  # 4 race terms + 6 lap terms
+# ---------------------------------------------------------------------------- versions
 
 
-def _fp_rows(s: Session, event_id: int, *, race_id: int | None = None) -> dict[int, list[int]]:
-    """Per-track checksum terms of the counted races and laps of an event, computed by the
-    database in one query: race count, sum of ids, of id*racer, of proxy ids; lap count,
-    sum of ids, of id*time, id*resets, id*(invalid or DNF), id*lap number (:func:`_lap_terms`).
-    ``race_id`` restricts to one race with its laps."""
-    big = sa.BigInteger
-    rid, lid = sa.cast(Race.id, big), sa.cast(Lap.id, big)
-    zero = sa.literal(0, big)
-    counted = [Race.event_id == event_id, Race.status.in_(COUNTED_STATUSES)]
-    if race_id is not None:
-        counted.append(Race.id == race_id)
-    races_q = (sa.select(sa.literal(0).label("kind"), Race.track_id, sa.func.count(Race.id), sa.func.sum(rid),
-                         sa.func.sum(rid * Race.racer_id),
-                         sa.func.sum(sa.case((Race.raced_by_proxy, rid), else_=zero)), zero, zero)
-               .where(*counted).group_by(Race.track_id))
-    laps_q = (sa.select(sa.literal(1).label("kind"), Race.track_id, sa.func.count(Lap.id), sa.func.sum(lid),
-                        sa.func.sum(lid * Lap.time_ms), sa.func.sum(lid * Lap.resets),
-                        sa.func.sum(sa.case((sa.or_(Lap.invalidated, Lap.dnf), lid), else_=zero)),
-                        sa.func.sum(lid * Lap.lap_number))
-              .join(Race, Race.id == Lap.race_id).where(*counted).group_by(Race.track_id))
-    out: dict[int, list[int]] = {}
-    for kind, tid, *terms in s.execute(sa.union_all(races_q, laps_q)):
-        values = [int(v or 0) for v in terms]
-        row = out.setdefault(tid, [0] * _FP_WIDTH)
-        if kind == 0:
-            row[0:4] = values[0:4]
-        else:
-            row[4:] = values
-    return out
-
-
-def _lap_terms(lap_id: int, time_ms: int, resets: int, invalid: bool, lap_number: int) -> list[int]:
-    """One lap's share of the checksum (the lap terms of :func:`_fp_rows`)."""
-    return [0, 0, 0, 0, 1, lap_id, lap_id * time_ms, lap_id * resets, lap_id if invalid else 0,
-            lap_id * lap_number]
-
-
-@dataclass
-class _Fingerprint:
-    """Checksums of one event: per-track terms plus the ranking config."""
-
-    config: tuple
-    tracks: dict[int, tuple[int, ...]]
-
-    def key(self, track: TrackKey) -> tuple:
-        if track == COMBINED:
-            return (self.config, tuple(sorted((t, v) for t, v in self.tracks.items() if any(v))))
-        return (self.config, track, self.tracks.get(track, (0,) * _FP_WIDTH))  # type: ignore[arg-type]
-
-    def minus(self, rows: dict[int, list[int]]) -> _Fingerprint:
-        tracks = dict(self.tracks)
-        for tid, terms in rows.items():
-            base = tracks.get(tid, (0,) * _FP_WIDTH)
-            tracks[tid] = tuple(a - b for a, b in zip(base, terms, strict=True))
-        return _Fingerprint(self.config, tracks)
-
-
-def _fingerprints(s: Session, event: Event | EventConfig) -> _Fingerprint:
-    rows = _fp_rows(s, event.id)
-    return _Fingerprint(_config_key(ranking_config(event)), {t: tuple(v) for t, v in rows.items()})
-
-
-def version_of(fp_key: tuple) -> str:
-    """A short version string of a leaderboard checksum (16 hex digits)."""
-    return hashlib.blake2b(repr(fp_key).encode(), digest_size=8).hexdigest()
+def read_version(s: Session, event_id: int, track: TrackKey) -> int | None:
+    """The leaderboard version of one track (``Track.leaderboard_version``) or of the
+    combined board (``Event.leaderboard_version``) as committed now; None when the track
+    or event is gone. One query."""
+    if track == COMBINED:
+        return s.scalar(sa.select(Event.leaderboard_version).where(Event.id == event_id))
+    return s.scalar(sa.select(Track.leaderboard_version).where(Track.id == track, Track.event_id == event_id))

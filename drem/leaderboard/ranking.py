@@ -78,6 +78,7 @@ from bisect import bisect_left, insort
 from collections.abc import Hashable, Iterable
 from operator import attrgetter
 
+from drem.events.models import lap_is_valid
 from drem.leaderboard.aggregates import (
     RacerResult,
     RunAgg,
@@ -106,14 +107,9 @@ _lap_number = attrgetter("lap_number")
 
 
 def is_lap_valid(lap: LapInput, resets_allowed_per_lap: int | None) -> bool:
-    """True when the lap counts: resets <= allowed (None = unlimited) and not invalidated.
-
-    Rule from DESIGN.md "Ranking" (a lap is valid when its resets do not exceed the
-    resets allowed per lap and it was not invalidated by the operator).
-    """
-    if lap.invalidated:
-        return False
-    return resets_allowed_per_lap is None or lap.resets <= resets_allowed_per_lap
+    """True when the lap counts: :func:`drem.events.models.lap_is_valid` for a ranking
+    input (whose ``invalidated`` already includes a DNF)."""
+    return lap_is_valid(lap.invalidated, False, lap.resets, resets_allowed_per_lap)
 
 
 def rank(

@@ -3,32 +3,38 @@
 The ranking rules are the pure functions of :mod:`drem.leaderboard.ranking`; this
 module feeds them from the ``races`` and ``laps`` tables and sends the results to the
 Socket.IO rooms of the ``/leaderboard`` namespace (:mod:`drem.leaderboard.sockets`).
+It acts on the timekeeper's and race admin's signals (:mod:`drem.leaderboard.subscribers`).
 
 Which races count
-    Races whose status is running, paused, ended or submitted (:data:`COUNTED_STATUSES`);
-    ready and discarded races are not on the leaderboard. A DNF lap counts as invalid.
+    Races whose status is in ``drem.events.models.COUNTED`` (running, paused, ended,
+    submitted); ready and discarded races are not on the leaderboard. A DNF lap counts as
+    invalid (``drem.events.models.lap_is_valid``).
 
 Rooms and messages (namespace ``/leaderboard``)
     ``lb:<event_id>:<track_id>`` and ``lb:<event_id>:combined`` get:
 
     - ``lb_full``: the whole state (:func:`leaderboard_state`), sent on a race edit;
     - ``lb_update``: a small change, ``{"event_id", "track", "from", "to", "entries",
-      "count", "highlight", "lap"}``: the entries whose rank, value or summary changed
-      (displays recompute the gaps themselves), the number of entries after the change,
-      the racer to highlight (new or improved) and the lap that caused it. ``from`` /
-      ``to`` are the leaderboard versions before and after: a display whose version is
-      not ``from`` asks for the full state again (``to``: it has the change already);
-    - ``race_state``: the live race (:func:`push_race_state`), also to
-      ``commentator:<event_id>``.
+      "count", "highlight", "lap", "race"}``: the entries whose rank, value or summary
+      changed (displays recompute the gaps themselves), the number of entries after the
+      change, the racer to highlight (new or improved), the lap that caused it (with
+      ``valid``) and the race state after it. ``from`` / ``to`` are the leaderboard
+      versions (whole numbers, ``to == from + 1``): a display whose version is not
+      ``from`` asks for the full state again (``to`` not above its version: it has the
+      change already);
+    - ``race_state``: the live race (:func:`push_race_state`) when it changes without a
+      change of the standings.
 
 Several processes
     Every process keeps its own :class:`~drem.leaderboard.ranking.RankingState` per
-    leaderboard. A version is a checksum of the counted races and laps computed by the
-    database (:func:`_fingerprints`), so each process can tell whether its state is
-    current without talking to the others: a snapshot is re-ranked from the database
-    whenever the checksum moved, and a lap recorded by another process is applied to a
-    state rebuilt "without that lap" first. Messages go through ``drem.platform.extensions.socketio``,
-    i.e. through the Redis message queue when ``REDIS_URL`` is set.
+    leaderboard with the version it was built at. The versions live in the database
+    (``Track.leaderboard_version``, ``Event.leaderboard_version`` for the combined board)
+    and grow by one, in the same transaction, with every change of what a board ranks
+    (:mod:`drem.events.versions`). A board whose version is not the database's is ranked
+    again; a lap whose transaction moved a board from ``v - 1`` to ``v`` is applied
+    incrementally to a board at ``v - 1`` (a board at another version is first ranked
+    "without that lap"). Messages go through ``drem.platform.extensions.socketio``, i.e.
+    through the Redis message queue when ``REDIS_URL`` is set.
 
 Units: times in integer milliseconds (``*_ms``), points in time UNIX seconds (float).
 """
@@ -46,34 +52,21 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from drem.auth.models import User
-from drem.events.models import (
-    Event,
-    Lap,
-    Race,
-)
-from drem.leaderboard.loading import (  # noqa: F401 - re-exported for callers
-    _FP_WIDTH,
+from drem.events.models import COUNTED, LIVE, Event, Lap, Race, lap_is_valid
+from drem.leaderboard.loading import (
     COMBINED,
-    COUNTED_STATUSES,
-    LIVE_STATUSES,
     NAMESPACE,
     EventConfig,
     TrackKey,
-    _config_key,
-    _Fingerprint,
-    _fingerprints,
-    _fp_rows,
     _lap_input,
-    _lap_terms,
     _ts,
-    commentator_room,
     load_races,
     parse_track,
     ranking_config,
+    read_version,
     room,
-    version_of,
 )
-from drem.leaderboard.ranking import RankingState, is_lap_valid
+from drem.leaderboard.ranking import RankingState
 from drem.leaderboard.ranking_records import (
     LapInput,
     LeaderboardEntry,
@@ -82,6 +75,11 @@ from drem.leaderboard.ranking_records import (
     RankingConfig,
 )
 from drem.platform.extensions import db, socketio
+from drem.timekeeper.service import race_state
+
+__all__ = ["COMBINED", "NAMESPACE", "TrackKey", "clear_cache", "display_race", "entries", "entry_dict",
+           "event_dict", "leaderboard_state", "live_races", "on_lap_recorded", "on_race_changed",
+           "parse_track", "push_race_state", "ranking_config", "room"]
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +89,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class _Board:
-    """One process's ranked leaderboard: the state, its checksum and serialised entries."""
+    """One process's ranked leaderboard: the state, the version it is at, the races it
+    holds and its serialised entries."""
 
     state: RankingState
-    fp_key: tuple
+    version: int
     races: set = field(default_factory=set)
     _dicts: list[dict] | None = None
-
-    @property
-    def version(self) -> str:
-        return version_of(self.fp_key)
 
     def entry_dicts(self) -> list[dict]:
         if self._dicts is None:
@@ -112,16 +107,25 @@ _boards: dict[tuple[int, TrackKey], _Board] = {}
 _race_index: dict[int, tuple[int, int]] = {}  # race id -> (event id, track id), for deleted races
 _lock = threading.RLock()
 _MAX_BOARDS = 256
+_READS = 5  # tries to read a board whose version does not move meanwhile
 
 
-def _build(s: Session, event_id: int, track: TrackKey, config: RankingConfig, fp_key: tuple,
-           **exclude) -> _Board:
-    races, infos = load_races(s, event_id, None if track == COMBINED else int(track), **exclude)
+def _build(s: Session, event_id: int, track: TrackKey, config: RankingConfig, **exclude) -> _Board:
+    """Rank the board from the database, labelled with the version it was read at.
+
+    Between two equal reads of the version nothing of this board was committed (every
+    change bumps the version in its own transaction), so the races and laps read in
+    between are the board at that version (minus what ``exclude`` leaves out)."""
+    for _ in range(_READS):
+        version = read_version(s, event_id, track)
+        races, infos = load_races(s, event_id, None if track == COMBINED else int(track), **exclude)
+        if read_version(s, event_id, track) == version:
+            break
     state = RankingState(config, infos, combined=track == COMBINED)
     state.rebuild(races)
     for r in races:
         _race_index[r.race_id] = (event_id, r.track_id)
-    return _Board(state, fp_key, {r.race_id for r in races})
+    return _Board(state, version if version is not None else -1, {r.race_id for r in races})
 
 
 def _store(event_id: int, track: TrackKey, board: _Board) -> None:
@@ -131,12 +135,11 @@ def _store(event_id: int, track: TrackKey, board: _Board) -> None:
 
 
 def _current_board(s: Session, event: Event, track: TrackKey) -> _Board:
-    """This process's board for the leaderboard, re-ranked from the database if stale."""
-    fp = _fingerprints(s, event)
-    key = fp.key(track)
+    """This process's board for the leaderboard, ranked again from the database when its
+    version is not the database's."""
     board = _boards.get((event.id, track))
-    if board is None or board.fp_key != key:
-        board = _build(s, event.id, track, ranking_config(event), key)
+    if board is None or board.version != read_version(s, event.id, track):
+        board = _build(s, event.id, track, ranking_config(event))
         _store(event.id, track, board)
     return board
 
@@ -174,7 +177,7 @@ def event_dict(event: Event) -> dict:
 def leaderboard_state(event: Event, track: TrackKey, session: Session | None = None) -> dict:
     """The full state of one leaderboard, as sent on (re)connect and by the JSON API.
 
-    ``{"event", "track" (id or "combined"), "tracks", "title", "footer", "version",
+    ``{"event", "track" (id or "combined"), "tracks", "title", "footer", "version" (int),
     "entries" (rank order, see docs/ranking.md), "races" ({track id: race state} of the
     live races), "server_time" (UNIX s)}``. Always ranked from current database content
     (``session``: the one ``event`` belongs to, default ``db.session``).
@@ -204,51 +207,6 @@ def entries(event: Event, track: TrackKey) -> list[LeaderboardEntry]:
 # -------------------------------------------------------------------------- race state
 
 
-def race_state(race: Race, now: float | None = None) -> dict:
-    """The live-race message of the timekeeper contract, built from a Race row.
-
-    Times in ms; ``elapsed_ms`` and ``current_lap_ms`` at ``server_time`` (UNIX s).
-    """
-    now = time.time() if now is None else now
-    elapsed = 0
-    if race.started_at is not None:
-        until = race.paused_at or race.ended_at
-        end = until.timestamp() if until is not None else now
-        elapsed = max(0, int((end - race.started_at.timestamp()) * 1000) - (race.paused_total_ms or 0))
-    allowed = race.event.resets_allowed_per_lap if race.event is not None else None
-    laps = [{"lap_number": lap.lap_number, "time_ms": lap.time_ms, "resets": lap.resets,
-             "invalidated": lap.invalidated, "dnf": lap.dnf, "source": lap.source} for lap in race.laps]
-    valid = [lap.time_ms for lap in race.laps
-             if not lap.invalidated and not lap.dnf and (allowed is None or lap.resets <= allowed)]
-    racer = race.racer
-    return {
-        "race_id": race.id, "event_id": race.event_id, "track_id": race.track_id, "status": race.status,
-        "racer": {"id": racer.id, "username": racer.username, "country_code": racer.country_code},
-        "raced_by_proxy": race.raced_by_proxy, "time_limit_ms": race.time_limit_ms,
-        "elapsed_ms": elapsed, "server_time": now,
-        "current_lap_ms": max(0, elapsed - (race.lap_start_ms or 0)),
-        "current_resets": race.current_resets, "lap_target": race.lap_target, "laps": laps,
-        "best_lap_ms": min(valid) if valid else None,
-        "last_lap_ms": race.laps[-1].time_ms if race.laps else None,
-    }
-
-
-def _race_state_of(race: Race) -> dict:
-    """The timekeeper's own race state when it has one (same shape), else :func:`race_state`."""
-    try:
-        from drem.timekeeper import service as tk  # noqa: PLC0415 - optional, built in parallel
-    except ImportError:
-        return race_state(race)
-    builder = getattr(tk, "race_state", None)
-    if builder is None:
-        return race_state(race)
-    try:
-        return builder(race)
-    except Exception:  # a different signature: ours has the contract's shape
-        log.debug("timekeeper race_state failed; using the leaderboard's own", exc_info=True)
-        return race_state(race)
-
-
 def display_race(state: dict) -> dict:
     """The race state as the displays get it: the timekeeper's race-state dict with its
     ``laps`` list (one more entry every few seconds; 30 laps are about 3 KB) replaced by
@@ -263,13 +221,13 @@ def display_race(state: dict) -> dict:
 def live_races(s: Session, event: Event, track: TrackKey) -> dict[int, dict]:
     """Race states of the live races (ready, running, paused, ended) of one track or of all
     tracks (COMBINED), keyed by track id; the most recent race per track."""
-    q = sa.select(Race).where(Race.event_id == event.id, Race.status.in_(LIVE_STATUSES)) \
+    q = sa.select(Race).where(Race.event_id == event.id, Race.status.in_(LIVE)) \
         .order_by(Race.created_at, Race.id)
     if track != COMBINED:
         q = q.where(Race.track_id == track)
     out: dict[int, dict] = {}
     for race in s.scalars(q):
-        out[race.track_id] = display_race(_race_state_of(race))
+        out[race.track_id] = display_race(race_state(race))
     return out
 
 
@@ -305,26 +263,31 @@ def _improved(prev: LeaderboardEntry | None, new: LeaderboardEntry | None) -> bo
     return nb is not None and (pb is None or nb < pb) or new.rank < prev.rank
 
 
-def _apply(s: Session, event: Event | EventConfig, track: TrackKey, fp_now: _Fingerprint, fp_before: _Fingerprint,
-           change, exclude: dict, lap: dict | None, racer_id: int) -> dict | None:
-    """Bring this process's board of ``track`` from ``fp_before`` to ``fp_now`` with
-    ``change(state)`` and return the ``lb_update`` message (None when nothing changed)."""
-    key_now, key_before = fp_now.key(track), fp_before.key(track)
-    if key_now == key_before:
-        return None
+def _apply(s: Session, event: Event | EventConfig, track: TrackKey, after: int | None, change,
+           exclude: dict, lap: dict | None, racer_id: int) -> dict | str | None:
+    """Bring this process's board of ``track`` to version ``after`` (the version the one
+    change produced) with ``change(board)`` and return the ``lb_update`` message.
+
+    Returns None when the board is at ``after`` or later already (a repeated call, or it
+    was ranked after the change), and ``"full"`` when the change cannot be applied on its
+    own (``after`` unknown, or the database moved past it meanwhile): the board is then
+    ranked again and the caller sends the full state."""
     board = _boards.get((event.id, track))
-    if board is not None and board.fp_key == key_now:
-        return None  # this process applied it already (a repeated call)
-    if board is None or board.fp_key != key_before:
-        board = _build(s, event.id, track, ranking_config(event), key_before, **exclude)
+    if after is not None and board is not None and board.version >= after:
+        return None
+    if after is None or board is None or board.version != after - 1:
+        board = _build(s, event.id, track, ranking_config(event), **exclude)
+        if after is None or board.version != after:  # more than this change happened: rank it all
+            _store(event.id, track, _build(s, event.id, track, ranking_config(event)))
+            return "full"
+        board.version = after - 1  # the board as it was just before the change
     before = {e.racer_id: e for e in board.state.entries()}
     changed = change(board)
-    board.fp_key, board._dicts = key_now, None
+    board.version, board._dicts = after, None
     _store(event.id, track, board)
     new = board.state.entry(racer_id)
-    return {"event_id": event.id, "track": track, "from": version_of(key_before),
-            "to": version_of(key_now), "entries": _diff(before, changed),
-            "count": len(board.state.entries()),
+    return {"event_id": event.id, "track": track, "from": after - 1, "to": after,
+            "entries": _diff(before, changed), "count": len(board.state.entries()),
             "highlight": racer_id if _improved(before.get(racer_id), new) else None, "lap": lap,
             "race": None}
 
@@ -353,41 +316,57 @@ def _reading():
         s.close()
 
 
-def on_lap_recorded(race_id: int, lap_id: int, race: dict | None = None) -> None:
-    """A new lap was committed: update the race's track leaderboard and the combined one
-    incrementally and push an ``lb_update`` to rooms ``lb:<event>:<track>`` and
-    ``lb:<event>:combined``. Call after the commit (``drem.platform.effects.after_commit``); works
-    in any process (web worker, job runner, CLI) inside an app context. Laps of ready or
-    discarded races do not count and push nothing. Lap times in ms.
+def _bump_version(bump: dict | None, track: TrackKey) -> int | None:
+    if bump is None:
+        return None
+    return bump["event_version"] if track == COMBINED else bump["track_version"]
 
-    ``race`` is the race state after this lap (the timekeeper's race-state dict): it rides
-    in the ``lb_update`` as ``race``, so each display gets one message per lap instead of
-    a change and then a ``race_state`` (a room that gets no change, and
-    ``commentator:<event>``, get it as ``race_state``). One message per lap halves the
-    sends of a fan-out to hundreds of displays (``bench/leaderboard.py``)."""
-    with _reading() as s:
-        messages = _lap_recorded(s, race_id, lap_id)
+
+def _send(messages: list[tuple[int, TrackKey, dict | str]], s: Session, race: dict | None) -> set[str]:
+    """Emit ``lb_update`` (with ``race`` as :func:`display_race`) or ``lb_full`` per room;
+    returns the rooms sent to."""
     shown = display_race(race) if race is not None else None
     sent = set()
     for event_id, track, msg in messages:
-        msg["race"] = shown
-        _emit("lb_update", msg, event_id, track)
+        if msg == "full":
+            event = s.get(Event, event_id)
+            if event is None:
+                continue
+            _emit("lb_full", leaderboard_state(event, track, s), event_id, track)
+        else:
+            msg["race"] = shown
+            _emit("lb_update", msg, event_id, track)
         sent.add(room(event_id, track))
+    return sent
+
+
+def on_lap_recorded(race_id: int, lap_id: int, race: dict | None = None, bump: dict | None = None) -> None:
+    """A new lap was committed: update the race's track leaderboard and the combined one
+    and push one ``lb_update`` to each of the rooms ``lb:<event>:<track>`` and
+    ``lb:<event>:combined`` (``lb_full`` when the lap cannot be applied on its own). Call
+    after the commit; works in any process (web worker, job runner, CLI) inside an app
+    context. Laps of ready or discarded races do not count and push nothing. Lap times in ms.
+
+    ``race`` is the race state after this lap (the timekeeper's race-state dict): it rides
+    in the ``lb_update`` as ``race``, so each display gets one message per lap (a room
+    that gets no change gets it as ``race_state``). ``bump`` is
+    ``drem.events.versions.bump_of(("lap", lap_id))``: the versions this lap produced."""
+    with _reading() as s:
+        sent = _send(_lap_recorded(s, race_id, lap_id, bump), s, race)
     if race is not None:
-        _emit_race_state(race, shown, skip=sent)
+        _emit_race_state(display_race(race), skip=sent)
 
 
-def _emit_race_state(state: dict, shown: dict, skip: set[str] | frozenset = frozenset()) -> None:
-    """``race_state``: ``shown`` (:func:`display_race`) to the race's track room and the
-    combined room unless in ``skip``, the whole ``state`` to the commentator room."""
-    event_id, track_id = int(state["event_id"]), int(state["track_id"])
+def _emit_race_state(shown: dict, skip: set[str] | frozenset = frozenset()) -> None:
+    """``race_state`` (``shown``: :func:`display_race`) to the race's track room and the
+    combined room unless in ``skip``."""
+    event_id, track_id = int(shown["event_id"]), int(shown["track_id"])
     for target in (room(event_id, track_id), room(event_id, COMBINED)):
         if target not in skip:
             socketio.emit("race_state", shown, namespace=NAMESPACE, to=target)
-    socketio.emit("race_state", state, namespace=NAMESPACE, to=commentator_room(event_id))
 
 
-def _lap_recorded(s: Session, race_id: int, lap_id: int) -> list[tuple[int, TrackKey, dict]]:
+def _lap_recorded(s: Session, race_id: int, lap_id: int, bump: dict | None) -> list[tuple[int, TrackKey, dict | str]]:
     row = s.execute(
         sa.select(Race.event_id, Race.track_id, Race.racer_id, Race.status, Race.raced_by_proxy,
                   Race.started_at, Race.created_at, Lap.lap_number, Lap.time_ms, Lap.resets, Lap.invalidated,
@@ -396,7 +375,7 @@ def _lap_recorded(s: Session, race_id: int, lap_id: int) -> list[tuple[int, Trac
         .join(Lap, Lap.race_id == Race.id).join(User, User.id == Race.racer_id)
         .join(Event, Event.id == Race.event_id)
         .where(Race.id == race_id, Lap.id == lap_id)).first()
-    if row is None or row.status not in COUNTED_STATUSES:
+    if row is None or row.status not in COUNTED:
         return []
     event = EventConfig(row.event_id, row.ranking_method, row.resets_allowed_per_lap, row.averaging_window,
                         row.lap_target)
@@ -406,7 +385,7 @@ def _lap_recorded(s: Session, race_id: int, lap_id: int) -> list[tuple[int, Trac
     lap_info = {"race_id": race_id, "racer_id": row.racer_id, "track_id": row.track_id,
                 "lap_number": row.lap_number, "time_ms": row.time_ms, "resets": row.resets,
                 "invalidated": row.invalidated, "dnf": row.dnf,
-                "valid": is_lap_valid(lap_input, row.resets_allowed_per_lap)}
+                "valid": lap_is_valid(row.invalidated, row.dnf, row.resets, row.resets_allowed_per_lap)}
     race_input = RaceInput(race_id=race_id, racer_id=row.racer_id, track_id=row.track_id,
                            started_at=_ts(row.started_at or row.created_at), raced_by_proxy=row.raced_by_proxy)
     info = RacerInfo(row.racer_id, row.username, row.country_code)
@@ -422,51 +401,34 @@ def _lap_recorded(s: Session, race_id: int, lap_id: int) -> list[tuple[int, Trac
     messages = []
     with _lock:
         _race_index[race_id] = (event.id, row.track_id)
-        fp_now = _fingerprints(s, event)
-        lap_terms = _lap_terms(lap_id, row.time_ms, row.resets, bool(row.invalidated or row.dnf),
-                               row.lap_number)
-        fp_before = fp_now.minus({row.track_id: lap_terms})
         for track in (row.track_id, COMBINED):
-            msg = _apply(s, event, track, fp_now, fp_before, change, {"exclude_lap": lap_id},
+            msg = _apply(s, event, track, _bump_version(bump, track), change, {"exclude_lap": lap_id},
                          lap_info, row.racer_id)
             if msg is not None:
                 messages.append((event.id, track, msg))
     return messages
 
 
-def _race_counted(s: Session, race: Race) -> list[tuple[int, TrackKey, dict]]:
-    """A counted race without laps that the leaderboards may not know yet: it just started.
-
-    Once a race has laps, :func:`on_lap_recorded` brings it onto the boards (a lap of a
-    race a board has never seen adds the race), so only lap-less races are handled here.
-    """
-    if race.laps:
-        return []
+def _race_counted(s: Session, race: Race, bump: dict | None) -> list[tuple[int, TrackKey, dict | str]]:
+    """A race that just became counted (started): it enters both boards without laps."""
     event = race.event
-    laps = [_lap_input(lap, race) for lap in race.laps]
     race_input = RaceInput(race_id=race.id, racer_id=race.racer_id, track_id=race.track_id,
                            started_at=_ts(race.started_at or race.created_at),
-                           raced_by_proxy=race.raced_by_proxy, laps=laps)
-
+                           raced_by_proxy=race.raced_by_proxy, laps=[_lap_input(lap, race) for lap in race.laps])
     info = _racer_info(race)
 
     def change(board: _Board) -> list[LeaderboardEntry]:
         renamed = board.state.set_racer(info)
+        if race.id in board.races:
+            return renamed
         board.races.add(race.id)
         return _merged(renamed, board.state.add_race(race_input))
 
     messages = []
     with _lock:
         _race_index[race.id] = (event.id, race.track_id)
-        fp_now = _fingerprints(s, event)
-        fp_before = None
         for track in (race.track_id, COMBINED):
-            board = _boards.get((event.id, track))
-            if board is not None and (board.fp_key == fp_now.key(track) or race.id in board.races):
-                continue  # known here (the common case while a race runs): nothing to do
-            if fp_before is None:
-                fp_before = fp_now.minus(_fp_rows(s, event.id, race_id=race.id))
-            msg = _apply(s, event, track, fp_now, fp_before, change, {"exclude_race": race.id},
+            msg = _apply(s, event, track, _bump_version(bump, track), change, {"exclude_race": race.id},
                          None, race.racer_id)
             if msg is not None:
                 messages.append((event.id, track, msg))
@@ -476,7 +438,8 @@ def _race_counted(s: Session, race: Race) -> list[tuple[int, TrackKey, dict]]:
 def on_race_changed(race_id: int, event_id: int | None = None, track_id: int | None = None) -> None:
     """A race was edited (laps changed or deleted), deleted, submitted or discarded: rank
     its track and the combined leaderboard again from the database and push the full state
-    (``lb_full``) to both rooms. Call after the commit; works in any process.
+    (``lb_full``, which carries the live races too) to both rooms. Call after the commit;
+    works in any process.
 
     For a race that no longer exists pass ``event_id`` and ``track_id`` (else the
     leaderboard recalls them from its own records, which a fresh process may not have).
@@ -498,27 +461,23 @@ def on_race_changed(race_id: int, event_id: int | None = None, track_id: int | N
             return
         tracks = [t for t in (track_id, COMBINED) if t == COMBINED or any(x.id == t for x in event.tracks)]
         with _lock:
-            fp = _fingerprints(s, event)
             for track in tracks:
-                _store(event.id, track, _build(s, event.id, track, ranking_config(event), fp.key(track)))
+                _store(event.id, track, _build(s, event.id, track, ranking_config(event)))
         states = [(track, leaderboard_state(event, track, s)) for track in tracks]
     for track, state in states:
         _emit("lb_full", state, event_id, track)
 
 
-def push_race_state(state: dict) -> None:
-    """Send the live race (the timekeeper contract's race-state dict, times in ms, clock at
+def push_race_state(state: dict, bump: dict | None = None) -> None:
+    """Send the live race (the timekeeper's race-state dict, times in ms, clock at
     ``server_time`` UNIX s) as ``race_state`` to ``lb:<event>:<track>`` and
-    ``lb:<event>:combined`` (as :func:`display_race`) and to ``commentator:<event>``
-    (whole). When the race has just become counted (started), the leaderboards learn it
-    here and push an ``lb_update``, so its racer appears at once. Call after the commit;
-    works in any process."""
-    messages: list[tuple[int, TrackKey, dict]] = []
-    if state.get("status") in COUNTED_STATUSES and not state.get("laps"):  # a race with laps is known
+    ``lb:<event>:combined`` (as :func:`display_race`). With ``bump`` (the race just became
+    counted: ``bump_of(("race", race_id))``) the leaderboards also take the race in and
+    push an ``lb_update``, so its racer appears at once. Call after the commit; works in
+    any process."""
+    _emit_race_state(display_race(state))
+    if bump is not None and state.get("status") in COUNTED:
         with _reading() as s:
             race = s.get(Race, int(state["race_id"]))
-            if race is not None and race.status in COUNTED_STATUSES:
-                messages = _race_counted(s, race)
-    _emit_race_state(state, display_race(state))
-    for ev, track, msg in messages:
-        _emit("lb_update", msg, ev, track)
+            if race is not None and race.status in COUNTED:
+                _send(_race_counted(s, race, bump), s, None)

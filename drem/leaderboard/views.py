@@ -14,6 +14,7 @@ from flask import Blueprint, Response, current_app, render_template, request, ur
 
 from drem.events.service import get_event
 from drem.leaderboard import service
+from drem.platform.inputs import int_arg
 from drem.platform.permissions import public
 
 bp = Blueprint("leaderboard", __name__, template_folder="templates")
@@ -50,10 +51,7 @@ def board(event_id: int):
     &controls=0`` (hide the switches) ``&scroll=<px per s>`` (auto-scroll speed)."""
     event = get_event(event_id)
     args = _page_args(event)
-    try:
-        scroll = max(0, min(400, int(request.args.get("scroll", 40))))
-    except ValueError:
-        scroll = 40
+    scroll = int_arg("scroll", 40, 0, 400)
     return render_template("leaderboard/board.html", layout=_choice("layout", LAYOUTS, "full"),
                            controls=request.args.get("controls") != "0", scroll=scroll,
                            landing=landing_url(event.id), **args)
@@ -66,10 +64,7 @@ def overlay(event_id: int):
     &top=<N>&lang=en|de``: a lower third while a race runs, the top N between races."""
     event = get_event(event_id)
     bg = _choice("bg", BACKGROUNDS, "transparent")
-    try:
-        top = max(1, min(20, int(request.args.get("top", 5))))
-    except ValueError:
-        top = 5
+    top = int_arg("top", 5, 1, 20)
     return render_template("leaderboard/overlay.html", background=BACKGROUNDS[bg], top=top,
                            **_page_args(event))
 

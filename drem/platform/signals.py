@@ -26,3 +26,30 @@ it drove the lap in). A subscriber that takes the lap into a race returns its an
 a dict ``{"stored": bool, "reason"?: str, "race_id"?: int, "lap_number"?: int,
 "outcome": str}``; None means "not mine".
 """)
+
+lap_recorded = _signals.signal("lap-recorded", doc="""
+The timekeeper stored a lap and the transaction committed (sent from its after-commit
+callback, once per race and transaction).
+
+Keyword arguments: ``race_id``, ``lap_id`` (ints), ``state`` (the race state after the
+transaction: ``drem.timekeeper.service.race_state``, laps with ``valid``), ``bump``
+(``drem.events.versions.bump_of(("lap", lap_id))``: the leaderboard versions this lap
+alone produced, or None).
+""")
+
+race_state_changed = _signals.signal("race-state-changed", doc="""
+A live race changed without a new lap (set up, started, paused, resumed, ended, resets
+counted, taken over) and the transaction committed; sent once per race and transaction.
+
+Keyword arguments: ``state`` (the race state), ``bump`` (the versions when the race just
+became counted, i.e. started: ``bump_of(("race", race_id))``; else None).
+""")
+
+race_changed = _signals.signal("race-changed", doc="""
+A race's standing must be ranked again from the database: its laps were edited or
+deleted, or it was submitted, discarded or deleted (sent after the commit, once per race
+and transaction).
+
+Keyword arguments: ``race_id``, ``event_id``, ``track_id`` (ints: the race may be
+deleted by now), ``state`` (the race state when the race still exists, else None).
+""")

@@ -133,7 +133,7 @@
 
     update(m) {
       if (!this.state || !this.mine(m.track)) return;
-      if (m.to !== this.state.version) {                  // else: already in our state
+      if (m.to > this.state.version) {                    // else: already in our state (versions are integers)
         if (m.from !== this.state.version) { this.join(); return; }  // missed something: full state
         const byId = new Map(this.entries.map((e) => [e.racer_id, e]));
         for (const e of m.entries) byId.set(e.racer_id, e);

@@ -59,10 +59,6 @@
     $("ov-rows").replaceChildren(...rows);
   }
 
-  function lapValid(lap, allowed) {
-    return lap && !lap.invalidated && !lap.dnf && (allowed === null || allowed === undefined || lap.resets <= allowed);
-  }
-
   function renderThird() {
     const r = current();
     $("ov-third").hidden = !r;
@@ -72,11 +68,10 @@
     const f = B.flag(r.racer && r.racer.country_code); if (f) who.appendChild(f);
     const n = document.createElement("span"); n.className = "name"; n.textContent = r.racer ? r.racer.username : ""; who.appendChild(n);
     if (r.raced_by_proxy) { const p = document.createElement("span"); p.className = "proxy"; p.textContent = B.t(cfg.lang, "by_proxy"); who.appendChild(p); }
-    const allowed = board.state ? board.state.event.resets_allowed_per_lap : null;
     const nLaps = r.lap_count || 0, last = r.last_lap;
     const lastEl = $("ov-last"), bestEl = $("ov-best");
     lastEl.textContent = last ? B.fmtMs(last.time_ms) : "–";
-    colour(lastEl, last ? last.time_ms : null, lapValid(last, allowed), r.racer && r.racer.id);
+    colour(lastEl, last ? last.time_ms : null, !!(last && last.valid), r.racer && r.racer.id);
     bestEl.textContent = B.fmtMs(r.best_lap_ms);
     colour(bestEl, r.best_lap_ms, true, r.racer && r.racer.id);
     $("ov-laps").textContent = r.lap_target ? nLaps + "/" + r.lap_target : String(nLaps);

@@ -63,8 +63,7 @@
     body.innerHTML = "";
     state.laps.slice().reverse().forEach((lap) => {
       const tr = document.createElement("tr");
-      const limit = state.resets_allowed_per_lap;
-      const valid = !lap.invalidated && !lap.dnf && (limit == null || lap.resets <= limit);
+      const valid = lap.valid;  // the server's rule (drem.events.models.lap_is_valid)
       if (!valid) tr.className = "invalid";
       [lap.lap_number, fmtMs(lap.time_ms), lap.resets, lap.source, valid ? "yes" : (lap.dnf ? "DNF" : "no")].forEach((v) => {
         const td = document.createElement("td"); td.textContent = v; tr.appendChild(td);

@@ -9,9 +9,11 @@ from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
+from drem.events.service import get_race
 from drem.platform.effects import commit
 from drem.platform.errors import Forbidden, ServiceError
 from drem.platform.extensions import db
+from drem.platform.inputs import flag, record_id, text, whole_number
 from drem.platform.permissions import public, require
 from drem.platform.web import json_body, no_csrf
 from drem.timekeeper import laps, service, timers
@@ -40,27 +42,15 @@ def _state(race, status: int = 200):
     return jsonify(service.race_state(race)), status
 
 
-def _int_field(data: dict, name: str, required: bool = True) -> int | None:
-    value = data.get(name)
-    if value in (None, ""):
-        if required:
-            raise ServiceError(f"{name} is required", name)
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ServiceError(f"{name} must be a whole number", name) from None
-
-
 @bp.post("/races")
 @require("races.run")
 @retried
 def setup():
     """Set up the next race on a track: ``{track_id, racer_id, car_id?, model_id?, raced_by_proxy?}``."""
     data = json_body()
-    race = service.setup_race(current_user, _int_field(data, "track_id"), _int_field(data, "racer_id"),
-                              _int_field(data, "car_id", False), _int_field(data, "model_id", False),
-                              bool(data.get("raced_by_proxy")))
+    race = service.setup_race(current_user, record_id(data, "track_id"), record_id(data, "racer_id"),
+                              record_id(data, "car_id", required=False), record_id(data, "model_id", required=False),
+                              flag(data, "raced_by_proxy"))
     commit()
     return _state(race, 201)
 
@@ -68,7 +58,7 @@ def setup():
 @bp.get("/races/<int:race_id>")
 @require("races.view")
 def detail(race_id: int):
-    return _state(service.get_race(race_id))
+    return _state(get_race(race_id))
 
 
 @bp.get("/tracks/<int:track_id>/live")
@@ -88,7 +78,7 @@ ACTIONS = {"start": service.start_race, "pause": service.pause_race, "resume": s
 @require("races.run")
 @retried
 def act(race_id: int, action: str):
-    race = ACTIONS[action](current_user, service.get_race(race_id))
+    race = ACTIONS[action](current_user, get_race(race_id))
     commit()
     return _state(race)
 
@@ -99,7 +89,7 @@ def act(race_id: int, action: str):
 def capture(race_id: int):
     """Capture a lap now: ``{source_id}`` (made by the console, so a resend is stored once)."""
     data = json_body()
-    lap, created = laps.capture_lap(current_user, service.get_race(race_id), str(data.get("source_id") or ""))
+    lap, created = laps.capture_lap(current_user, get_race(race_id), text(data, "source_id", 0, 1000, default=""))
     commit()
     return jsonify(lap=lap.to_dict(), created=created), 201 if created else 200
 
@@ -110,7 +100,7 @@ def capture(race_id: int):
 def resets(race_id: int):
     """``{delta: 1|-1}`` on the lap in progress."""
     data = json_body()
-    race = laps.change_resets(current_user, service.get_race(race_id), _int_field(data, "delta"))
+    race = laps.change_resets(current_user, get_race(race_id), whole_number(data, "delta", -1, 1))
     commit()
     return _state(race)
 
@@ -120,8 +110,8 @@ def resets(race_id: int):
 @retried
 def dnf(race_id: int):
     data = json_body()
-    race = service.get_race(race_id)
-    laps.dnf(current_user, race, str(data.get("source_id") or f"dnf-{len(race.laps) + 1}"))
+    race = get_race(race_id)
+    laps.dnf(current_user, race, text(data, "source_id", 1, 64, default=f"dnf-{len(race.laps) + 1}"))
     commit()
     return _state(race)
 
@@ -132,8 +122,8 @@ def dnf(race_id: int):
 def invalidate(race_id: int, lap_number: int):
     """``{invalidated: bool}`` for a lap of a live race (use race admin for finished ones)."""
     data = json_body()
-    race = service.get_race(race_id)
-    laps.invalidate_lap(current_user, race, lap_number, bool(data.get("invalidated", True)))
+    race = get_race(race_id)
+    laps.invalidate_lap(current_user, race, lap_number, flag(data, "invalidated", default=True))
     commit()
     return _state(race)
 
@@ -142,22 +132,7 @@ def invalidate(race_id: int, lap_number: int):
 @require("races.run")
 def racers(track_id: int):
     """Racers of the track's event with runs done / max and their available models."""
-    from drem.events.models import EventRacer
-    from drem.events.service import get_track
-    from drem.models_mgr.models import AVAILABLE, RacerModel
-
-    track = get_track(track_id)
-    regs = db.session.scalars(db.select(EventRacer).where(EventRacer.event_id == track.event_id)).all()
-    out = []
-    for reg in sorted(regs, key=lambda r: r.user.username.lower()):
-        models = db.session.scalars(db.select(RacerModel).where(RacerModel.owner_id == reg.user_id,
-                                                                RacerModel.status == AVAILABLE)
-                                    .order_by(RacerModel.uploaded_at.desc())).all()
-        out.append({"user_id": reg.user_id, "username": reg.user.username, "colour": reg.colour,
-                    "country_code": reg.user.country_code, "runs_done": service.runs_done(track.id, reg.user_id),
-                    "max_runs": track.event.max_runs_per_racer,
-                    "models": [{"id": m.id, "filename": m.filename, "format": m.model_format} for m in models]})
-    return jsonify(racers=out)
+    return jsonify(racers=service.racer_list(track_id))
 
 
 @bp.post("/tracks/<int:track_id>/timers")
@@ -187,9 +162,7 @@ def crossing():
     if device is None:
         raise Forbidden("invalid timer token")
     data = json_body()
-    device_ms = data.get("device_time_ms")
-    if not isinstance(device_ms, int) or isinstance(device_ms, bool) or device_ms < 0:
-        raise ServiceError("device_time_ms must be whole milliseconds of the device clock", "device_time_ms")
-    answer = laps.timer_crossing(device, str(data.get("crossing_id") or device_ms), device_ms)
+    device_ms = whole_number(data, "device_time_ms", 0, 2**63 - 1, strict=True)
+    answer = laps.timer_crossing(device, text(data, "crossing_id", 1, 48, default=str(device_ms)), device_ms)
     commit()
     return jsonify(answer), 200 if answer.get("ok") else 400

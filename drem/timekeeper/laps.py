@@ -9,19 +9,14 @@ from __future__ import annotations
 
 from flask import current_app
 
-from drem.events.models import ENDED, PAUSED, RUNNING, Lap, Race
+from drem.events.models import ENDED, MAX_LAP_MS, MIN_LAP_MS, PAUSED, RUNNING, Lap, Race
 from drem.platform.db_types import utcnow
 from drem.platform.errors import Conflict, ServiceError
 from drem.platform.extensions import db
 from drem.timekeeper import clock
-from drem.timekeeper.service import _leaderboard, _need, check_operator, end_race, push_state
+from drem.timekeeper.service import _need, check_operator, end_race, push_state
 
-MIN_LAP_MS = 1000          # nothing drives a lap in under a second: a double press or a bounce
 CAPTURE_DEBOUNCE_MS = 1500  # two captures closer than this are one crossing (two operators, one press)
-
-
-def _max_lap_ms(race: Race) -> int:
-    return race.time_limit_ms + 10 * 60_000
 
 
 def existing_lap(race: Race, source_id: str) -> Lap | None:
@@ -31,8 +26,7 @@ def existing_lap(race: Race, source_id: str) -> Lap | None:
 
 def _valid_count(race: Race) -> int:
     limit = race.event.resets_allowed_per_lap
-    return sum(1 for lap in race.laps if not lap.invalidated and not lap.dnf
-               and (limit is None or lap.resets <= limit))
+    return sum(1 for lap in race.laps if lap.is_valid(limit))
 
 
 def _record(race: Race, time_ms: int, source: str, source_id: str, resets: int | None = None,
@@ -47,8 +41,7 @@ def _record(race: Race, time_ms: int, source: str, source_id: str, resets: int |
     race.lap_start_ms = clock.elapsed_ms(race, now) if advance_ms is None else advance_ms
     race.current_resets = 0
     db.session.flush()
-    lap_id = lap.id
-    push_state(race, lap_id=lap_id)  # the standings change and the race state, one message
+    push_state(race, lap_id=lap.id)  # the standings change and the race state, one message
     target_done = race.lap_target is not None and _valid_count(race) >= race.lap_target
     if race.status == RUNNING and (clock.is_time_up(race, now) or target_done):
         end_race(None, race, reason="time up" if not target_done else "lap target")
@@ -96,7 +89,7 @@ def car_lap(car, report, race_id: int | None) -> dict | None:
         return None
     if race.status != RUNNING:
         return {"stored": False, "reason": f"the race is {race.status}", "outcome": f"race {race.id} is {race.status}"}
-    if not MIN_LAP_MS <= report.lap_time_ms <= _max_lap_ms(race):
+    if not MIN_LAP_MS <= report.lap_time_ms <= MAX_LAP_MS:
         return {"stored": False, "reason": f"lap time {report.lap_time_ms} ms is not plausible",
                 "outcome": "absurd lap time"}
     if existing_lap(race, f"car:{report.lap_id}") is not None:
@@ -131,7 +124,7 @@ def timer_crossing(device, crossing_id: str, device_time_ms: int) -> dict:
     debounce = current_app.config["TIMER_DEBOUNCE_MS"]
     if 0 <= lap_ms < debounce:
         return {"ok": True, "stored": False, "reason": f"within the {debounce} ms debounce"}
-    if not MIN_LAP_MS <= lap_ms <= _max_lap_ms(race):
+    if not MIN_LAP_MS <= lap_ms <= MAX_LAP_MS:
         return {"ok": False, "stored": False, "reason": f"lap time {lap_ms} ms is not plausible (device clock?)"}
     race.timer_last_crossing_ms = device_time_ms
     lap = _record(race, lap_ms, "timer", source_id)
@@ -177,8 +170,7 @@ def undo_last_lap(actor, race: Race) -> Race:
     race.current_resets = lap.resets
     race.laps.remove(lap)
     db.session.delete(lap)
-    push_state(race)
-    _leaderboard("on_race_changed", race.id)
+    push_state(race, rerank=True)
     db.session.flush()
     return race
 
@@ -190,8 +182,7 @@ def invalidate_lap(actor, race: Race, lap_number: int, invalid: bool = True) -> 
     if lap is None:
         raise ServiceError(f"race {race.id} has no lap {lap_number}", "lap_number")
     lap.invalidated = invalid
-    push_state(race)
-    _leaderboard("on_race_changed", race.id)
+    push_state(race, rerank=True)
     db.session.flush()
     return lap
 

@@ -3,16 +3,21 @@
 The race lives in the database from the moment it is set up; every change is a
 row update guarded by the race's version number (two operators cannot overwrite
 each other), and every lap is stored the moment it happens (``timekeeper.laps``).
-Car commands and display pushes go out after the commit.
+Car commands go out after the commit; so do the announcements (drem.platform.signals):
+once per race and transaction, :func:`push_state` sends ``lap_recorded`` (a lap was
+stored), ``race_changed`` (the race must be ranked again) or ``race_state_changed``,
+and the race state to the timekeeper consoles.
 """
 
 from __future__ import annotations
 
 from drem.admin.service import record_audit
+from drem.auth.models import User
 from drem.events.models import (
+    COUNTED,
     DISCARDED,
     ENDED,
-    LIVE_STATUSES,
+    LIVE,
     PAUSED,
     READY,
     RUNNING,
@@ -20,22 +25,18 @@ from drem.events.models import (
     EventRacer,
     Race,
 )
+from drem.events.service import get_track
+from drem.events.versions import bump_of
+from drem.fleet.commands import send_commands
+from drem.fleet.service import get_car
+from drem.models_mgr.models import AVAILABLE, RacerModel
 from drem.platform.db_types import utcnow
 from drem.platform.effects import after_commit
-from drem.platform.errors import Conflict, Forbidden, NotFound, ServiceError
+from drem.platform.errors import Conflict, Forbidden, ServiceError
 from drem.platform.extensions import db, socketio
 from drem.platform.permissions import ADMIN
+from drem.platform.signals import lap_recorded, race_changed, race_state_changed
 from drem.timekeeper import clock
-
-COUNTED = (RUNNING, PAUSED, ENDED, SUBMITTED)  # statuses whose laps count on the leaderboard
-
-
-def get_race(race_id: int) -> Race:
-    """The race with this id; NotFound otherwise."""
-    race = db.session.get(Race, race_id)
-    if race is None:
-        raise NotFound("no such race")
-    return race
 
 
 def live_race(track_id: int) -> Race | None:
@@ -47,6 +48,37 @@ def runs_done(track_id: int, racer_id: int) -> int:
     """Runs of the racer on this track that count (submitted or live), for max runs."""
     return db.session.scalar(db.select(db.func.count()).select_from(Race).where(
         Race.track_id == track_id, Race.racer_id == racer_id, Race.status.in_(COUNTED)))
+
+
+def racer_list(track_id: int) -> list[dict]:
+    """The racers registered for the track's event, by name, as the race set-up form needs
+    them: ``[{"user_id", "username", "colour", "country_code", "runs_done" (counted runs
+    on this track), "max_runs" (None: unlimited), "models": [{"id", "filename", "format"}]
+    (available models, newest first)}]``. NotFound for an unknown track.
+
+    A fixed number of queries whatever the number of racers (track, event,
+    registrations with users, runs done, models)."""
+    track = get_track(track_id)
+    max_runs = track.event.max_runs_per_racer
+    regs = db.session.execute(db.select(EventRacer, User).join(User, User.id == EventRacer.user_id)
+                              .where(EventRacer.event_id == track.event_id)).all()
+    user_ids = [user.id for _reg, user in regs]
+    runs: dict[int, int] = {}
+    models: dict[int, list[dict]] = {uid: [] for uid in user_ids}
+    if user_ids:
+        runs = dict(db.session.execute(
+            db.select(Race.racer_id, db.func.count()).where(
+                Race.track_id == track.id, Race.racer_id.in_(user_ids), Race.status.in_(COUNTED))
+            .group_by(Race.racer_id)).all())
+        for model in db.session.scalars(db.select(RacerModel).where(
+                RacerModel.owner_id.in_(user_ids), RacerModel.status == AVAILABLE)
+                .order_by(RacerModel.uploaded_at.desc(), RacerModel.id.desc())):
+            models[model.owner_id].append({"id": model.id, "filename": model.filename,
+                                           "format": model.model_format})
+    return [{"user_id": user.id, "username": user.username, "colour": reg.colour,
+             "country_code": user.country_code, "runs_done": runs.get(user.id, 0), "max_runs": max_runs,
+             "models": models[user.id]}
+            for reg, user in sorted(regs, key=lambda row: row[1].username.lower())]
 
 
 def check_operator(actor, race: Race) -> None:
@@ -70,10 +102,6 @@ def setup_race(actor, track_id: int, racer_id: int, car_id: int | None = None, m
     is the racer's and available, the car exists. After the commit the car gets
     ``load_model`` when the model is not on it yet, and the racer's tail-light colour.
     """
-    from drem.events.service import get_track
-    from drem.fleet.service import get_car
-    from drem.models_mgr.models import AVAILABLE, RacerModel
-
     track = get_track(track_id)
     event = track.event
     if live_race(track.id) is not None:
@@ -106,8 +134,6 @@ def setup_race(actor, track_id: int, racer_id: int, car_id: int | None = None, m
 
 
 def _prepare_car(actor, race: Race, car, model, colour: str) -> None:
-    from drem.fleet.commands import send_commands
-
     if model is not None and not any(m.get("model_id") == str(model.id) for m in car.loaded_models or []):
         send_commands(actor, [car.id], "load_model", {"model_id": model.id})
     send_commands(actor, [car.id], "set_tail_light", {"colour": colour})
@@ -119,10 +145,8 @@ def start_race(actor, race: Race) -> Race:
     _need(race, READY, action="start")
     race.status, race.started_at = RUNNING, utcnow()
     if race.car_id and race.model_id:
-        from drem.fleet.commands import send_commands
-
         send_commands(actor, [race.car_id], "start_driving", {"model_id": race.model_id, "race_id": race.id})
-    push_state(race)
+    push_state(race, started=True)
     db.session.flush()
     return race
 
@@ -163,8 +187,6 @@ def end_race(actor, race: Race, reason: str = "operator") -> Race:
     if race.started_at is None:
         race.started_at = now
     if race.car_id:
-        from drem.fleet.commands import send_commands
-
         send_commands(actor, [race.car_id], "stop_driving", {})
         send_commands(actor, [race.car_id], "set_tail_light", {"colour": "white"})
     push_state(race)
@@ -181,8 +203,7 @@ def submit_race(actor, race: Race) -> Race:
     _need(race, ENDED, action="submit")
     race.status, race.submitted_at, race.live_track_id = SUBMITTED, utcnow(), None
     record_audit(actor, "race.submit", "race", race.id, racer=race.racer.username, laps=len(race.laps))
-    push_state(race)
-    _leaderboard("on_race_changed", race.id)
+    push_state(race, rerank=True)
     db.session.flush()
     return race
 
@@ -192,20 +213,19 @@ def discard_race(actor, race: Race) -> Race:
     check_operator(actor, race)
     if race.status == DISCARDED:
         return race
-    _need(race, *LIVE_STATUSES, action="discard")
+    _need(race, *LIVE, action="discard")
     if race.status in (RUNNING, PAUSED):
         end_race(actor, race)
     race.status, race.live_track_id = DISCARDED, None
     record_audit(actor, "race.discard", "race", race.id, racer=race.racer.username, laps=len(race.laps))
-    push_state(race)
-    _leaderboard("on_race_changed", race.id)
+    push_state(race, rerank=True)
     db.session.flush()
     return race
 
 
 def take_over(actor, race: Race) -> Race:
     """Make ``actor`` the operator of a live race (the previous one becomes read-only). Audited."""
-    _need(race, *LIVE_STATUSES, action="take over")
+    _need(race, *LIVE, action="take over")
     record_audit(actor, "race.take_over", "race", race.id, previous=race.operator_id)
     race.operator_id = actor.id
     push_state(race)
@@ -219,13 +239,17 @@ def race_state(race: Race, now=None) -> dict:
     ``version`` is the race row's optimistic-lock counter: it grows with every change of
     the race, so a console that gets an answer late (after a newer pushed state) can tell
     it is older and ignore it (same version: the later ``server_time`` is the newer).
+    Each lap carries ``valid`` (:func:`drem.events.models.lap_is_valid` under the event's
+    resets limit); ``best_lap_ms`` is the best valid lap.
     """
     version = race.version  # load the row first, so ``server_time`` is never older than the data
     now = now or utcnow()
+    allowed = race.event.resets_allowed_per_lap
     laps = [{"lap_number": lap.lap_number, "time_ms": lap.time_ms, "resets": lap.resets,
-             "invalidated": lap.invalidated, "dnf": lap.dnf, "source": lap.source, "id": lap.id}
+             "invalidated": lap.invalidated, "dnf": lap.dnf, "valid": lap.is_valid(allowed),
+             "source": lap.source, "id": lap.id}
             for lap in race.laps]
-    valid = [lap["time_ms"] for lap in laps if _valid(race, lap)]
+    valid = [lap["time_ms"] for lap in laps if lap["valid"]]
     return {
         "race_id": race.id, "version": version, "event_id": race.event_id, "track_id": race.track_id,
         "status": race.status,
@@ -237,44 +261,49 @@ def race_state(race: Race, now=None) -> dict:
         "server_time": now.timestamp(), "current_lap_ms": clock.current_lap_ms(race, now),
         "current_resets": race.current_resets, "lap_target": race.lap_target, "laps": laps,
         "best_lap_ms": min(valid) if valid else None, "last_lap_ms": laps[-1]["time_ms"] if laps else None,
-        "resets_allowed_per_lap": race.event.resets_allowed_per_lap,
+        "resets_allowed_per_lap": allowed,
     }
 
 
-def _valid(race: Race, lap: dict) -> bool:
-    limit = race.event.resets_allowed_per_lap
-    return not lap["invalidated"] and not lap["dnf"] and (limit is None or lap["resets"] <= limit)
+_PUSHES = "drem_race_pushes"
 
 
-def push_state(race: Race, lap_id: int | None = None) -> None:
-    """After commit: send the race state to the timekeeper consoles and the displays.
+def push_state(race: Race, lap_id: int | None = None, rerank: bool = False, started: bool = False) -> None:
+    """After the commit, announce the race once for this transaction, however often this
+    is called: the race state goes to the timekeeper consoles (``race_state`` in room
+    ``tk:<track_id>``) and one signal goes to the other packages:
+    ``race_changed`` when any call asked to ``rerank`` (a lap edited or removed, the race
+    submitted or discarded), else ``lap_recorded`` with the last lap stored (``lap_id``),
+    else ``race_state_changed`` (with the leaderboard versions when the race ``started``
+    in this transaction). Each carries the race state as it is after the commit.
+    """
+    session = db.session()
+    transaction = session.get_transaction() or session.begin()
+    holder = session.info.get(_PUSHES)
+    if holder is None or holder[0] is not transaction:  # the first push of this transaction
+        holder = session.info[_PUSHES] = (transaction, {})
+        after_commit(lambda pending=holder[1]: _announce(pending))
+    entry = holder[1].setdefault(race.id, {"event_id": race.event_id, "track_id": race.track_id,
+                                           "lap_id": None, "rerank": False, "started": False})
+    if lap_id is not None:
+        entry["lap_id"] = lap_id
+    entry["rerank"] = entry["rerank"] or rerank
+    entry["started"] = entry["started"] or started
 
-    With ``lap_id`` (the lap just recorded) the leaderboard ranks the lap and sends the
-    displays one ``lb_update`` carrying the race state (``on_lap_recorded``); without,
-    the displays get a ``race_state``."""
-    def send(race_id=race.id):
+
+def _announce(pending: dict[int, dict]) -> None:
+    """The after-commit side of :func:`push_state`: one announcement per race."""
+    for race_id, entry in pending.items():
+        bump = bump_of(("lap", entry["lap_id"])) if entry["lap_id"] is not None \
+            else bump_of(("race", race_id)) if entry["started"] else None
         fresh = db.session.get(Race, race_id)
-        if fresh is None:
-            return
-        state = race_state(fresh)
-        if lap_id is not None:
-            _call_leaderboard("on_lap_recorded", race_id, lap_id, state)
-        else:
-            _call_leaderboard("push_race_state", state)
-        socketio.emit("race_state", state, namespace="/timekeeper", to=f"tk:{fresh.track_id}")
-
-    after_commit(send)
-
-
-def _leaderboard(func: str, *args) -> None:
-    after_commit(lambda: _call_leaderboard(func, *args))
-
-
-def _call_leaderboard(func: str, *args) -> None:
-    try:
-        from drem.leaderboard import service as lb
-    except ImportError:  # pragma: no cover - the leaderboard package is part of drem
-        return
-    handler = getattr(lb, func, None)
-    if handler is not None:
-        handler(*args)
+        state = race_state(fresh) if fresh is not None else None
+        if entry["rerank"]:
+            race_changed.send("timekeeper", race_id=race_id, event_id=entry["event_id"],
+                              track_id=entry["track_id"], state=state)
+        elif state is not None and entry["lap_id"] is not None:
+            lap_recorded.send("timekeeper", race_id=race_id, lap_id=entry["lap_id"], state=state, bump=bump)
+        elif state is not None:
+            race_state_changed.send("timekeeper", state=state, bump=bump)
+        if state is not None:
+            socketio.emit("race_state", state, namespace="/timekeeper", to=f"tk:{entry['track_id']}")

@@ -1,14 +1,22 @@
 """Races and laps written straight into the database for leaderboard tests.
 
 The timekeeper normally creates races and laps; these builders insert the same rows
-with SQLAlchemy so the leaderboard can be tested on its own. :meth:`Races.lap` also
-calls the leaderboard's ``on_lap_recorded`` after the commit, as the timekeeper does.
+with SQLAlchemy so the leaderboard can be tested on its own. After the commit they send
+the signals the timekeeper and the race admin send (drem.platform.signals): a new lap
+``lap_recorded`` with the versions it produced, any other change ``race_changed``.
 """
 
 from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+
+from drem.events.models import LIVE, Lap, Race
+from drem.events.versions import bump_of
+from drem.platform.effects import after_commit, commit
+from drem.platform.extensions import db
+from drem.platform.signals import lap_recorded, race_changed
+from drem.timekeeper.service import race_state
 
 _seq = itertools.count(1)
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -24,14 +32,11 @@ class Races:
              raced_by_proxy: bool = False, start_s: float | None = None) -> dict:
         """A race with ``laps`` (tuples ``(time_ms, resets=0, invalidated=False)``), recorded
         one after another from ``start_s`` seconds after T0. Returns ``{"id", "lap_ids"}``."""
-        from drem.events.models import LIVE_STATUSES, Lap, Race
-        from drem.platform.extensions import db
-
         start = T0 + timedelta(seconds=start_s if start_s is not None else next(_seq) * 600)
         with self.app.app_context():
             race = Race(event_id=event_id, track_id=track_id, racer_id=racer_id, status=status,
                         raced_by_proxy=raced_by_proxy, time_limit_ms=240_000, started_at=start,
-                        live_track_id=track_id if status in LIVE_STATUSES else None)
+                        live_track_id=track_id if status in LIVE else None)
             db.session.add(race)
             db.session.flush()
             at = start
@@ -50,13 +55,8 @@ class Races:
 
     def lap(self, race_id: int, time_ms: int, resets: int = 0, invalidated: bool = False,
             notify: bool = True) -> int:
-        """Add the next lap to a race; with ``notify`` call ``on_lap_recorded`` after the
+        """Add the next lap to a race; with ``notify`` send ``lap_recorded`` after the
         commit, as the timekeeper does. Returns the lap id."""
-        from drem.events.models import Lap, Race
-        from drem.leaderboard.service import on_lap_recorded
-        from drem.platform.effects import after_commit, commit
-        from drem.platform.extensions import db
-
         with self.app.app_context():
             race = db.session.get(Race, race_id)
             number = len(race.laps) + 1
@@ -67,53 +67,45 @@ class Races:
             db.session.add(lap)
             db.session.flush()
             lap_id = lap.id
+            bump = bump_of(("lap", lap_id))
             if notify:
-                after_commit(lambda: on_lap_recorded(race_id, lap_id))
+                after_commit(lambda: lap_recorded.send(
+                    "test", race_id=race_id, lap_id=lap_id, bump=bump,
+                    state=race_state(db.session.get(Race, race_id))))
             commit()
             return lap_id
 
     def set(self, race_id: int, notify: bool = True, **fields) -> None:
-        """Change a race's columns (e.g. status) and call ``on_race_changed`` after the commit."""
-        from drem.events.models import Race
-        from drem.leaderboard.service import on_race_changed
-        from drem.platform.effects import after_commit, commit
-        from drem.platform.extensions import db
-
+        """Change a race's columns (e.g. status) and send ``race_changed`` after the commit."""
         with self.app.app_context():
             race = db.session.get(Race, race_id)
             for key, value in fields.items():
                 setattr(race, key, value)
             if notify:
-                after_commit(lambda: on_race_changed(race_id))
+                event_id, track_id = race.event_id, race.track_id
+                after_commit(lambda: race_changed.send("test", race_id=race_id, event_id=event_id,
+                                                       track_id=track_id, state=None))
             commit()
 
     def edit_lap(self, lap_id: int, notify: bool = True, **fields) -> None:
-        """Change a lap (time, resets, invalidated) and call ``on_race_changed`` after the commit."""
-        from drem.events.models import Lap
-        from drem.leaderboard.service import on_race_changed
-        from drem.platform.effects import after_commit, commit
-        from drem.platform.extensions import db
-
+        """Change a lap (time, resets, invalidated) and send ``race_changed`` after the commit."""
         with self.app.app_context():
             lap = db.session.get(Lap, lap_id)
             for key, value in fields.items():
                 setattr(lap, key, value)
-            race_id = lap.race_id
+            race_id, event_id, track_id = lap.race_id, lap.race.event_id, lap.race.track_id
             if notify:
-                after_commit(lambda: on_race_changed(race_id))
+                after_commit(lambda: race_changed.send("test", race_id=race_id, event_id=event_id,
+                                                       track_id=track_id, state=None))
             commit()
 
     def delete(self, race_id: int, notify: bool = True) -> None:
-        """Delete a race and call ``on_race_changed(race_id, event_id=, track_id=)`` after the commit."""
-        from drem.events.models import Race
-        from drem.leaderboard.service import on_race_changed
-        from drem.platform.effects import after_commit, commit
-        from drem.platform.extensions import db
-
+        """Delete a race and send ``race_changed`` (with its event and track) after the commit."""
         with self.app.app_context():
             race = db.session.get(Race, race_id)
             event_id, track_id = race.event_id, race.track_id
             db.session.delete(race)
             if notify:
-                after_commit(lambda: on_race_changed(race_id, event_id=event_id, track_id=track_id))
+                after_commit(lambda: race_changed.send("test", race_id=race_id, event_id=event_id,
+                                                       track_id=track_id, state=None))
             commit()

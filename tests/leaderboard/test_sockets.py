@@ -106,9 +106,11 @@ def test_switching_tracks_leaves_the_old_room(app, setup):
 
 def test_race_state_reaches_the_displays_and_a_started_race_shows_its_racer(app, factory, setup):
     from drem.events.models import Race
-    from drem.leaderboard.service import push_race_state, race_state
+    from drem.events.versions import bump_of
     from drem.platform.effects import after_commit, commit
     from drem.platform.extensions import db
+    from drem.platform.signals import race_state_changed
+    from drem.timekeeper.service import race_state
 
     cara = factory.user("racer", "cara", password=None)
     sio = display(app, event_id=setup["event"], track=setup["t2"])
@@ -119,7 +121,10 @@ def test_race_state_reaches_the_displays_and_a_started_race_shows_its_racer(app,
         db.session.add(race)
         db.session.flush()
         race_id = race.id
-        after_commit(lambda: push_race_state(race_state(db.session.get(Race, race_id))))
+        bump = bump_of(("race", race_id))  # the race alone moved the boards on
+        assert bump is not None and bump["track_id"] == setup["t2"]
+        after_commit(lambda: race_state_changed.send("test", state=race_state(db.session.get(Race, race_id)),
+                                                     bump=bump))
         commit()
     states = received_all = sio.get_received(NS)
     states = [m["args"][0] for m in received_all if m["name"] == "race_state"]
