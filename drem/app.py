@@ -30,7 +30,7 @@ from drem.fleet import sockets as fleet_sockets
 from drem.fleet import views as fleet_views
 from drem.leaderboard import api as leaderboard_api
 from drem.leaderboard import sockets as leaderboard_sockets
-from drem.leaderboard import subscribers as leaderboard_subscribers  # noqa: F401 - wt-a local; merge: SUBSCRIBER_MODULES
+from drem.leaderboard import subscribers as leaderboard_subscribers
 from drem.leaderboard import views as leaderboard_views
 from drem.main import views as main_views
 from drem.models_mgr import api as models_api
@@ -51,7 +51,7 @@ from drem.timekeeper import views as timekeeper_views
 #: Modules whose import registers Socket.IO handlers on ``socketio`` (decorators).
 SOCKET_MODULES = (fleet_sockets, leaderboard_sockets, models_sockets, timekeeper_sockets)
 #: Modules whose import connects signal receivers (drem.platform.signals).
-SUBSCRIBER_MODULES = (timekeeper_subscribers,)
+SUBSCRIBER_MODULES = (timekeeper_subscribers, leaderboard_subscribers)
 
 __all__ = ["create_app", "ConfigError"]
 
