@@ -42,6 +42,7 @@ from drem.platform.effects import commit
 from drem.platform.errors import ServiceError
 from drem.platform.extensions import csrf, db, limiter, login_manager, migrate, socketio
 from drem.platform.permissions import allowed, check_routes
+from drem.platform.tokens import bearer_token
 from drem.timekeeper import api as timekeeper_api
 from drem.timekeeper import sockets as timekeeper_sockets
 from drem.timekeeper import subscribers as timekeeper_subscribers
@@ -136,10 +137,8 @@ def _register_auth(app: Flask) -> None:
 
     @login_manager.request_loader
     def load_from_token(req):
-        header = req.headers.get("Authorization", "")
-        if header.startswith("Bearer "):
-            return user_for_token(header[7:].strip())
-        return None
+        token = bearer_token(req)
+        return user_for_token(token) if token else None
 
     @app.before_request
     def protect_csrf():
@@ -147,7 +146,7 @@ def _register_auth(app: Flask) -> None:
         # else that changes state must carry a CSRF token (form field or X-CSRFToken).
         if request.method in ("GET", "HEAD", "OPTIONS"):
             return None
-        if request.headers.get("Authorization", "").startswith("Bearer "):
+        if bearer_token(request) is not None:
             return None
         view = app.view_functions.get(request.endpoint) if request.endpoint else None
         if getattr(view, "csrf_exempt", False):

@@ -65,6 +65,28 @@ def record_id(data: dict, name: str, *, required: bool = True) -> int | None:
     return whole_number(data, name, 1, MAX_ID, required=required)
 
 
+def record_ids(data: dict, name: str, *, max_items: int = 1000) -> list[int]:
+    """The list of database ids ``data[name]`` (``[3, 5]``); ``[]`` when missing or null.
+
+    Raises ServiceError(field=name) when it is not a list, has more than ``max_items``
+    entries, or an entry is not an id (1..:data:`MAX_ID`; a bool is not an id).
+    """
+    raw = data.get(name)
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ServiceError(f"{name} must be a list of ids", name)
+    if len(raw) > max_items:
+        raise ServiceError(f"{name} has more than {max_items} entries", name)
+    ids = []
+    for item in raw:
+        value = _whole(item, strict=False)
+        if value is None or not 1 <= value <= MAX_ID:
+            raise ServiceError(f"{name} must be a list of ids; {item!r} is not one", name)
+        ids.append(value)
+    return ids
+
+
 def text(data: dict, name: str, min_len: int = 0, max_len: int = 200, *, required: bool = False,
          default: str | None = None) -> str | None:
     """``data[name]`` as stripped text of ``min_len..max_len`` characters.
