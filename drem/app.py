@@ -41,7 +41,7 @@ from drem.platform.config import ConfigError, load_config
 from drem.platform.effects import commit
 from drem.platform.errors import ServiceError
 from drem.platform.extensions import csrf, db, limiter, login_manager, migrate, socketio
-from drem.platform.permissions import allowed, check_routes
+from drem.platform.permissions import allowed, check_routes, check_socket_handlers
 from drem.platform.tokens import bearer_token
 from drem.timekeeper import api as timekeeper_api
 from drem.timekeeper import sockets as timekeeper_sockets
@@ -93,6 +93,7 @@ def create_app(overrides: dict | None = None, env: dict | None = None) -> Flask:
     _register_errors(app)
     app.extensions["drem_job_tasks"] = background_tasks()
     check_routes(app)
+    check_socket_handlers(socketio)
     return app
 
 

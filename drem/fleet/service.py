@@ -183,10 +183,16 @@ def get_car(car_id: int) -> Car:
     return car
 
 
+def get_live_car_or_none(car_id: int) -> Car | None:
+    """The car with this id whose token is not revoked, or None."""
+    car = db.session.get(Car, car_id)
+    return None if car is None or car.token_revoked_at is not None else car
+
+
 def get_live_car(car_id: int) -> Car:
     """The car with this id whose token is not revoked; NotFound otherwise."""
-    car = db.session.get(Car, car_id)
-    if car is None or car.token_revoked_at is not None:
+    car = get_live_car_or_none(car_id)
+    if car is None:
         raise NotFound("no such car")
     return car
 
