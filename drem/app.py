@@ -41,6 +41,7 @@ from drem.platform.config import ConfigError, load_config
 from drem.platform.effects import commit
 from drem.platform.errors import ServiceError
 from drem.platform.extensions import csrf, db, limiter, login_manager, migrate, socketio
+from drem.platform.inputs import IdConverter
 from drem.platform.permissions import allowed, check_routes, check_socket_handlers
 from drem.platform.tokens import bearer_token
 from drem.timekeeper import api as timekeeper_api
@@ -65,6 +66,7 @@ def create_app(overrides: dict | None = None, env: dict | None = None) -> Flask:
     """
     instance = (env or os.environ).get("DREM_INSTANCE_PATH") or None
     app = Flask(__name__, instance_path=instance, instance_relative_config=False)
+    app.url_map.converters["int"] = IdConverter  # path ids beyond MAX_ID: 404, never a driver error
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(load_config(app.instance_path, env))
     app.config.update(overrides or {})

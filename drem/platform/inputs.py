@@ -16,11 +16,22 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request
+from werkzeug.routing import IntegerConverter
 
 from drem.platform.errors import ServiceError
 
 #: Largest database id accepted (PostgreSQL ``integer``).
 MAX_ID = 2**31 - 1
+
+
+class IdConverter(IntegerConverter):
+    """The ``<int:…>`` URL converter of the app: a path number above :data:`MAX_ID`
+    (``/api/fleet/cars/99999999999999999999``) matches no route, so it answers 404
+    instead of reaching the database driver (a 500)."""
+
+    def __init__(self, map, fixed_digits: int = 0, min: int | None = None,  # noqa: A002 - werkzeug's names
+                 max: int | None = MAX_ID, signed: bool = False) -> None:  # noqa: A002
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
 def _whole(value: Any, strict: bool) -> int | None:
