@@ -6,15 +6,15 @@ The audit log itself lives in :mod:`drem.platform.audit`.
 from __future__ import annotations
 
 from drem.auth.models import User
-from drem.platform.audit import list_audit, record_audit
+from drem.platform.audit import record_audit
 from drem.platform.errors import Conflict, ServiceError
 from drem.platform.extensions import db
 from drem.platform.permissions import ADMIN, ROLES
 
-# TEMPORARY re-export (issue 13 merge): drem.events, drem.timekeeper.service and
-# drem.leaderboard.export still import record_audit from here; remove once they import
-# drem.platform.audit. list_audit is what the admin pages read.
-__all__ = ["change_role", "delete_user", "list_audit", "record_audit", "set_disabled"]
+# TEMPORARY re-export (issue 13 merge): drem.events.service, drem.events.race_admin,
+# drem.timekeeper.service and drem.leaderboard.export still import record_audit from
+# here; drop it from __all__ once they import drem.platform.audit.
+__all__ = ["change_role", "delete_user", "record_audit", "set_disabled"]
 
 
 def _last_admin_guard(user: User) -> None:
