@@ -42,7 +42,9 @@ from drem.platform.config import ConfigError, load_config
 from drem.platform.effects import commit
 from drem.platform.errors import ServiceError
 from drem.platform.extensions import csrf, db, limiter, login_manager, migrate, socketio
-from drem.platform.permissions import allowed, check_routes
+from drem.platform.inputs import IdConverter
+from drem.platform.permissions import allowed, check_routes, check_socket_handlers
+from drem.platform.tokens import bearer_token
 from drem.timekeeper import api as timekeeper_api
 from drem.timekeeper import sockets as timekeeper_sockets
 from drem.timekeeper import subscribers as timekeeper_subscribers
@@ -65,6 +67,7 @@ def create_app(overrides: dict | None = None, env: dict | None = None) -> Flask:
     """
     instance = (env or os.environ).get("DREM_INSTANCE_PATH") or None
     app = Flask(__name__, instance_path=instance, instance_relative_config=False)
+    app.url_map.converters["int"] = IdConverter  # path ids beyond MAX_ID: 404, never a driver error
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(load_config(app.instance_path, env))
     app.config.update(overrides or {})
@@ -93,6 +96,7 @@ def create_app(overrides: dict | None = None, env: dict | None = None) -> Flask:
     _register_errors(app)
     app.extensions["drem_job_tasks"] = background_tasks()
     check_routes(app)
+    check_socket_handlers(socketio)
     return app
 
 
@@ -137,10 +141,8 @@ def _register_auth(app: Flask) -> None:
 
     @login_manager.request_loader
     def load_from_token(req):
-        header = req.headers.get("Authorization", "")
-        if header.startswith("Bearer "):
-            return user_for_token(header[7:].strip())
-        return None
+        token = bearer_token(req)
+        return user_for_token(token) if token else None
 
     @app.before_request
     def protect_csrf():
@@ -148,7 +150,7 @@ def _register_auth(app: Flask) -> None:
         # else that changes state must carry a CSRF token (form field or X-CSRFToken).
         if request.method in ("GET", "HEAD", "OPTIONS"):
             return None
-        if request.headers.get("Authorization", "").startswith("Bearer "):
+        if bearer_token(request) is not None:
             return None
         view = app.view_functions.get(request.endpoint) if request.endpoint else None
         if getattr(view, "csrf_exempt", False):

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import re
 from datetime import date
+
+from drem.auth.models import User
+from drem.auth.service import create_api_token, create_user
+from drem.events.service import create_event
+from drem.platform.extensions import db
 
 _seq = itertools.count(1)
 PASSWORD = "correct-horse-1"
@@ -17,9 +23,6 @@ class Factory:
 
     def user(self, role: str = "racer", username: str | None = None, password: str | None = PASSWORD,
              country_code: str | None = "DE") -> dict:
-        from drem.auth.service import create_user
-        from drem.platform.extensions import db
-
         with self.app.app_context():
             user = create_user(username or f"{role[:6]}{next(_seq)}", password, role=role,
                                country_code=country_code)
@@ -27,10 +30,6 @@ class Factory:
             return {"id": user.id, "username": user.username, "password": password, "role": role}
 
     def token(self, user: dict) -> str:
-        from drem.auth.models import User
-        from drem.auth.service import create_api_token
-        from drem.platform.extensions import db
-
         with self.app.app_context():
             _, plain = create_api_token(db.session.get(User, user["id"]), "test")
             db.session.commit()
@@ -41,15 +40,9 @@ class Factory:
         return {"Authorization": f"Bearer {self.token(self.user(role))}"}
 
     def event(self, tracks: int = 1, **fields) -> dict:
-        from drem.auth.models import User
-        from drem.events.service import create_event
-        from drem.platform.extensions import db
-
         with self.app.app_context():
             admin = db.session.scalar(db.select(User).where(User.role == "admin").limit(1))
             if admin is None:
-                from drem.auth.service import create_user
-
                 admin = create_user(f"admin{next(_seq)}", PASSWORD, role="admin")
             data = {"name": f"Event {next(_seq)}", "date": date(2026, 11, 22).isoformat(),
                     "tracks": [{"name": f"Track {i + 1}", "layout": "reinvent_base"} for i in range(tracks)]}
@@ -67,8 +60,6 @@ class Factory:
 
 
 def _csrf_from(html: str) -> str:
-    import re
-
     match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or \
         re.search(r'name="csrf-token" content="([^"]+)"', html)
     assert match, "no CSRF token in page"

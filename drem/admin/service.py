@@ -1,35 +1,20 @@
-"""Audit log and user administration (role changes, disabling, deletion)."""
+"""User administration (role changes, disabling, deletion), each audited.
+
+The audit log itself lives in :mod:`drem.platform.audit`.
+"""
 
 from __future__ import annotations
 
-from drem.admin.models import AuditEntry
 from drem.auth.models import User
+from drem.platform.audit import record_audit
 from drem.platform.errors import Conflict, ServiceError
 from drem.platform.extensions import db
 from drem.platform.permissions import ADMIN, ROLES
 
-
-def record_audit(actor, action: str, target_type: str, target_id=None, **details) -> AuditEntry:
-    """Add an audit entry for ``actor`` (a User or None for the system) and flush.
-
-    ``details`` must be JSON-serialisable (ids, names, before/after values).
-    """
-    entry = AuditEntry(
-        actor_id=getattr(actor, "id", None), actor_name=getattr(actor, "username", None),
-        action=action, target_type=target_type,
-        target_id=None if target_id is None else str(target_id), details=details,
-    )
-    db.session.add(entry)
-    db.session.flush()
-    return entry
-
-
-def list_audit(page: int = 1, per_page: int = 50, action: str | None = None):
-    """Newest-first page of audit entries (a Flask-SQLAlchemy Pagination)."""
-    query = db.select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
-    if action:
-        query = query.where(AuditEntry.action == action)
-    return db.paginate(query, page=page, per_page=per_page, error_out=False)
+# TEMPORARY re-export (issue 13 merge): drem.events.service, drem.events.race_admin,
+# drem.timekeeper.service and drem.leaderboard.export still import record_audit from
+# here; drop it from __all__ once they import drem.platform.audit.
+__all__ = ["change_role", "delete_user", "record_audit", "set_disabled"]
 
 
 def _last_admin_guard(user: User) -> None:

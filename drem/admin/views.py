@@ -6,14 +6,15 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from drem.admin import service
-from drem.auth.forms import EmptyForm, RoleForm
-from drem.auth.models import User
-from drem.auth.service import get_user
+from drem.auth import service as accounts
+from drem.auth.forms import RoleForm
+from drem.platform.audit import list_audit
 from drem.platform.effects import commit
 from drem.platform.errors import ServiceError
 from drem.platform.extensions import db
-from drem.platform.inputs import int_arg
+from drem.platform.inputs import flag, int_arg
 from drem.platform.permissions import require
+from drem.platform.web import EmptyForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates")
 
@@ -21,8 +22,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="template
 @bp.get("/users")
 @require("users.manage")
 def users():
-    rows = db.session.scalars(db.select(User).order_by(User.username_key)).all()
-    return render_template("admin/users.html", users=rows, role_form=RoleForm(), form=EmptyForm())
+    return render_template("admin/users.html", users=accounts.list_users(), role_form=RoleForm(), form=EmptyForm())
 
 
 @bp.post("/users/<int:user_id>/role")
@@ -38,7 +38,7 @@ def change_role(user_id: int):
 @require("users.manage")
 def disable(user_id: int):
     if EmptyForm().validate_on_submit():
-        disabled = request.form.get("disabled") == "1"
+        disabled = flag(request.form, "disabled")
         _apply(lambda u: service.set_disabled(current_user, u, disabled), user_id)
     return redirect(url_for("admin.users"))
 
@@ -53,7 +53,7 @@ def delete(user_id: int):
 
 def _apply(change, user_id: int) -> None:
     try:
-        change(get_user(user_id))
+        change(accounts.get_user(user_id))
     except ServiceError as exc:
         db.session.rollback()
         flash(exc.message, "error")
@@ -65,5 +65,5 @@ def _apply(change, user_id: int) -> None:
 @bp.get("/audit")
 @require("users.manage")
 def audit():
-    page = service.list_audit(page=int_arg("page", 1, 1, 100000), action=request.args.get("action") or None)
+    page = list_audit(page=int_arg("page", 1, 1, 100000), action=request.args.get("action") or None)
     return render_template("admin/audit.html", page=page)

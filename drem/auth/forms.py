@@ -5,6 +5,7 @@ from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from drem.platform.permissions import ROLES
+from drem.platform.web import EmptyForm  # noqa: F401 - TEMPORARY re-export for drem.events.views (issue 13)
 
 
 class LoginForm(FlaskForm):
@@ -41,6 +42,3 @@ class RacerForm(FlaskForm):
 class RoleForm(FlaskForm):
     role = SelectField("Role", choices=[(r, r) for r in ROLES])
 
-
-class EmptyForm(FlaskForm):
-    """A form with only the CSRF token (buttons that post)."""

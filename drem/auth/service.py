@@ -5,36 +5,24 @@ Services flush and never commit; the request commits once.
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
 from datetime import timedelta
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from drem.admin.service import record_audit
 from drem.auth.models import ApiToken, SignInCode, User
+from drem.platform.audit import record_audit
 from drem.platform.db_types import utcnow
 from drem.platform.errors import Conflict, NotFound, ServiceError
 from drem.platform.extensions import db
 from drem.platform.permissions import RACER, ROLES
+from drem.platform.tokens import code_hash, find_by_token, new_code, new_token
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9._]{2,20}$")
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 8
-# Sign-in codes avoid look-alike characters (0/O, 1/I/L) so they can be typed from paper.
-CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 TOKEN_PREFIX = "drem_"
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def normalise_code(code: str) -> str:
-    """Upper-case a typed sign-in or activation code and drop spaces and dashes."""
-    return re.sub(r"[\s-]", "", code or "").upper()
 
 
 def check_username(username: str) -> str:
@@ -47,13 +35,25 @@ def check_username(username: str) -> str:
 
 
 def _check_password(password: str) -> None:
-    if len(password or "") < MIN_PASSWORD:
+    if not isinstance(password, str):
+        raise ServiceError("password must be text", "password")
+    if len(password) < MIN_PASSWORD:
         raise ServiceError(f"password must be at least {MIN_PASSWORD} characters", "password")
 
 
 def find_user(username: str) -> User | None:
     """The user with this username (case-insensitive), or None."""
     return db.session.scalar(db.select(User).where(User.username_key == (username or "").strip().lower()))
+
+
+def list_users(role: str | None = None, newest_first: bool = False, limit: int | None = None) -> list[User]:
+    """Users, optionally of one ``role``: by username (case-insensitive), or newest first;
+    at most ``limit`` of them (None: all)."""
+    order = (User.created_at.desc(), User.id.desc()) if newest_first else (User.username_key,)
+    query = db.select(User).order_by(*order).limit(limit)
+    if role:
+        query = query.where(User.role == role)
+    return list(db.session.scalars(query))
 
 
 def get_user(user_id: int) -> User:
@@ -102,7 +102,8 @@ def authenticate(username: str, password: str) -> User:
     """The user whose password matches; ServiceError("wrong username or password") otherwise,
     the same message whether the user exists or not."""
     user = find_user(username)
-    if user is None or not user.password_hash or not check_password_hash(user.password_hash, password or ""):
+    if (user is None or not user.password_hash or not isinstance(password, str)
+            or not check_password_hash(user.password_hash, password)):
         raise ServiceError("wrong username or password")
     if user.is_disabled:
         raise ServiceError("this account is disabled; ask an admin")
@@ -113,7 +114,7 @@ def authenticate(username: str, password: str) -> User:
 def change_password(user: User, current: str | None, new: str) -> None:
     """Set a new password. ``current`` must match when the user has one (racers who
     signed in with a code set their first password without it)."""
-    if user.password_hash and not check_password_hash(user.password_hash, current or ""):
+    if user.password_hash and not (isinstance(current, str) and check_password_hash(user.password_hash, current)):
         raise ServiceError("the current password is wrong", "current_password")
     _check_password(new)
     user.password_hash = generate_password_hash(new)
@@ -130,12 +131,11 @@ def create_sign_in_code(user: User, actor: User, ttl: timedelta) -> str:
                                        SignInCode.expires_at > now)
     for old in db.session.scalars(live):
         old.expires_at = now
-    plain = "".join(secrets.choice(CODE_ALPHABET) for _ in range(8))
-    db.session.add(SignInCode(user_id=user.id, code_hash=_sha256(plain), expires_at=now + ttl,
-                              created_by_id=actor.id))
+    printed, hashed = new_code()
+    db.session.add(SignInCode(user_id=user.id, code_hash=hashed, expires_at=now + ttl, created_by_id=actor.id))
     record_audit(actor, "user.sign_in_code", "user", user.id, username=user.username)
     db.session.flush()
-    return f"{plain[:4]}-{plain[4:]}"
+    return printed
 
 
 def redeem_sign_in_code(code: str) -> User:
@@ -143,7 +143,7 @@ def redeem_sign_in_code(code: str) -> User:
 
     Raises ServiceError for an unknown, used or expired code (one message each).
     """
-    row = db.session.scalar(db.select(SignInCode).where(SignInCode.code_hash == _sha256(normalise_code(code))))
+    row = db.session.scalar(db.select(SignInCode).where(SignInCode.code_hash == code_hash(code)))
     if row is None:
         raise ServiceError("unknown sign-in code", "code")
     if row.used_at is not None:
@@ -163,8 +163,8 @@ def create_api_token(user: User, name: str) -> tuple[ApiToken, str]:
     name = (name or "").strip()
     if not 1 <= len(name) <= 80:
         raise ServiceError("give the token a name of 1-80 characters", "name")
-    plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(user_id=user.id, name=name, token_hash=_sha256(plain))
+    plain, hashed = new_token(TOKEN_PREFIX)
+    token = ApiToken(user_id=user.id, name=name, token_hash=hashed)
     db.session.add(token)
     db.session.flush()
     return token, plain
@@ -172,10 +172,8 @@ def create_api_token(user: User, name: str) -> tuple[ApiToken, str]:
 
 def user_for_token(plain: str) -> User | None:
     """The enabled user behind a live API token, or None (unknown, revoked, disabled)."""
-    if not plain or not plain.startswith(TOKEN_PREFIX):
-        return None
-    token = db.session.scalar(db.select(ApiToken).where(ApiToken.token_hash == _sha256(plain)))
-    if token is None or token.revoked_at is not None or token.user.is_disabled:
+    token = find_by_token(ApiToken, ApiToken.token_hash, plain, TOKEN_PREFIX, revoked_column=ApiToken.revoked_at)
+    if token is None or token.user.is_disabled:
         return None
     return token.user
 

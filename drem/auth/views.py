@@ -8,20 +8,12 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user, login_required, login_user, logout_user
 
 from drem.auth import service
-from drem.auth.forms import (
-    CodeLoginForm,
-    EmptyForm,
-    LoginForm,
-    PasswordForm,
-    RacerForm,
-    SignupForm,
-    TokenForm,
-)
-from drem.auth.models import User
+from drem.auth.forms import CodeLoginForm, LoginForm, PasswordForm, RacerForm, SignupForm, TokenForm
 from drem.platform.effects import commit
 from drem.platform.errors import ServiceError
-from drem.platform.extensions import db, limiter
+from drem.platform.extensions import limiter
 from drem.platform.permissions import public, require
+from drem.platform.web import EmptyForm
 
 bp = Blueprint("auth", __name__, template_folder="templates")
 
@@ -155,8 +147,7 @@ def desk():
         else:
             commit()
             return render_template("auth/slip.html", racer=racer, code=code, ttl_h=_code_ttl_h())
-    racers = db.session.scalars(db.select(User).where(User.role == "racer")
-                                .order_by(User.created_at.desc()).limit(50)).all()
+    racers = service.list_users(role="racer", newest_first=True, limit=50)
     return render_template("auth/desk.html", form=form, racers=racers, code_form=EmptyForm())
 
 

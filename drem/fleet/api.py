@@ -7,23 +7,16 @@ from flask import Blueprint, jsonify, request
 from flask_login import current_user
 
 from drem.fleet import car_reports, commands, service
+from drem.models_mgr.download import send_model_file
+from drem.models_mgr.service import available_model
 from drem.platform.effects import commit
-from drem.platform.errors import NotFound, ServiceError
-from drem.platform.extensions import db
+from drem.platform.errors import ServiceError
+from drem.platform.inputs import MAX_ID, id_arg, int_arg, record_id, text, whole_number
 from drem.platform.permissions import public, require
 from drem.platform.web import json_body, no_csrf
 
 bp = Blueprint("fleet_api", __name__, url_prefix="/api/fleet")
 car_bp = Blueprint("fleet_car_api", __name__, url_prefix="/api/car")
-
-
-def _opt_int(value, field: str) -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ServiceError(f"{field} must be a whole number", field) from None
 
 
 @bp.get("/fleets")
@@ -36,7 +29,8 @@ def list_fleets():
 @require("fleet.manage")
 def create_fleet():
     data = json_body()
-    fleet = service.create_fleet(current_user, str(data.get("name", "")), _opt_int(data.get("track_id"), "track_id"))
+    fleet = service.create_fleet(current_user, text(data, "name", default=""),
+                                 record_id(data, "track_id", required=False))
     commit()
     return jsonify(fleet.to_dict()), 201
 
@@ -47,9 +41,9 @@ def update_fleet(fleet_id: int):
     data = json_body()
     fleet = service.get_fleet(fleet_id)
     if "name" in data:
-        service.rename_fleet(current_user, fleet, str(data["name"]))
+        service.rename_fleet(current_user, fleet, text(data, "name", default=""))
     if "track_id" in data:
-        service.assign_track(current_user, fleet, _opt_int(data["track_id"], "track_id"))
+        service.assign_track(current_user, fleet, record_id(data, "track_id", required=False))
     commit()
     return jsonify(fleet.to_dict())
 
@@ -67,8 +61,8 @@ def delete_fleet(fleet_id: int):
 def create_activation_code():
     """One-time code for one car: ``{hostname, fleet_id?}`` -> ``{code, hostname, expires_at}``."""
     data = json_body()
-    row, code = service.create_activation_code(current_user, str(data.get("hostname", "")),
-                                               _opt_int(data.get("fleet_id"), "fleet_id"))
+    row, code = service.create_activation_code(current_user, text(data, "hostname", default=""),
+                                               record_id(data, "fleet_id", required=False))
     commit()
     return jsonify(code=code, hostname=row.hostname, fleet_id=row.fleet_id,
                    expires_at=row.expires_at.isoformat()), 201
@@ -77,7 +71,7 @@ def create_activation_code():
 @bp.get("/cars")
 @require("fleet.view")
 def list_cars():
-    cars = service.list_cars(_opt_int(request.args.get("fleet_id"), "fleet_id"))
+    cars = service.list_cars(id_arg("fleet_id"))
     return jsonify(cars=[service.car_dict(c) for c in cars])
 
 
@@ -93,11 +87,9 @@ def car_laps(car_id: int):
     """The car's lap log (every lap it reported, once each), oldest first:
     ``?after_id=&limit=`` (default 1000, at most 10000) -> ``{laps: [..]}``."""
     car = service.get_car(car_id)
-    limit = _opt_int(request.args.get("limit"), "limit")
-    limit = 1000 if limit is None else limit
-    if not 1 <= limit <= 10_000:
-        raise ServiceError("limit must be between 1 and 10000", "limit")
-    laps = car_reports.list_car_laps(car, _opt_int(request.args.get("after_id"), "after_id") or 0, limit)
+    limit = whole_number(request.args, "limit", 1, 10_000, required=False, default=1000)
+    after_id = whole_number(request.args, "after_id", 0, MAX_ID, required=False, default=0)
+    laps = car_reports.list_car_laps(car, after_id, limit)
     return jsonify(laps=[lap.to_dict() for lap in laps])
 
 
@@ -107,7 +99,7 @@ def update_car(car_id: int):
     data = json_body()
     car = service.get_car(car_id)
     if "fleet_id" in data:
-        service.set_car_fleet(current_user, car, _opt_int(data["fleet_id"], "fleet_id"))
+        service.set_car_fleet(current_user, car, record_id(data, "fleet_id", required=False))
     commit()
     return jsonify(service.car_dict(car))
 
@@ -136,7 +128,7 @@ def send_commands():
     params = data.get("params") or {}
     if not isinstance(params, dict):
         raise ServiceError("params must be a JSON object", "params")
-    sent = commands.send_commands(current_user, data.get("car_ids"), str(data.get("type", "")), params)
+    sent = commands.send_commands(current_user, data.get("car_ids"), text(data, "type", 0, 40, default=""), params)
     commit()
     return jsonify(commands=[c.to_dict() for c in sent]), 201
 
@@ -144,8 +136,8 @@ def send_commands():
 @bp.get("/commands")
 @require("fleet.view")
 def list_commands():
-    rows = commands.list_commands(_opt_int(request.args.get("car_id"), "car_id"), request.args.get("type") or None,
-                                  limit=min(500, _opt_int(request.args.get("limit"), "limit") or 100))
+    rows = commands.list_commands(id_arg("car_id"), request.args.get("type") or None,
+                                  limit=int_arg("limit", 100, 1, 500))
     return jsonify(commands=[c.to_dict() for c in rows])
 
 
@@ -161,7 +153,8 @@ def command_detail(command_id: int):
 def activate():
     """A car client exchanges a one-time activation code for its token."""
     data = json_body()
-    car, token = service.activate_car(str(data.get("code", "")), data.get("hostname"), data.get("software_version"))
+    car, token = service.activate_car(text(data, "code", 0, 40, default=""), text(data, "hostname", 0, 200),
+                                      text(data, "software_version", 0, 200))
     commit()
     return jsonify(car_id=car.id, token=token, hostname=car.hostname, heartbeat_interval_s=2), 201
 
@@ -170,14 +163,6 @@ def activate():
 @public
 def model_file(model_id: int):
     """Signed, expiring model download for a car (Range supported)."""
-    from drem.models_mgr.download import send_model_file
-    from drem.models_mgr.models import AVAILABLE, RacerModel
-
     car_id = commands.check_model_signature(model_id, request.args.get("t", ""))
-    car = db.session.get(service.Car, car_id)
-    if car is None or car.token_revoked_at is not None:
-        raise NotFound("no such car")
-    model = db.session.get(RacerModel, model_id)
-    if model is None or model.status != AVAILABLE:
-        raise NotFound("the model is gone or not available")
-    return send_model_file(model)
+    service.get_live_car(car_id)
+    return send_model_file(available_model(model_id))

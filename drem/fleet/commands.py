@@ -24,10 +24,12 @@ from drem.fleet.models import (
     CarCommand,
 )
 from drem.fleet.service import COMMAND_TYPES, TAIL_LIGHTS, car_dict, get_car, push_command
+from drem.models_mgr.service import available_model, model_exists
 from drem.platform.db_types import utcnow
 from drem.platform.effects import after_commit
 from drem.platform.errors import Forbidden, NotFound, ServiceError
 from drem.platform.extensions import db, socketio
+from drem.platform.inputs import record_id, record_ids
 
 MAX_SPEED_RANGE = (0.1, 4.0)  # m/s, a 1/18 car
 
@@ -63,12 +65,11 @@ def check_model_signature(model_id: int, token: str) -> int:
 
 def _params(command_type: str, params: dict, car: Car) -> tuple[dict, int | None]:
     """Validate ``params`` for ``command_type``; returns (wire params, model id)."""
-    from drem.models_mgr.models import AVAILABLE, RacerModel
-
     if command_type == "load_model":
-        model = db.session.get(RacerModel, _int(params.get("model_id"), "model_id"))
-        if model is None or model.status != AVAILABLE:
-            raise ServiceError("that model is not available (it must be scanned clean first)", "model_id")
+        try:
+            model = available_model(record_id(params, "model_id"))
+        except NotFound:
+            raise ServiceError("that model is not available (it must be scanned clean first)", "model_id") from None
         return {"model_id": str(model.id), "name": model.filename, "format": model.model_format,
                 "sha256": model.sha256, "size": model.size,
                 "url": signed_model_path(model.id, car.id)}, model.id
@@ -78,13 +79,13 @@ def _params(command_type: str, params: dict, car: Car) -> tuple[dict, int | None
             raise ServiceError("model_ids must be a list (empty: all models)", "model_ids")
         return {"model_ids": [str(i) for i in ids]}, None
     if command_type == "start_driving":
-        model_id = _int(params.get("model_id"), "model_id")
-        # the car decides whether it has the model; link the row only when it exists
-        known = db.session.get(RacerModel, model_id) is not None
+        model_id = record_id(params, "model_id")
         wire = {"model_id": str(model_id)}
-        if params.get("race_id") is not None:  # the car tags its laps with it
-            wire["race_id"] = _int(params.get("race_id"), "race_id")
-        return wire, (model_id if known else None)
+        race_id = record_id(params, "race_id", required=False)
+        if race_id is not None:  # the car tags its laps with it
+            wire["race_id"] = race_id
+        # the car decides whether it has the model; link the row only when it exists
+        return wire, (model_id if model_exists(model_id) else None)
     if command_type == "set_max_speed":
         try:
             speed = float(params.get("max_speed_mps"))
@@ -102,13 +103,6 @@ def _params(command_type: str, params: dict, car: Car) -> tuple[dict, int | None
     return {}, None
 
 
-def _int(value, field: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ServiceError(f"{field} must be a whole number", field) from None
-
-
 def send_commands(actor, car_ids: list, command_type: str, params: dict | None = None) -> list[CarCommand]:
     """Create one command per car. Online cars get it right after the commit; offline
     cars keep it queued until they connect (or ``COMMAND_TTL_S`` passes). An emergency
@@ -119,9 +113,10 @@ def send_commands(actor, car_ids: list, command_type: str, params: dict | None =
     """
     if command_type not in COMMAND_TYPES:
         raise ServiceError(f"unknown command {command_type!r}; use one of {', '.join(COMMAND_TYPES)}", "type")
-    if not car_ids or not isinstance(car_ids, list):
+    ids = record_ids({"car_ids": car_ids}, "car_ids")
+    if not ids:
         raise ServiceError("choose at least one car", "car_ids")
-    cars = [get_car(_int(cid, "car_ids")) for cid in car_ids]
+    cars = [get_car(car_id) for car_id in ids]
     now = utcnow()
     ttl = timedelta(seconds=current_app.config["COMMAND_TTL_S"])
     commands = []
@@ -191,8 +186,8 @@ def record_result(car: Car, data: dict) -> dict:
     if status not in (ACKNOWLEDGED, DONE, FAILED):
         return {"ok": False, "error": "status must be acknowledged, done or failed"}
     try:
-        row_id = int(command_id.removeprefix("c-"))
-    except ValueError:
+        row_id = record_id({"command_id": command_id.removeprefix("c-")}, "command_id")
+    except ServiceError:
         return {"ok": False, "error": f"unknown command {command_id!r}"}
     cmd = db.session.get(CarCommand, row_id)
     if cmd is None or cmd.car_id != car.id:

@@ -6,34 +6,25 @@ the caller commits; deliveries to cars and pushes to operators go out after comm
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app
 
 from car_client.protocol import CAR_STATES, COMMAND_TYPES, TAIL_LIGHTS  # noqa: F401 - re-exported
-from drem.admin.service import record_audit
-from drem.auth.service import CODE_ALPHABET, normalise_code
-from drem.fleet.models import (
-    ActivationCode,
-    Car,
-    CarCommand,
-    Fleet,
-)
+from drem.events.models import Track
+from drem.events.service import get_track
+from drem.fleet.models import ActivationCode, Car, CarCommand, Fleet
+from drem.platform.audit import record_audit
 from drem.platform.db_types import utcnow
 from drem.platform.effects import after_commit
 from drem.platform.errors import Conflict, Forbidden, NotFound, ServiceError
 from drem.platform.extensions import db, socketio
+from drem.platform.tokens import code_hash, find_by_token, new_code, new_token
 
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
 TOKEN_PREFIX = "car_"
 FLEET_ROOM = "fleet"
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _now() -> datetime:
@@ -113,13 +104,17 @@ def rename_fleet(actor, fleet: Fleet, name: str) -> Fleet:
 def assign_track(actor, fleet: Fleet, track_id: int | None) -> Fleet:
     """Assign the fleet to an event track (None: unassign)."""
     if track_id is not None:
-        from drem.events.service import get_track
-
         get_track(track_id)
     fleet.track_id = track_id
     record_audit(actor, "fleet.assign_track", "fleet", fleet.id, track_id=track_id)
     db.session.flush()
     return fleet
+
+
+def assignable_tracks() -> list[Track]:
+    """Every event's tracks a fleet may be assigned to: newest event first, then by the
+    track's position (read-only; fleet sits above events in the layers)."""
+    return list(db.session.scalars(db.select(Track).order_by(Track.event_id.desc(), Track.position)))
 
 
 def delete_fleet(actor, fleet: Fleet) -> None:
@@ -141,14 +136,14 @@ def create_activation_code(actor, hostname: str, fleet_id: int | None = None) ->
         raise ServiceError("hostname: 1-63 letters, digits or '-', starting with a letter or digit", "hostname")
     if fleet_id is not None:
         get_fleet(fleet_id)
-    plain = "".join(secrets.choice(CODE_ALPHABET) for _ in range(8))
+    printed, hashed = new_code()
     ttl = timedelta(minutes=current_app.config["ACTIVATION_CODE_TTL_MIN"])
-    row = ActivationCode(code_hash=_sha(plain), hostname=hostname, fleet_id=fleet_id, expires_at=_now() + ttl,
+    row = ActivationCode(code_hash=hashed, hostname=hostname, fleet_id=fleet_id, expires_at=_now() + ttl,
                          created_by_id=getattr(actor, "id", None))
     db.session.add(row)
     record_audit(actor, "car.activation_code", "car", None, hostname=hostname, fleet_id=fleet_id)
     db.session.flush()
-    return row, f"{plain[:4]}-{plain[4:]}"
+    return row, printed
 
 
 def activate_car(code: str, hostname: str | None, software_version: str | None) -> tuple[Car, str]:
@@ -157,15 +152,15 @@ def activate_car(code: str, hostname: str | None, software_version: str | None) 
     Raises Forbidden (403) for an unknown, used or expired code; nothing changes then.
     The code's hostname wins over the one the car sends.
     """
-    row = db.session.scalar(db.select(ActivationCode).where(ActivationCode.code_hash == _sha(normalise_code(code))))
+    row = db.session.scalar(db.select(ActivationCode).where(ActivationCode.code_hash == code_hash(code)))
     if row is None:
         raise Forbidden("unknown activation code")
     if row.used_at is not None:
         raise Forbidden("activation code already used")
     if row.expires_at <= _now():
         raise Forbidden("activation code expired")
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    car = Car(hostname=row.hostname, fleet_id=row.fleet_id, token_hash=_sha(token),
+    token, hashed = new_token(TOKEN_PREFIX)
+    car = Car(hostname=row.hostname, fleet_id=row.fleet_id, token_hash=hashed,
               software_version=(software_version or "")[:40] or None, state="idle")
     db.session.add(car)
     db.session.flush()
@@ -177,17 +172,26 @@ def activate_car(code: str, hostname: str | None, software_version: str | None) 
 
 def car_for_token(token: str | None) -> Car | None:
     """The car holding this live token, or None (unknown or revoked)."""
-    if not token or not token.startswith(TOKEN_PREFIX):
-        return None
-    car = db.session.scalar(db.select(Car).where(Car.token_hash == _sha(token)))
-    if car is None or car.token_revoked_at is not None:
-        return None
-    return car
+    return find_by_token(Car, Car.token_hash, token, TOKEN_PREFIX, revoked_column=Car.token_revoked_at)
 
 
 def get_car(car_id: int) -> Car:
     """The car with this id; NotFound otherwise."""
     car = db.session.get(Car, car_id)
+    if car is None:
+        raise NotFound("no such car")
+    return car
+
+
+def get_live_car_or_none(car_id: int) -> Car | None:
+    """The car with this id whose token is not revoked, or None."""
+    car = db.session.get(Car, car_id)
+    return None if car is None or car.token_revoked_at is not None else car
+
+
+def get_live_car(car_id: int) -> Car:
+    """The car with this id whose token is not revoked; NotFound otherwise."""
+    car = get_live_car_or_none(car_id)
     if car is None:
         raise NotFound("no such car")
     return car

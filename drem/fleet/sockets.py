@@ -6,33 +6,40 @@ Each message handler commits once; deliveries and pushes go out after the commit
 
 from __future__ import annotations
 
-from flask import current_app, request, session
-from flask_login import current_user
-from flask_socketio import ConnectionRefusedError, join_room
+from flask import current_app, g, request, session
+from flask_socketio import join_room
 
 from drem.fleet import car_reports, commands, service
 from drem.platform.background import ensure_background_jobs
 from drem.platform.effects import commit
-from drem.platform.extensions import db, socketio
-from drem.platform.permissions import allowed
+from drem.platform.extensions import socketio
+from drem.platform.permissions import SocketAuthority, socket_requires
 
 CAR_NS = "/car"
 
 
-def _current_car():
-    """The car of this connection, re-checked against the database (a revoked token stops
-    working at its next message)."""
-    car_id = session.get("car_id")
-    car = db.session.get(service.Car, car_id) if car_id else None
-    if car is None or car.token_revoked_at is not None:
-        return None
-    return car
+def _holds_car_token(*args) -> bool:
+    """The car token authority: on connect the ``auth`` dict's token must belong to a live
+    car; afterwards the connection's car is re-checked against the database at every
+    message (a revoked token stops working at its next message). Leaves the car in
+    ``g.car``."""
+    if request.event["message"] == "connect":
+        auth = args[0] if args else None
+        g.car = service.car_for_token(auth.get("token") if isinstance(auth, dict) else None)
+    else:
+        car_id = session.get("car_id")
+        g.car = service.get_live_car_or_none(car_id) if car_id else None
+    return g.car is not None
+
+
+#: Who may use the ``/car`` namespace: the holder of a live car token.
+CAR_TOKEN = SocketAuthority("car token", _holds_car_token,
+                            refusal={"ok": False, "error": "invalid car token", "retry": False},
+                            connect_refusal="invalid car token")
 
 
 def _checked(data) -> tuple[object, dict | None]:
-    car = _current_car()
-    if car is None:
-        return None, {"ok": False, "error": "invalid car token", "retry": False}
+    car = g.car
     if not isinstance(data, dict):
         return None, {"ok": False, "error": "send a JSON object", "retry": False}
     claimed = data.get("car_id")
@@ -42,13 +49,11 @@ def _checked(data) -> tuple[object, dict | None]:
 
 
 @socketio.on("connect", namespace=CAR_NS)
+@socket_requires(CAR_TOKEN)
 def car_connect(auth=None):
-    """Authenticate the car token; join the car's room; send queued commands."""
+    """Join the car's room (the token was checked by ``CAR_TOKEN``); send queued commands."""
     ensure_background_jobs(current_app._get_current_object())
-    token = auth.get("token") if isinstance(auth, dict) else None
-    car = service.car_for_token(token)
-    if car is None:
-        raise ConnectionRefusedError("invalid car token")
+    car = g.car
     session["car_id"] = car.id
     join_room(f"car:{car.id}")
     car.connected, car.sid, car.last_seen_at = True, request.sid, service.utcnow()
@@ -59,15 +64,17 @@ def car_connect(auth=None):
 
 
 @socketio.on("disconnect", namespace=CAR_NS)
+@socket_requires(CAR_TOKEN)
 def car_disconnect(*_args):
-    car = _current_car()
-    if car is not None and car.sid == request.sid:
+    car = g.car
+    if car.sid == request.sid:
         car.connected, car.sid = False, None
         service.push_car(car)
         commit()
 
 
 @socketio.on("heartbeat", namespace=CAR_NS)
+@socket_requires(CAR_TOKEN)
 def heartbeat(data):
     car, refusal = _checked(data)
     if refusal:
@@ -78,6 +85,7 @@ def heartbeat(data):
 
 
 @socketio.on("lap", namespace=CAR_NS)
+@socket_requires(CAR_TOKEN)
 def lap(data):
     car, refusal = _checked(data)
     if refusal:
@@ -88,6 +96,7 @@ def lap(data):
 
 
 @socketio.on("command_result", namespace=CAR_NS)
+@socket_requires(CAR_TOKEN)
 def command_result(data):
     car, refusal = _checked(data)
     if refusal:
@@ -100,9 +109,8 @@ def command_result(data):
 
 
 @socketio.on("connect", namespace="/fleet")
+@socket_requires("fleet.view")
 def fleet_connect(auth=None):
     """Operators and commentators watching the cars page; others are refused."""
-    if not allowed(current_user, "fleet.view"):
-        return False
     join_room(service.FLEET_ROOM)
     return True

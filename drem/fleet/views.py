@@ -7,12 +7,13 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from drem.fleet import commands, service
-from drem.fleet.forms import FleetActionForm
+from drem.models_mgr.service import list_available_models
 from drem.platform.effects import commit
 from drem.platform.errors import ServiceError
 from drem.platform.extensions import db
+from drem.platform.inputs import record_id
 from drem.platform.permissions import require
-from drem.platform.web import form_action
+from drem.platform.web import EmptyForm, form_action
 
 bp = Blueprint("fleet", __name__, url_prefix="/fleet", template_folder="templates")
 
@@ -20,26 +21,21 @@ bp = Blueprint("fleet", __name__, url_prefix="/fleet", template_folder="template
 @bp.get("/")
 @require("fleet.view")
 def cars():
-    from drem.events.models import Track
-    from drem.models_mgr.models import AVAILABLE, RacerModel
-
-    models = db.session.scalars(db.select(RacerModel).where(RacerModel.status == AVAILABLE)
-                                .order_by(RacerModel.uploaded_at.desc()).limit(200)).all()
-    tracks = db.session.scalars(db.select(Track).order_by(Track.event_id.desc(), Track.position)).all()
     return render_template("fleet/cars.html", cars=[service.car_dict(c) for c in service.list_cars()],
-                           fleets=service.list_fleets(), models=models, tracks=tracks,
+                           fleets=service.list_fleets(), models=list_available_models(200),
+                           tracks=service.assignable_tracks(),
                            recent=[c.to_dict() for c in commands.list_commands(limit=30)],
-                           tail_lights=service.TAIL_LIGHTS, form=FleetActionForm(), code=None)
+                           tail_lights=service.TAIL_LIGHTS, form=EmptyForm(), code=None)
 
 
 @bp.post("/activation-codes")
 @require("fleet.manage")
 def activation_code():
-    if not FleetActionForm().validate_on_submit():
+    if not EmptyForm().validate_on_submit():
         flash("the form expired; try again", "error")
         return redirect(url_for("fleet.cars"))
     try:
-        fleet_id = request.form.get("fleet_id", type=int)
+        fleet_id = record_id(request.form, "fleet_id", required=False)
         row, code = service.create_activation_code(current_user, request.form.get("hostname", ""), fleet_id)
     except ServiceError as exc:
         db.session.rollback()
@@ -53,7 +49,7 @@ def activation_code():
 @require("fleet.manage")
 def create_fleet():
     return _act(lambda: service.create_fleet(current_user, request.form.get("name", ""),
-                                             request.form.get("track_id", type=int)), "fleet created")
+                                             record_id(request.form, "track_id", required=False)), "fleet created")
 
 
 @bp.post("/fleets/<int:fleet_id>/delete")
@@ -66,7 +62,7 @@ def delete_fleet(fleet_id: int):
 @require("fleet.manage")
 def car_fleet(car_id: int):
     return _act(lambda: service.set_car_fleet(current_user, service.get_car(car_id),
-                                              request.form.get("fleet_id", type=int)), "car moved")
+                                              record_id(request.form, "fleet_id", required=False)), "car moved")
 
 
 @bp.post("/cars/<int:car_id>/revoke")

@@ -20,6 +20,8 @@ from drem.leaderboard import service
 from drem.leaderboard.service import NAMESPACE
 from drem.platform.errors import ServiceError
 from drem.platform.extensions import db, socketio
+from drem.platform.inputs import record_id
+from drem.platform.permissions import socket_public
 
 
 def _join(data) -> dict:
@@ -27,10 +29,12 @@ def _join(data) -> dict:
     if not isinstance(data, dict):
         return {"error": "send {event_id, track}"}
     try:
-        event = get_event(int(data.get("event_id")))
-        track = service.parse_track(event, data.get("track"))
-    except (TypeError, ValueError):
+        event_id = record_id(data, "event_id")
+    except ServiceError:
         return {"error": "event_id must be a number"}
+    try:
+        event = get_event(event_id)
+        track = service.parse_track(event, data.get("track"))
     except ServiceError as exc:
         db.session.rollback()
         return {"error": exc.message}
@@ -45,6 +49,7 @@ def _join(data) -> dict:
 
 
 @socketio.on("connect", namespace=NAMESPACE)
+@socket_public
 def leaderboard_connect(auth=None):
     """Public (no permission): anyone may watch a leaderboard."""
     if isinstance(auth, dict) and auth.get("event_id") is not None:
@@ -55,6 +60,7 @@ def leaderboard_connect(auth=None):
 
 
 @socketio.on("join", namespace=NAMESPACE)
+@socket_public
 def leaderboard_join(data):
     """Public (no permission): ``{"event_id", "track"}`` → the full leaderboard state."""
     return _join(data)

@@ -7,7 +7,7 @@ from pathlib import Path
 from flask import Blueprint, abort, current_app, jsonify, render_template, send_from_directory
 from flask_login import current_user
 
-from drem.events.models import Event
+from drem.main import service
 from drem.platform.config import REPO_ROOT
 from drem.platform.extensions import db
 from drem.platform.permissions import public
@@ -24,13 +24,8 @@ VENDOR_FILES = {
 @bp.get("/")
 @public
 def home():
-    events = db.session.scalars(db.select(Event).order_by(Event.date.desc(), Event.id.desc()).limit(20)).all()
-    joined = set()
-    if current_user.is_authenticated:
-        from drem.events.models import EventRacer
-
-        joined = set(db.session.scalars(db.select(EventRacer.event_id).filter_by(user_id=current_user.id)))
-    return render_template("main/home.html", events=events, joined=joined)
+    joined = service.joined_event_ids(current_user.id) if current_user.is_authenticated else set()
+    return render_template("main/home.html", events=service.recent_events(20), joined=joined)
 
 
 @bp.get("/healthz")

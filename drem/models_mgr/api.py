@@ -9,20 +9,10 @@ from drem.models_mgr import service
 from drem.models_mgr.download import send_model_file
 from drem.platform.effects import commit
 from drem.platform.errors import ServiceError
-from drem.platform.inputs import int_arg
+from drem.platform.inputs import id_arg, int_arg
 from drem.platform.permissions import require
 
 bp = Blueprint("models_api", __name__, url_prefix="/api/models")
-
-
-def _optional_int(name: str) -> int | None:
-    raw = request.args.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise ServiceError(f"{name} must be a whole number", name) from None
 
 
 @bp.post("")
@@ -31,7 +21,7 @@ def upload():
     """Upload one model. Raw body with ``?filename=NAME`` (streamed straight to storage),
     or ``multipart/form-data`` with a ``file`` field. Answers 201 with the model (status
     ``uploaded``); its scan runs in the background."""
-    event_id = _optional_int("event_id")
+    event_id = id_arg("event_id")
     if request.mimetype == "multipart/form-data":
         limit = current_app.config["UPLOAD_LIMIT_BYTES"]
         if request.content_length and request.content_length > limit + 1024 * 1024:
@@ -55,7 +45,7 @@ def upload():
 @require("models.upload")
 def list_models():
     """Newest first; staff filter by ``owner_id``, ``event_id``, ``status``; paginated."""
-    page = service.list_models(current_user, owner_id=_optional_int("owner_id"), event_id=_optional_int("event_id"),
+    page = service.list_models(current_user, owner_id=id_arg("owner_id"), event_id=id_arg("event_id"),
                                status=request.args.get("status") or None, page=int_arg("page", 1, 1, 100000),
                                per_page=int_arg("per_page", 25, 1, 200))
     return jsonify(models=[m.to_dict() for m in page.items], page=page.page, pages=page.pages, total=page.total)

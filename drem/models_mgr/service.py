@@ -15,10 +15,11 @@ from typing import BinaryIO
 
 from flask import current_app
 
-from drem.admin.service import record_audit
 from drem.auth.models import User
+from drem.events.service import get_event
 from drem.models_mgr.models import AVAILABLE, DELETED, INVALID, QUARANTINED, UPLOADED, RacerModel
 from drem.models_mgr.storage import Storage, UploadTooLarge, storage_from_url
+from drem.platform.audit import record_audit
 from drem.platform.background import wake
 from drem.platform.db_types import utcnow
 from drem.platform.effects import after_commit
@@ -106,8 +107,6 @@ def upload_model(owner: User, filename: str, stream: BinaryIO, content_length: i
     if content_length is not None and content_length > limit:
         raise TooLarge(f"the file is {content_length / 1e6:.0f} MB; the limit is {limit // 2**20} MB")
     if event_id is not None:
-        from drem.events.service import get_event
-
         get_event(event_id)
     key = f"models/{owner.id}/{uuid.uuid4().hex}{re.sub(r'[^a-z0-9.]', '', _extension(name))}"
     storage = get_storage()
@@ -152,6 +151,27 @@ def get_model(viewer: User, model_id: int) -> RacerModel:
     if model.owner_id != viewer.id and not allowed(viewer, "models.view_all"):
         raise NotFound("no such model")
     return model
+
+
+def available_model(model_id: int) -> RacerModel:
+    """The model with this id if it is scanned clean (``available``): what a car may load
+    and download. NotFound for an unknown, deleted or not (yet) clean model."""
+    model = db.session.get(RacerModel, model_id)
+    if model is None or model.status != AVAILABLE:
+        raise NotFound("the model is gone or not available")
+    return model
+
+
+def model_exists(model_id: int) -> bool:
+    """True when a model row with this id exists (in any status)."""
+    return db.session.get(RacerModel, model_id) is not None
+
+
+def list_available_models(limit: int = 200) -> list[RacerModel]:
+    """The newest ``limit`` models that are ``available`` (a car may load them)."""
+    query = (db.select(RacerModel).where(RacerModel.status == AVAILABLE)
+             .order_by(RacerModel.uploaded_at.desc(), RacerModel.id.desc()).limit(limit))
+    return list(db.session.scalars(query))
 
 
 def check_download(viewer: User, model: RacerModel) -> None:

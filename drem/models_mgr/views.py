@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from drem.auth.forms import EmptyForm
 from drem.models_mgr import service
 from drem.models_mgr.download import send_model_file
 from drem.models_mgr.models import STATUSES
-from drem.platform.effects import commit
-from drem.platform.errors import ServiceError
-from drem.platform.extensions import db
-from drem.platform.inputs import int_arg
+from drem.platform.inputs import id_arg, int_arg
 from drem.platform.permissions import allowed, require
+from drem.platform.web import EmptyForm, form_action
 
 bp = Blueprint("models_mgr", __name__, url_prefix="/models", template_folder="templates")
 
@@ -22,8 +19,8 @@ bp = Blueprint("models_mgr", __name__, url_prefix="/models", template_folder="te
 @require("models.upload")
 def index():
     staff = allowed(current_user, "models.view_all")
-    owner_id = request.args.get("owner_id", type=int) if staff else current_user.id
-    page = service.list_models(current_user, owner_id=owner_id, event_id=request.args.get("event_id", type=int),
+    owner_id = id_arg("owner_id") if staff else current_user.id
+    page = service.list_models(current_user, owner_id=owner_id, event_id=id_arg("event_id"),
                                status=request.args.get("status") or None, page=int_arg("page", 1, 1, 100000))
     return render_template("models_mgr/index.html", page=page, staff=staff, statuses=STATUSES,
                            form=EmptyForm(), limit_mb=current_app.config["UPLOAD_LIMIT_BYTES"] // 2**20)
@@ -46,13 +43,5 @@ def download(model_id: int):
 @bp.post("/<int:model_id>/delete")
 @require("models.upload")
 def delete(model_id: int):
-    if EmptyForm().validate_on_submit():
-        try:
-            service.delete_model(current_user, service.get_model(current_user, model_id))
-        except ServiceError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-        else:
-            commit()
-            flash("model deleted", "info")
-    return redirect(url_for("models_mgr.index"))
+    return form_action(lambda: service.delete_model(current_user, service.get_model(current_user, model_id)),
+                       "model deleted", url_for("models_mgr.index"))

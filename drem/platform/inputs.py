@@ -16,11 +16,22 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request
+from werkzeug.routing import IntegerConverter
 
 from drem.platform.errors import ServiceError
 
 #: Largest database id accepted (PostgreSQL ``integer``).
 MAX_ID = 2**31 - 1
+
+
+class IdConverter(IntegerConverter):
+    """The ``<int:…>`` URL converter of the app: a path number above :data:`MAX_ID`
+    (``/api/fleet/cars/99999999999999999999``) matches no route, so it answers 404
+    instead of reaching the database driver (a 500)."""
+
+    def __init__(self, map, fixed_digits: int = 0, min: int | None = None,  # noqa: A002 - werkzeug's names
+                 max: int | None = MAX_ID, signed: bool = False) -> None:  # noqa: A002
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
 def _whole(value: Any, strict: bool) -> int | None:
@@ -63,6 +74,28 @@ def whole_number(data: dict, name: str, lo: int = 0, hi: int = MAX_ID, *, requir
 def record_id(data: dict, name: str, *, required: bool = True) -> int | None:
     """A database id (1..:data:`MAX_ID`) from ``data[name]``; see :func:`whole_number`."""
     return whole_number(data, name, 1, MAX_ID, required=required)
+
+
+def record_ids(data: dict, name: str, *, max_items: int = 1000) -> list[int]:
+    """The list of database ids ``data[name]`` (``[3, 5]``); ``[]`` when missing or null.
+
+    Raises ServiceError(field=name) when it is not a list, has more than ``max_items``
+    entries, or an entry is not an id (1..:data:`MAX_ID`; a bool is not an id).
+    """
+    raw = data.get(name)
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ServiceError(f"{name} must be a list of ids", name)
+    if len(raw) > max_items:
+        raise ServiceError(f"{name} has more than {max_items} entries", name)
+    ids = []
+    for item in raw:
+        value = _whole(item, strict=False)
+        if value is None or not 1 <= value <= MAX_ID:
+            raise ServiceError(f"{name} must be a list of ids; {item!r} is not one", name)
+        ids.append(value)
+    return ids
 
 
 def text(data: dict, name: str, min_len: int = 0, max_len: int = 200, *, required: bool = False,

@@ -1,18 +1,22 @@
 """Roles and permissions: the one place that decides who may do what.
 
 Every HTTP route declares the permission it needs with :func:`require` (or
-:func:`public`), every Socket.IO handler calls :func:`allowed`, and
-``create_app`` refuses to start if a route declares nothing. The route-walk test
-checks every route against :data:`ROLE_PERMISSIONS`.
+:func:`public`); every Socket.IO handler declares it with :func:`socket_requires` (a
+permission, or a :class:`SocketAuthority` such as the car token) or
+:func:`socket_public`. ``create_app`` refuses to start if a route or a socket handler
+declares nothing (:func:`check_routes`, :func:`check_socket_handlers`). The route-walk
+test checks every route against :data:`ROLE_PERMISSIONS`.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from flask import abort, jsonify, redirect, request, url_for
 from flask_login import current_user
+from flask_socketio import ConnectionRefusedError
 
 ADMIN = "admin"
 OPERATOR = "operator"
@@ -119,3 +123,94 @@ def check_routes(app) -> None:
             missing.append(f"{rule.rule} ({rule.endpoint})")
     if missing:
         raise RuntimeError("routes without a permission: " + ", ".join(sorted(missing)))
+
+
+# ------------------------------------------------------------------- Socket.IO handlers
+
+#: Acknowledgement of a socket message refused for want of a permission.
+SOCKET_FORBIDDEN = {"ok": False, "error": "forbidden"}
+
+
+@dataclass(frozen=True)
+class SocketAuthority:
+    """Who may use a Socket.IO handler when it is not a role permission (e.g. a car token).
+
+    ``name`` is what the handler's ``required_permission`` shows (``"car token"``).
+    ``holds(*args)`` gets the handler's arguments (the ``auth`` dict on connect, the
+    message otherwise) and answers True when the caller holds the authority.
+    ``refusal`` is the acknowledgement of a refused message; ``connect_refusal`` the
+    reason sent with a refused connection (None: the connection is refused silently).
+    """
+
+    name: str
+    holds: Callable[..., bool] = field(compare=False)
+    refusal: dict = field(default_factory=lambda: dict(SOCKET_FORBIDDEN), compare=False)
+    connect_refusal: str | None = None
+
+
+def _permission_authority(permission: str) -> SocketAuthority:
+    if permission not in PERMISSIONS:
+        raise KeyError(f"unknown permission {permission!r}")
+    return SocketAuthority(permission, lambda *_args: allowed(current_user, permission))
+
+
+def socket_requires(authority: str | SocketAuthority) -> Callable:
+    """Socket.IO handler decorator (under ``@socketio.on``): run the handler only for a
+    caller who holds ``authority`` (a permission name or a :class:`SocketAuthority`).
+
+    Checked on every call. A refused ``connect`` is refused (``ConnectionRefusedError``
+    with the authority's ``connect_refusal``, else a plain refusal); a refused message
+    is answered with the authority's ``refusal`` (``{"ok": false, "error": "forbidden"}``
+    for a permission); a ``disconnect`` of a caller who no longer holds it is ignored.
+    Raises KeyError at import time for an unknown permission name.
+    """
+    guard = _permission_authority(authority) if isinstance(authority, str) else authority
+
+    def decorate(handler: Callable) -> Callable:
+        @functools.wraps(handler)
+        def wrapper(*args):
+            if guard.holds(*args):
+                return handler(*args)
+            event = (getattr(request, "event", None) or {}).get("message")
+            if event == "connect":
+                if guard.connect_refusal:
+                    raise ConnectionRefusedError(guard.connect_refusal)
+                return False
+            if event == "disconnect":
+                return None
+            return dict(guard.refusal)
+
+        wrapper.required_permission = guard.name
+        return wrapper
+
+    return decorate
+
+
+def socket_public(handler: Callable) -> Callable:
+    """Mark a Socket.IO handler as open to everyone (the public role: no login)."""
+    handler.required_permission = None
+    return handler
+
+
+def socket_handlers(socketio) -> list[tuple[str, str, Callable]]:
+    """Every registered Socket.IO handler as ``(namespace, event, handler)``: the ones
+    Flask-SocketIO keeps until ``init_app`` (``socketio.handlers``) and the ones on its
+    server (``socketio.server.handlers``), plus class-based namespaces (event ``*``)."""
+    found = [(namespace or "/", event, handler) for event, handler, namespace in socketio.handlers]
+    found += [(ns.namespace or "/", "*", ns) for ns in socketio.namespace_handlers]
+    server = getattr(socketio, "server", None)
+    if server is not None:
+        for namespace, events in server.handlers.items():
+            found += [(namespace, event, handler) for event, handler in events.items()]
+        found += [(namespace, "*", ns) for namespace, ns in server.namespace_handlers.items()]
+    return found
+
+
+def check_socket_handlers(socketio) -> None:
+    """Raise RuntimeError naming every Socket.IO handler that declares no permission
+    (neither :func:`socket_requires` nor :func:`socket_public`)."""
+    missing = {f"{event} on {namespace} ({getattr(handler, '__qualname__', type(handler).__name__)})"
+               for namespace, event, handler in socket_handlers(socketio)
+               if not hasattr(handler, "required_permission")}
+    if missing:
+        raise RuntimeError("Socket.IO handlers without a permission: " + ", ".join(sorted(missing)))

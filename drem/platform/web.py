@@ -1,10 +1,19 @@
-"""Small helpers shared by the JSON APIs."""
+"""Small helpers shared by the HTML pages and the JSON APIs: the JSON body, CSRF
+marks, the CSRF-only form and the post-redirect handler of page buttons."""
 
 from __future__ import annotations
 
-from flask import request
+from flask import flash, redirect, request
+from flask_wtf import FlaskForm
 
+from drem.platform.effects import commit
 from drem.platform.errors import ServiceError
+from drem.platform.extensions import db
+
+
+class EmptyForm(FlaskForm):
+    """A form with only the CSRF token (page buttons that post; fields, if any, are read
+    by the view with :mod:`drem.platform.inputs` and checked by the services)."""
 
 
 def json_body() -> dict:
@@ -13,7 +22,6 @@ def json_body() -> dict:
     if not isinstance(data, dict):
         raise ServiceError("send a JSON object with Content-Type: application/json")
     return data
-
 
 
 def no_csrf(view):
@@ -27,12 +35,6 @@ def form_action(change, ok: str, target: str):
     """Handle a page button that posts: check its CSRF token, run ``change()`` (a service
     call), commit and flash ``ok``, or roll back and flash the ServiceError; then redirect
     to ``target``."""
-    from flask import flash, redirect
-
-    from drem.auth.forms import EmptyForm
-    from drem.platform.effects import commit
-    from drem.platform.extensions import db
-
     if not EmptyForm().validate_on_submit():
         flash("the form expired; try again", "error")
     else:

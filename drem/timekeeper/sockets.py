@@ -7,27 +7,30 @@ console never replays anything.
 
 from __future__ import annotations
 
-from flask_login import current_user
 from flask_socketio import join_room, leave_room, rooms
 
+from drem.platform.errors import ServiceError
 from drem.platform.extensions import db, socketio
-from drem.platform.permissions import allowed
+from drem.platform.inputs import record_id
+from drem.platform.permissions import socket_requires
 from drem.timekeeper import service
 
 
 @socketio.on("connect", namespace="/timekeeper")
+@socket_requires("races.view")
 def connect(auth=None):
-    return allowed(current_user, "races.view")
+    """Consoles and commentators (``races.view``); others are refused."""
+    return True
 
 
 @socketio.on("watch", namespace="/timekeeper")
+@socket_requires("races.view")
 def watch(data):
-    """``{"track_id": N}`` -> ``{"ok": true, "race": state | null}``; joins the track's room."""
-    if not allowed(current_user, "races.view"):
-        return {"ok": False, "error": "forbidden"}
+    """``{"track_id": N}`` -> ``{"ok": true, "race": state | null}``; joins the track's room.
+    ``{"ok": false, "error"}`` for a track_id that is not an id."""
     try:
-        track_id = int((data or {}).get("track_id"))
-    except (TypeError, ValueError):
+        track_id = record_id(data if isinstance(data, dict) else {}, "track_id")
+    except ServiceError:
         return {"ok": False, "error": "track_id must be a whole number"}
     for room in rooms(namespace="/timekeeper"):
         if room.startswith("tk:"):

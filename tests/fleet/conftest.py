@@ -8,10 +8,17 @@ threading Socket.IO) and Flask-SocketIO's test client for the ``/car`` and
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from datetime import timedelta
 
 import pytest
+
+from drem.auth.models import User
+from drem.models_mgr.models import RacerModel
+from drem.models_mgr.service import get_storage
+from drem.platform.db_types import utcnow
+from drem.platform.extensions import db, socketio
 
 
 class Fleet:
@@ -43,14 +50,10 @@ class Fleet:
 
     def connect(self, token: str):
         """A Socket.IO test client on ``/car`` with this token."""
-        from drem.platform.extensions import socketio
-
         return socketio.test_client(self.app, namespace="/car", auth={"token": token})
 
     def watch(self, user: dict | None = None):
         """A Socket.IO test client on ``/fleet`` for a logged-in operator (what the cars page gets)."""
-        from drem.platform.extensions import socketio
-
         flask_client = self.app.test_client()
         self.factory.login(flask_client, user or self.factory.user("operator"))
         return socketio.test_client(self.app, namespace="/fleet", flask_test_client=flask_client)
@@ -70,18 +73,10 @@ class Fleet:
 
     def model(self, content: bytes | None = None, status: str = "available", filename: str = "fast.tar.gz") -> dict:
         """A racer's model stored in the app's storage, with ``status`` (no scan)."""
-        from drem.auth.models import User
-        from drem.models_mgr.models import RacerModel
-        from drem.models_mgr.service import get_storage
-        from drem.platform.db_types import utcnow
-        from drem.platform.extensions import db
-
         content = content if content is not None else os.urandom(300_000)
         owner = self.factory.user("racer", password=None)
         with self.app.app_context():
             key = f"models/{owner['id']}/{os.urandom(8).hex()}.tar.gz"
-            import io
-
             get_storage().put(key, io.BytesIO(content))
             now = utcnow()
             row = RacerModel(owner_id=db.session.get(User, owner["id"]).id, filename=filename, storage_key=key,

@@ -116,7 +116,7 @@ def test_commands_are_validated_and_nothing_is_stored(fleet, client):
         ("set_max_speed", {"max_speed_mps": "fast"}, "must be a number", "max_speed_mps"),
         ("load_model", {"model_id": unavailable["id"]}, "not available", "model_id"),
         ("load_model", {"model_id": 987654}, "not available", "model_id"),
-        ("load_model", {}, "whole number", "model_id"),
+        ("load_model", {}, "model_id is required", "model_id"),
         ("delete_models", {"model_ids": "all"}, "must be a list", "model_ids"),
         ("start_driving", {"model_id": "abc"}, "whole number", "model_id"),
     ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from werkzeug.routing import IntegerConverter
+
 from drem.platform.permissions import ROLES, role_has
 
 MISSING_ID = 987654  # ids that exist nowhere: allowed roles get 404/400, never 401/403
@@ -11,7 +13,7 @@ def _url(rule) -> str:
     values = {}
     for arg in rule.arguments:
         conv = rule._converters[arg]
-        if conv.__class__.__name__ == "IntegerConverter":
+        if isinstance(conv, IntegerConverter):  # drem.platform.inputs.IdConverter
             values[arg] = MISSING_ID
         elif conv.__class__.__name__ == "AnyConverter":
             values[arg] = sorted(conv.items)[0]
