@@ -11,10 +11,7 @@ from drem.platform.errors import Conflict, ServiceError
 from drem.platform.extensions import db
 from drem.platform.permissions import ADMIN, ROLES
 
-# TEMPORARY re-export (issue 13 merge): drem.events.service, drem.events.race_admin,
-# drem.timekeeper.service and drem.leaderboard.export still import record_audit from
-# here; drop it from __all__ once they import drem.platform.audit.
-__all__ = ["change_role", "delete_user", "record_audit", "set_disabled"]
+__all__ = ["change_role", "delete_user", "set_disabled"]
 
 
 def _last_admin_guard(user: User) -> None:

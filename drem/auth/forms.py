@@ -5,7 +5,6 @@ from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from drem.platform.permissions import ROLES
-from drem.platform.web import EmptyForm  # noqa: F401 - TEMPORARY re-export for drem.events.views (issue 13)
 
 
 class LoginForm(FlaskForm):

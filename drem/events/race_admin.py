@@ -4,8 +4,8 @@ after the commit each changed race is announced once with
 
 from __future__ import annotations
 
-from drem.admin.service import record_audit
 from drem.events.models import ENDED, LIVE, MAX_LAP_MS, MIN_LAP_MS, PAUSED, RUNNING, Lap, Race
+from drem.platform.audit import record_audit
 from drem.platform.effects import after_commit
 from drem.platform.errors import Conflict, NotFound, ServiceError
 from drem.platform.extensions import db

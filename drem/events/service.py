@@ -11,7 +11,6 @@ from pathlib import Path
 
 from flask import current_app
 
-from drem.admin.service import record_audit
 from drem.auth.models import User
 from drem.events.models import (
     DIRECTIONS,
@@ -22,6 +21,7 @@ from drem.events.models import (
     Race,
     Track,
 )
+from drem.platform.audit import record_audit
 from drem.platform.errors import Conflict, NotFound, ServiceError
 from drem.platform.extensions import db
 from drem.platform.inputs import text, whole_number

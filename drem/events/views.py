@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from drem.auth.forms import EmptyForm
 from drem.auth.models import User
 from drem.auth.service import get_user
 from drem.events import race_admin, service
@@ -16,7 +15,7 @@ from drem.platform.errors import ServiceError
 from drem.platform.extensions import db
 from drem.platform.inputs import id_arg, record_id
 from drem.platform.permissions import allowed, require
-from drem.platform.web import form_action
+from drem.platform.web import EmptyForm, form_action
 
 bp = Blueprint("events", __name__, url_prefix="/events", template_folder="templates")
 

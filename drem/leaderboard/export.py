@@ -15,7 +15,6 @@ from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 
-from drem.admin.service import record_audit
 from drem.auth.models import User
 from drem.auth.service import create_user, find_user
 from drem.events import service as events_service
@@ -33,6 +32,7 @@ from drem.events.models import (
     RaceStatus,
 )
 from drem.leaderboard import service
+from drem.platform.audit import record_audit
 from drem.platform.errors import ServiceError
 from drem.platform.extensions import db
 from drem.platform.inputs import whole_number

@@ -15,6 +15,7 @@ from drem.platform.errors import Forbidden, ServiceError
 from drem.platform.extensions import db
 from drem.platform.inputs import flag, record_id, text, whole_number
 from drem.platform.permissions import public, require
+from drem.platform.tokens import bearer_token
 from drem.platform.web import json_body, no_csrf
 from drem.timekeeper import laps, service, timers
 
@@ -139,7 +140,7 @@ def racers(track_id: int):
 @require("races.run")
 def create_timer(track_id: int):
     """Register a lap timer: ``{name}`` -> ``{timer, token}`` (token shown once)."""
-    device, token = timers.create_timer(current_user, track_id, str(json_body().get("name", "")))
+    device, token = timers.create_timer(current_user, track_id, text(json_body(), "name", default=""))
     commit()
     return jsonify(timer=device.to_dict(), token=token), 201
 
@@ -150,6 +151,16 @@ def list_timers(track_id: int):
     return jsonify(timers=[t.to_dict() for t in timers.list_timers(track_id)])
 
 
+@bp.post("/timers/<int:timer_id>/revoke")
+@require("races.run")
+def revoke_timer(timer_id: int):
+    """Revoke a lap timer's token (idempotent, audited) -> the timer (``revoked: true``);
+    its crossings are refused from then on (403 "invalid timer token")."""
+    device = timers.revoke_timer(current_user, timer_id)
+    commit()
+    return jsonify(device.to_dict())
+
+
 @bp.post("/timer/crossings")
 @public
 @no_csrf
@@ -157,8 +168,7 @@ def list_timers(track_id: int):
 def crossing():
     """A lap timer reports a crossing: ``Authorization: Bearer timer_…``,
     ``{crossing_id, device_time_ms}`` (docs/timer-protocol.md)."""
-    header = request.headers.get("Authorization", "")
-    device = timers.timer_for_token(header[7:].strip() if header.startswith("Bearer ") else None)
+    device = timers.timer_for_token(bearer_token(request))
     if device is None:
         raise Forbidden("invalid timer token")
     data = json_body()

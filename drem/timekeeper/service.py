@@ -11,7 +11,6 @@ and the race state to the timekeeper consoles.
 
 from __future__ import annotations
 
-from drem.admin.service import record_audit
 from drem.auth.models import User
 from drem.events.models import (
     COUNTED,
@@ -30,6 +29,7 @@ from drem.events.versions import bump_of
 from drem.fleet.commands import send_commands
 from drem.fleet.service import get_car
 from drem.models_mgr.models import AVAILABLE, RacerModel
+from drem.platform.audit import record_audit
 from drem.platform.db_types import utcnow
 from drem.platform.effects import after_commit
 from drem.platform.errors import Conflict, Forbidden, ServiceError

@@ -171,3 +171,24 @@ def test_timer_device_laps(app, client, setup):
                        headers={"Authorization": "Bearer timer_forged"}).status_code == 403
     laps = client.get(f"/api/races/{rid}", headers=h).get_json()["laps"]
     assert [(lap["time_ms"], lap["source"]) for lap in laps] == [(9876, "timer")]
+
+
+def test_revoked_timer_token_is_refused(client, factory, setup):
+    s, h = setup, setup["op_h"]
+    made = client.post(f"/api/tracks/{s['track_id']}/timers", json={"name": "finish line"}, headers=h).get_json()
+    timer_id, th = made["timer"]["id"], {"Authorization": f"Bearer {made['token']}"}
+    crossing = {"crossing_id": "x0", "device_time_ms": 1}
+    assert client.post("/api/timer/crossings", json=crossing, headers=th).status_code == 200
+    racer_h = {"Authorization": f"Bearer {factory.token(s['racer'])}"}
+    assert client.post(f"/api/timers/{timer_id}/revoke", headers=racer_h).status_code == 403
+    resp = client.post(f"/api/timers/{timer_id}/revoke", headers=h)
+    assert resp.status_code == 200
+    assert resp.get_json()["id"] == timer_id and resp.get_json()["revoked"] is True
+    refused = client.post("/api/timer/crossings", json=crossing | {"crossing_id": "x1"}, headers=th)
+    assert refused.status_code == 403 and refused.get_json() == {"error": "invalid timer token"}
+    assert client.post(f"/api/timers/{timer_id}/revoke", headers=h).get_json()["revoked"] is True  # idempotent
+    assert client.post("/api/timers/987654/revoke", headers=h).status_code == 404
+    listed = client.get(f"/api/tracks/{s['track_id']}/timers", headers=h).get_json()["timers"]
+    assert [(t["id"], t["revoked"]) for t in listed] == [(timer_id, True)]
+    audit = client.get("/api/audit?action=timer.revoke", headers=factory.headers("admin")).get_json()["entries"]
+    assert [(e["actor"], e["target_id"]) for e in audit] == [(s["operator"]["username"], str(timer_id))]
