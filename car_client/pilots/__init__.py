@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from car_client.pilots.base import GREY, RGB, Action, Pilot, Pose
-
-MODEL_FORMATS = ("deepracer", "keras", "tflite", "savedmodel")
+from car_client.protocol import MODEL_FORMATS
 
 __all__ = ["GREY", "MODEL_FORMATS", "RGB", "Action", "Pilot", "Pose", "guess_format",
            "load_pilot"]
