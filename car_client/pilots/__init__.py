@@ -3,7 +3,7 @@
 Formats (the names used everywhere, see ``ModelSpec``): ``deepracer`` (``.tar.gz``),
 ``keras`` (``.h5``, ``.keras``), ``tflite``, ``savedmodel`` (``.zip`` or folder). The
 reference pilot (pure pursuit on the centre line, simulator only) is in
-:mod:`car_client.pilots.reference`. TensorFlow is imported only when a model loads.
+:mod:`car_client.sim.reference`. TensorFlow is imported only when a model loads.
 """
 
 from __future__ import annotations

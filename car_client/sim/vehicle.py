@@ -18,11 +18,11 @@ import uuid
 
 from car_client.pilots import load_pilot
 from car_client.pilots.base import Pilot
-from car_client.pilots.reference import ReferencePilot
 from car_client.protocol import TAIL_LIGHTS
 from car_client.sim.camera import CAMERA_KINDS, Camera
 from car_client.sim.dynamics import CarParams
 from car_client.sim.loop import DEFAULT_RATE_HZ, DriveLoop
+from car_client.sim.reference import ReferencePilot
 from car_client.sim.timing import LapResult
 from car_client.sim.tracks import load_track
 from car_client.sim.world import DEFAULT_RESET_PENALTY_S, Simulation
