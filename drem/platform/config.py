@@ -93,9 +93,9 @@ class Setting:
             scheme = urlsplit(raw).scheme.split("+")[0] if "://" in raw else ""
             if scheme not in self.allowed:
                 # The value is not repeated: a database or Redis URL may hold a password.
+                given = f"scheme {scheme!r}" if scheme else "no scheme"
                 raise ConfigError(f"{self.name} must be a URL starting with "
-                                  f"{_or([f'{s}://' for s in self.allowed])} "
-                                  f"(the value given has {'scheme ' + repr(scheme) if scheme else 'no scheme'})")
+                                  f"{_or([f'{s}://' for s in self.allowed])} (the value given has {given})")
         return raw
 
     def allowed_text(self) -> str:
@@ -130,7 +130,8 @@ SETTINGS: tuple[Setting, ...] = (
             "session signing key; the same on every web process", computed=True),
     Setting("DREM_INSTANCE_PATH", "path", "`instance` in the checkout", (),
             "SQLite file, model folder, secret key", computed=True),
-    Setting("DATABASE_URL", "url", "SQLite in the instance folder (WAL)", ("sqlite", "postgres", "postgresql"),
+    Setting("DATABASE_URL", "url", "SQLite in the instance folder (WAL)",
+            ("sqlite", "postgres", "postgresql"),
             "e.g. `postgresql://user@host/drem`", computed=True),
     Setting("REDIS_URL", "url", "none (in-process Socket.IO)", ("redis", "rediss", "unix"),
             "Socket.IO message queue and rate-limit store; required with more than one web process",

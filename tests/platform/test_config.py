@@ -72,6 +72,7 @@ def test_values_are_parsed_and_empty_means_default(tmp_path):
 def test_demo_models_cache_is_one_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert demo_models_dir({}) == tmp_path / "home" / ".cache" / "drem" / "demo-models"
-    assert demo_models_dir({"XDG_CACHE_HOME": str(tmp_path / "xdg")}) == tmp_path / "xdg" / "drem" / "demo-models"
+    xdg = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    assert demo_models_dir(xdg) == tmp_path / "xdg" / "drem" / "demo-models"
     chosen = {"DREM_DEMO_MODELS": str(tmp_path / "mine"), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
     assert demo_models_dir(chosen) == tmp_path / "mine"

@@ -28,7 +28,8 @@ CONFIG_OVERRIDES = {
     "NODE_MODULES": "tests point the front-end library folder elsewhere",
 }
 
-_ENV_READ = re.compile(r"""(?:environ\)?\.get\(|environ\[|getenv\(|envvar=|read_setting\()\s*["']([A-Z][A-Z0-9_]*)["']""")
+_ENV_READ = re.compile(r"""(?:environ\)?\.get\(|environ\[|getenv\(|envvar=|read_setting\()\s*"""
+                       r"""["']([A-Z][A-Z0-9_]*)["']""")
 _CONFIG_READ = re.compile(r"""config(?:\[|\.get\()\s*["']([A-Z][A-Z0-9_]*)["']""")
 
 
@@ -64,22 +65,26 @@ def test_the_module_prints_the_readme_table():
 
 def test_every_environment_variable_drem_reads_is_in_the_table():
     names = set(setting_names())
-    unknown = {}
+    seen, unknown = set(), {}
     for path in sorted((ROOT / "drem").rglob("*.py")):
         for name in _ENV_READ.findall(path.read_text()):
+            seen.add(name)
             if name not in names and name not in NOT_DREM_SETTINGS:
                 unknown.setdefault(name, []).append(str(path.relative_to(ROOT)))
     assert not unknown, f"environment variables read but not in SETTINGS: {unknown}"
+    assert {"DREM_INSTANCE_PATH", "DREM_ADMIN_PASSWORD", "REDIS_URL", "XDG_CACHE_HOME"} <= seen, seen
 
 
 def test_every_config_key_drem_reads_comes_from_load_config(tmp_path):
     provided = set(load_config(str(tmp_path), {}))
-    unknown = {}
+    seen, unknown = set(), {}
     for path in sorted((ROOT / "drem").rglob("*.py")):
         for key in _CONFIG_READ.findall(path.read_text()):
+            seen.add(key)
             if key not in provided and key not in CONFIG_OVERRIDES:
                 unknown.setdefault(key, []).append(str(path.relative_to(ROOT)))
     assert not unknown, f"config keys read that no setting provides: {unknown}"
+    assert {"UPLOAD_LIMIT_BYTES", "TRACKS_DIR", "JOBS_AUTOSTART"} <= seen, seen
 
 
 def test_each_setting_is_complete_and_its_default_is_valid():
