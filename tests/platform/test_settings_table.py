@@ -28,7 +28,7 @@ CONFIG_OVERRIDES = {
     "NODE_MODULES": "tests point the front-end library folder elsewhere",
 }
 
-_ENV_READ = re.compile(r"""(?:environ\)?\.get\(|environ\[|getenv\(|envvar=|read_setting\()\s*"""
+_ENV_READ = re.compile(r"""(?:environ\)?\.get\(|\benv\.get\(|environ\[|getenv\(|envvar=|read_setting\()\s*"""
                        r"""["']([A-Z][A-Z0-9_]*)["']""")
 _CONFIG_READ = re.compile(r"""config(?:\[|\.get\()\s*["']([A-Z][A-Z0-9_]*)["']""")
 
