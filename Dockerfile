@@ -3,8 +3,11 @@
 FROM python:3.11-slim-bookworm AS build
 RUN apt-get update -q && apt-get install -y -q --no-install-recommends npm && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY requirements.txt pyproject.toml package.json ./
-RUN grep -vE '^(tensorflow|ai-edge-litert|opencv)' requirements.txt > requirements-server.txt \
+COPY pyproject.toml package.json ./
+# Wheels of the server's dependencies: pyproject.toml's `dependencies` and its `server` extra
+# (not `car`: TensorFlow, LiteRT and OpenCV are for the car client only).
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print('\n'.join(p['dependencies'] + p['optional-dependencies']['server']))" > requirements-server.txt \
  && pip wheel --wheel-dir /wheels -r requirements-server.txt
 RUN npm install --no-audit --no-fund --loglevel=error
 
@@ -16,6 +19,8 @@ RUN pip install --no-cache-dir /wheels/* && rm -rf /wheels
 COPY --from=build /src/node_modules ./node_modules
 COPY wsgi.py pyproject.toml ./
 COPY drem ./drem
+# The car protocol's words (tail lights, car states, ...), the one car_client module drem imports.
+COPY car_client/__init__.py car_client/protocol.py ./car_client/
 COPY migrations ./migrations
 COPY deploy ./deploy
 RUN pip install --no-cache-dir --no-deps -e . && mkdir -p /app/instance && chown -R drem /app/instance

@@ -14,11 +14,11 @@ system:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+# The server, the car client and the development tools: the extras in pyproject.toml.
+$(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -r requirements-dev.txt
-	$(PIP) install -q --no-deps -e .
+	$(PIP) install -q -e '.[server,car,dev]'
 	touch $@
 
 npm: node_modules/.installed
@@ -71,8 +71,10 @@ demo-drill: setup models
 		$(PY) bench/drill.py --racers 2 --cars 2 --speedup 10 \
 		$(if $(findstring --scaleout,$(DEMO_ARGS)),--reset-database,) $(DEMO_ARGS)
 
-# Everything on SQLite, then the server-side tests again on PostgreSQL + Redis.
+# The lint (style and the layer contract), everything on SQLite, then the server-side
+# tests again on PostgreSQL + Redis.
 test: setup
+	$(MAKE) lint
 	scripts/services.sh postgres redis
 	$(MAKE) test-sqlite
 	$(MAKE) test-postgres
@@ -84,8 +86,10 @@ test-postgres:
 	DATABASE_URL=postgresql://127.0.0.1:5432/test TEST_REDIS_URL=redis://127.0.0.1:6379/0 \
 		$(VENV)/bin/pytest -q -p no:cacheprovider tests --ignore=tests/car_client --ignore=tests/e2e
 
-lint:
+# Style (ruff) and the layer contract in pyproject.toml (import-linter).
+lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) node_modules instance var

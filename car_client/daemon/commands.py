@@ -31,7 +31,8 @@ from car_client.daemon.model_store import DownloadError, ModelStore
 from car_client.daemon.outbox import Outbox, new_id
 from car_client.daemon.settings import MAX_SPEED_MPS, MIN_SPEED_MPS, Settings
 from car_client.daemon.state import COMMAND_TYPES, CommandRefused, StateMachine
-from car_client.vehicle.base import TAIL_LIGHT_COLOURS, LapCallback, Vehicle
+from car_client.protocol import TAIL_LIGHTS
+from car_client.vehicle.base import LapCallback, Vehicle
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,8 @@ def validate_command(command_type: str, params) -> str | None:
         ):
             return f"max_speed_mps must be a number from {MIN_SPEED_MPS} to {MAX_SPEED_MPS}"
     elif command_type == "set_tail_light":
-        if params.get("colour") not in TAIL_LIGHT_COLOURS:
-            return f"colour must be one of {', '.join(TAIL_LIGHT_COLOURS)}"
+        if params.get("colour") not in TAIL_LIGHTS:
+            return f"colour must be one of {', '.join(TAIL_LIGHTS)}"
     return None
 
 

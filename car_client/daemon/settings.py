@@ -11,7 +11,7 @@ import os
 import threading
 from pathlib import Path
 
-from car_client.vehicle.base import TAIL_LIGHT_COLOURS
+from car_client.protocol import TAIL_LIGHTS
 
 DEFAULT_MAX_SPEED_MPS = 2.0
 MIN_SPEED_MPS, MAX_SPEED_MPS = 0.1, 4.0
@@ -33,7 +33,7 @@ class Settings:
         speed = data.get("max_speed_mps")
         if isinstance(speed, (int, float)) and MIN_SPEED_MPS <= speed <= MAX_SPEED_MPS:
             self.max_speed_mps = float(speed)
-        if data.get("tail_light") in TAIL_LIGHT_COLOURS:
+        if data.get("tail_light") in TAIL_LIGHTS:
             self.tail_light = data["tail_light"]
 
     def update(self, **changes) -> None:

@@ -26,9 +26,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from car_client.protocol import CAR_STATES, COMMAND_TYPES
+
 
 class CarState(StrEnum):
-    """The six states a car reports."""
+    """The six states a car reports (the words are :data:`car_client.protocol.CAR_STATES`)."""
 
     IDLE = "idle"
     LOADING_MODEL = "loading_model"
@@ -52,7 +54,12 @@ ALLOWED_FROM: dict[str, frozenset[CarState]] = {
     "restart": ALL_STATES,
 }
 
-COMMAND_TYPES = frozenset(ALLOWED_FROM)
+# The state machine's words must be the protocol's: a mismatch stops the import.
+if tuple(CarState) != CAR_STATES:
+    raise ImportError(f"CarState {tuple(CarState)} differs from car_client.protocol.CAR_STATES {CAR_STATES}")
+if set(ALLOWED_FROM) != set(COMMAND_TYPES):
+    raise ImportError(f"ALLOWED_FROM covers {sorted(ALLOWED_FROM)}, "
+                      f"car_client.protocol.COMMAND_TYPES is {sorted(COMMAND_TYPES)}")
 
 _VERBS = {
     "load_model": "load a model",

@@ -3,7 +3,7 @@
 Formats (the names used everywhere, see ``ModelSpec``): ``deepracer`` (``.tar.gz``),
 ``keras`` (``.h5``, ``.keras``), ``tflite``, ``savedmodel`` (``.zip`` or folder). The
 reference pilot (pure pursuit on the centre line, simulator only) is in
-:mod:`car_client.pilots.reference`. TensorFlow is imported only when a model loads.
+:mod:`car_client.sim.reference`. TensorFlow is imported only when a model loads.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from car_client.pilots.base import GREY, RGB, Action, Pilot, Pose
-
-MODEL_FORMATS = ("deepracer", "keras", "tflite", "savedmodel")
+from car_client.protocol import MODEL_FORMATS
 
 __all__ = ["GREY", "MODEL_FORMATS", "RGB", "Action", "Pilot", "Pose", "guess_format",
            "load_pilot"]

@@ -36,9 +36,9 @@ def drive(track, model, model_format, laps, max_speed, speedup, max_sim_seconds,
           randomize, seed, png):
     """Drive MODEL on a simulated TRACK and print lap times (integer ms) and resets."""
     from car_client.pilots import load_pilot
-    from car_client.pilots.reference import ReferencePilot
     from car_client.sim.camera import Camera
     from car_client.sim.loop import DriveLoop
+    from car_client.sim.reference import ReferencePilot
     from car_client.sim.tracks import load_track
     from car_client.sim.world import Simulation
 

@@ -18,14 +18,15 @@ import uuid
 
 from car_client.pilots import load_pilot
 from car_client.pilots.base import Pilot
-from car_client.pilots.reference import ReferencePilot
+from car_client.protocol import TAIL_LIGHTS
 from car_client.sim.camera import CAMERA_KINDS, Camera
 from car_client.sim.dynamics import CarParams
 from car_client.sim.loop import DEFAULT_RATE_HZ, DriveLoop
+from car_client.sim.reference import ReferencePilot
 from car_client.sim.timing import LapResult
 from car_client.sim.tracks import load_track
 from car_client.sim.world import DEFAULT_RESET_PENALTY_S, Simulation
-from car_client.vehicle.base import TAIL_LIGHT_COLOURS, LapCallback, LapReport, ModelSpec, Vehicle
+from car_client.vehicle.base import LapCallback, LapReport, ModelSpec, Vehicle
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +95,10 @@ class SimulatedVehicle(Vehicle):
         return t is not None and t.is_alive()
 
     def set_tail_light(self, colour: str) -> None:
-        """Set the tail light; ``ValueError`` unless ``colour`` is in TAIL_LIGHT_COLOURS."""
-        if colour not in TAIL_LIGHT_COLOURS:
+        """Set the tail light; ``ValueError`` unless ``colour`` is in TAIL_LIGHTS."""
+        if colour not in TAIL_LIGHTS:
             raise ValueError(f"unknown tail light colour {colour!r} "
-                             f"(choose from {', '.join(TAIL_LIGHT_COLOURS)})")
+                             f"(choose from {', '.join(TAIL_LIGHTS)})")
         self.tail_light = colour
 
     def set_max_speed(self, max_speed_mps: float) -> None:

@@ -76,7 +76,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
 _CODE_FILES = ("training/tub.py", "training/record.py", "training/model.py",
                "training/train.py", "training/deepracer_export.py",
                "training/demo_models.py", "sim/camera.py", "sim/raster.py",
-               "sim/dynamics.py", "sim/tracks.py", "pilots/reference.py", "pilots/donkey.py")
+               "sim/dynamics.py", "sim/tracks.py", "sim/reference.py", "pilots/donkey.py")
 
 
 def recipe_hash(recipe: Recipe) -> str:

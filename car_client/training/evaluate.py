@@ -11,10 +11,10 @@ import math
 from dataclasses import asdict, dataclass
 
 from car_client.pilots.base import Pilot
-from car_client.pilots.reference import ReferencePilot
 from car_client.sim.camera import Camera
 from car_client.sim.dynamics import CarParams
 from car_client.sim.loop import DriveLoop
+from car_client.sim.reference import ReferencePilot
 from car_client.sim.tracks import load_track
 from car_client.sim.world import Simulation
 

@@ -110,27 +110,3 @@ def encode_targets(angles: np.ndarray, throttles: np.ndarray, model_type: str) -
     return [np.eye(len(ANGLE_BINS), dtype=np.float32)[a_idx],
             np.eye(len(THROTTLE_BINS), dtype=np.float32)[t_idx]]
 
-
-def decode_outputs(outputs) -> tuple[np.ndarray, np.ndarray]:
-    """Turn model outputs into ``(angle (N,) -1..1, throttle (N,) 0..1)``.
-
-    ``outputs``: ``[angle, throttle]`` as the Keras model returns them, or a dict with
-    those names (tflite signature). Linear outputs are taken as they are (clipped);
-    categorical ones by the arg-max bin (Donkey's rule).
-    """
-    if isinstance(outputs, dict):
-        outputs = [outputs["angle"], outputs["throttle"]]
-    angle = np.asarray(outputs[0], np.float32)
-    throttle = np.asarray(outputs[1], np.float32)
-    if angle.ndim == 1:
-        angle = angle[None, :]
-        throttle = throttle[None, :]
-    if angle.shape[-1] == 1:
-        a = angle[:, 0]
-    else:
-        a = ANGLE_BINS[angle.argmax(axis=-1)]
-    if throttle.shape[-1] == 1:
-        t = throttle[:, 0]
-    else:
-        t = THROTTLE_BINS[throttle.argmax(axis=-1)]
-    return np.clip(a, -1.0, 1.0), np.clip(t, 0.0, 1.0)

@@ -31,10 +31,10 @@ from car_client.pilots.donkey import (
     degrees_to_angle,
     speed_to_throttle,
 )
-from car_client.pilots.reference import ReferencePilot
 from car_client.sim.camera import Camera
 from car_client.sim.dynamics import CarModel, CarParams
 from car_client.sim.loop import DEFAULT_RATE_HZ
+from car_client.sim.reference import ReferencePilot
 from car_client.sim.tracks import load_track
 from car_client.training.tub import TubWriter
 

@@ -10,9 +10,6 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-#: The tail-light palette (8 colours, as on AWS DeepRacer); white means stopped.
-TAIL_LIGHT_COLOURS = ("white", "red", "orange", "yellow", "green", "blue", "purple", "pink")
-
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -66,7 +63,7 @@ class Vehicle(abc.ABC):
 
     @abc.abstractmethod
     def set_tail_light(self, colour: str) -> None:
-        """Set the tail light to one of :data:`TAIL_LIGHT_COLOURS` (ValueError otherwise)."""
+        """Set the tail light to one of :data:`car_client.protocol.TAIL_LIGHTS` (ValueError otherwise)."""
 
     @abc.abstractmethod
     def set_max_speed(self, max_speed_mps: float) -> None:

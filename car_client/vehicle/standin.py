@@ -15,7 +15,8 @@ import threading
 import time
 import uuid
 
-from car_client.vehicle.base import TAIL_LIGHT_COLOURS, LapCallback, LapReport, ModelSpec, Vehicle
+from car_client.protocol import TAIL_LIGHTS
+from car_client.vehicle.base import LapCallback, LapReport, ModelSpec, Vehicle
 
 #: the stand-in cruises at this speed (m/s) unless capped lower
 CRUISE_MPS = 1.0
@@ -68,7 +69,7 @@ class StandInVehicle(Vehicle):
 
     def set_tail_light(self, colour: str) -> None:
         """Remember ``colour``; ValueError unless it is in the palette."""
-        if colour not in TAIL_LIGHT_COLOURS:
+        if colour not in TAIL_LIGHTS:
             raise ValueError(f"unknown tail-light colour {colour!r}")
         self.tail_light = colour
 

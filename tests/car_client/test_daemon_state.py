@@ -1,9 +1,14 @@
 """The car state machine and command validation (pure, no I/O)."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from car_client.daemon.commands import validate_command
 from car_client.daemon.state import (
+    ALLOWED_FROM,
     CarState,
     CommandRefused,
     InvalidTransition,
@@ -11,6 +16,9 @@ from car_client.daemon.state import (
     check_command,
     next_state,
 )
+from car_client.protocol import CAR_STATES, COMMAND_TYPES
+
+REPO = Path(__file__).resolve().parents[2]
 
 S = CarState
 
@@ -133,3 +141,22 @@ def test_validate_command_accepts_good_params():
     assert validate_command("delete_models", {"model_ids": []}) is None
     assert validate_command("load_model", {"model_id": 5, "url": "https://h/m?sig=1",
                                            "sha256": "F" * 64, "size": 10}) is None
+
+
+def test_state_machine_uses_the_protocol_words():
+    """CarState and the command table are the protocol's words (car_client.protocol)."""
+    assert tuple(CarState) == CAR_STATES
+    assert set(ALLOWED_FROM) == set(COMMAND_TYPES)
+
+
+@pytest.mark.parametrize("patch, words", [
+    ("p.CAR_STATES = p.CAR_STATES + ('flying',)", "CAR_STATES"),
+    ("p.COMMAND_TYPES = p.COMMAND_TYPES[:-1]", "COMMAND_TYPES"),
+])
+def test_a_protocol_mismatch_stops_the_import(patch, words):
+    """If protocol.py and the state machine disagree, importing the state machine fails."""
+    code = f"import car_client.protocol as p\n{patch}\nimport car_client.daemon.state"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=REPO)
+    assert proc.returncode != 0
+    assert "ImportError" in proc.stderr and words in proc.stderr

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from car_client.pilots.base import Action
-from car_client.pilots.reference import ReferencePilot
 from car_client.sim.loop import DriveLoop
+from car_client.sim.reference import ReferencePilot
 from car_client.sim.timing import LapResult, LapTimer
 from car_client.sim.tracks import Track, load_track, tracks_dir
 from car_client.sim.world import ResetEvent, Simulation

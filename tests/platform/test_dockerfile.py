@@ -54,3 +54,17 @@ def test_dockerfile_runtime_steps(tmp_path):
         out = proc.communicate(timeout=20)[0].decode()
     assert "created admin 'admin'" in out
     assert (tmp_path / "drem.sqlite").exists()
+
+
+def test_image_installs_the_server_extra_only():
+    """The build stage's requirement list is pyproject.toml's server dependencies, no car stack."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", "")
+    program = re.search(r'^RUN python -c "(.*?)" > requirements-server\.txt', text, re.M).group(1)
+    proc = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True,
+                          check=True, timeout=60)
+    names = {re.split(r"[\[<>=~!; ]", line, maxsplit=1)[0].lower() for line in proc.stdout.splitlines()}
+    assert {"flask", "gunicorn", "psycopg", "redis", "boto3", "clamav-client", "psutil", "click"} <= names
+    assert not names & {"tensorflow-cpu", "ai-edge-litert", "opencv-python-headless", "pytest", "playwright"}
+    assert "pip wheel --wheel-dir /wheels -r requirements-server.txt" in text
+    # drem imports car_client.protocol (the layer contract allows nothing else): the image ships it.
+    assert re.search(r"^COPY car_client/__init__\.py car_client/protocol\.py \./car_client/$", text, re.M)
