@@ -92,8 +92,8 @@ def main() -> None:
     cv2.setNumThreads(1)
     # imported here, after pin_one_core(): TensorFlow sizes its thread pools when it loads
     from car_client.pilots import load_pilot
-    from car_client.pilots.reference import ReferencePilot
     from car_client.sim.loop import DriveLoop
+    from car_client.sim.reference import ReferencePilot
     from car_client.sim.tracks import list_tracks, load_track
     from car_client.sim.world import Simulation
     mf = _test_module("tests/car_client/model_factories.py")

@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-ranking", action="store_true", help="skip the ranking engine's figures")
     args = parser.parse_args(argv)
 
-    env = {"SOCKETIO_CHANNEL": f"drem-bench-{secrets.token_hex(4)}", "JOBS_AUTOSTART": "0"}
+    env = {"SOCKETIO_CHANNEL": f"drem-bench-{secrets.token_hex(4)}"}
     with LiveServer(workers=args.workers, redis_url=args.redis_url, database_url=args.database_url or None,
                     env=env) as server:
         ctx = setup(server, args.racers, args.warmup)

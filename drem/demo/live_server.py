@@ -53,16 +53,11 @@ from drem.demo.processes import (
     rss_bytes,
     wait_until,
 )
-from drem.platform.config import REPO_ROOT, demo_models_dir
+from drem.platform.config import REPO_ROOT, demo_models_dir, setting_names
 
-#: Environment variables drem reads (drem/platform/config.py); never inherited from the caller.
-DREM_SETTINGS = (
-    "DREM_ENV", "SECRET_KEY", "DREM_INSTANCE_PATH", "DATABASE_URL", "REDIS_URL", "STORAGE_URL",
-    "CLAMD_URL", "UPLOAD_LIMIT_MB", "MODEL_RETENTION_DAYS", "BACKGROUND_JOBS", "CAR_OFFLINE_AFTER_S",
-    "COMMAND_TTL_S", "MODEL_URL_TTL_S", "SIGN_IN_CODE_TTL_H", "ACTIVATION_CODE_TTL_MIN",
-    "LOGIN_RATE_LIMIT", "SESSION_COOKIE_SECURE", "PUBLIC_URL", "SOCKETIO_ASYNC_MODE",
-    "DREM_ADMIN_PASSWORD", "JOBS_AUTOSTART", "SOCKETIO_CHANNEL", "PROXY_HOPS", "TIMER_DEBOUNCE_MS",
-)
+#: drem's settings (drem.platform.config.SETTINGS), never inherited from the caller, except
+#: where this machine's files are (tracks, the demo model cache).
+DREM_SETTINGS = tuple(n for n in setting_names() if n not in ("DREM_TRACKS_DIR", "DREM_DEMO_MODELS"))
 _seq = itertools.count(1)
 
 

@@ -13,7 +13,7 @@ every racer on a leaderboard.
 
 The demo picks its own databases (SQLite in its folder, a fresh PostgreSQL database),
 so these tests run once, in the SQLite pass of ``make test``, not again in the
-PostgreSQL pass. Trained demo models come from ``var/demo-models`` (``make models``),
+PostgreSQL pass. Trained demo models come from ``~/.cache/drem/demo-models`` (``drem.platform.config.demo_models_dir``) (``make models``),
 or ``$DREM_DEMO_MODELS``, else they are built there once (a few minutes).
 """
 
