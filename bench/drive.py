@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import io
 import math
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,17 +26,8 @@ from pathlib import Path
 for var in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
     os.environ.setdefault(var, "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPO = Path(__file__).resolve().parents[1]
 
-
-def _test_module(relpath: str):
-    """A module of the test suite loaded from its file (``tests`` is not an installed
-    package, and bench scripts leave ``sys.path`` alone)."""
-    spec = importlib.util.spec_from_file_location(f"bench_{Path(relpath).stem}", REPO / relpath)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from benchlib import test_module  # noqa: E402 - after the thread settings above
 
 
 def pin_one_core() -> int:
@@ -96,7 +85,7 @@ def main() -> None:
     from car_client.sim.reference import ReferencePilot
     from car_client.sim.tracks import list_tracks, load_track
     from car_client.sim.world import Simulation
-    mf = _test_module("tests/car_client/model_factories.py")
+    mf = test_module("tests/car_client/model_factories.py")
 
     track = load_track(args.track)
     print(f"pinned to CPU {core}; track {track.name}; {args.seconds:.0f} sim s per model")

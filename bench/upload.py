@@ -24,7 +24,6 @@ target is missed.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
 import json
 import os
@@ -39,24 +38,13 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from benchlib import test_module
 
 from drem.demo.launchers import Clamd
 from drem.demo.live_server import LiveServer, RssSampler
 from drem.models_mgr.scanner import scanner_from_url
-from drem.platform.config import REPO_ROOT as REPO
 
-
-def _test_module(relpath: str):
-    """A module of the test suite loaded from its file (``tests`` is not an installed
-    package, and bench scripts leave ``sys.path`` alone)."""
-    spec = importlib.util.spec_from_file_location(f"bench_{Path(relpath).stem}", REPO / relpath)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-factories = _test_module("tests/models_mgr/factories.py")
+factories = test_module("tests/models_mgr/factories.py")
 
 MIB = 1024 * 1024
 TARGET_RATIO = 0.5

@@ -1,8 +1,8 @@
 """Events, their tracks and race config, the racers registered for them, races and laps.
 
-The rules every package shares live here once: the race statuses (:class:`RaceStatus`
-with its :data:`COUNTED` and :data:`LIVE` sets), lap validity (:func:`lap_is_valid`) and
-the plausible lap times (:data:`MIN_LAP_MS`, :data:`MAX_LAP_MS`). The leaderboard
+The race rules every package shares (statuses with their counted and live sets, lap
+validity, plausible lap times) are written once in :mod:`drem.events.rules` and
+re-exported here with the tables. The leaderboard
 versions (``Event.leaderboard_version``, ``Track.leaderboard_version``) are bumped by the
 flush listener of :mod:`drem.events.versions`.
 """
@@ -10,12 +10,26 @@ flush listener of :mod:`drem.events.versions`.
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import StrEnum
 
 from sqlalchemy import JSON, Date, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from drem.events import versions  # noqa: F401 - registers the leaderboard-version flush listener
+from drem.events.rules import (  # noqa: F401 - re-exported: the race rules, with the tables
+    COUNTED,
+    DISCARDED,
+    ENDED,
+    LIVE,
+    MAX_LAP_MS,
+    MIN_LAP_MS,
+    PAUSED,
+    READY,
+    RUNNING,
+    SUBMITTED,
+    RaceStatus,
+    lap_is_valid,
+    max_lap_ms,
+)
 from drem.platform.db_types import UTCDateTime, utcnow
 from drem.platform.extensions import db
 
@@ -118,46 +132,6 @@ class EventRacer(db.Model):
         return {"user_id": self.user_id, "username": self.user.username,
                 "country_code": self.user.country_code, "colour": self.colour,
                 "registered_at": self.registered_at.isoformat()}
-
-
-class RaceStatus(StrEnum):
-    """Where a race is: ready -> running <-> paused -> ended -> submitted | discarded.
-
-    Stored as its text value (``race.status == "running"`` and ``RaceStatus.RUNNING``
-    compare equal)."""
-
-    READY = "ready"
-    RUNNING = "running"
-    PAUSED = "paused"
-    ENDED = "ended"
-    SUBMITTED = "submitted"
-    DISCARDED = "discarded"
-
-
-READY, RUNNING, PAUSED, ENDED, SUBMITTED, DISCARDED = RaceStatus
-#: Races whose laps count on the leaderboard and towards max runs: not ready, not discarded.
-COUNTED = (RUNNING, PAUSED, ENDED, SUBMITTED)
-#: Races on a track right now (set up and not yet submitted or discarded): one per track.
-LIVE = (READY, RUNNING, PAUSED, ENDED)
-
-#: Shortest plausible lap (ms). Nothing drives a lap in under a second: a shorter one is
-#: a double press, a bouncing sensor or a car's clock glitch. Applies to every lap source
-#: (operator, car, timer) and to race-admin edits.
-MIN_LAP_MS = 1000
-#: Longest plausible lap (ms): a race lasts at most 10 minutes (race config) and a lap
-#: may finish after the time ran out, so a lap over 30 minutes is a broken clock.
-MAX_LAP_MS = 30 * 60 * 1000
-
-
-def lap_is_valid(invalidated: bool, dnf: bool, resets: int, resets_allowed_per_lap: int | None) -> bool:
-    """True when a lap counts on the leaderboard: not invalidated by the operator, not a
-    DNF, and its resets within the event's ``resets_allowed_per_lap`` (None: unlimited).
-
-    The one statement of the rule (DESIGN.md "Ranking"); every lap dict the server sends
-    carries its result as ``valid``, so no display derives it."""
-    if invalidated or dnf:
-        return False
-    return resets_allowed_per_lap is None or resets <= resets_allowed_per_lap
 
 
 LAP_SOURCES = ("operator", "car", "timer")

@@ -28,6 +28,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from drem.events.rules import COUNTED as _COUNTED
 from drem.platform.extensions import db
 
 _BUMPS = "drem_leaderboard_bumps"
@@ -42,9 +43,6 @@ EVENT_RANKED = ("ranking_method", "resets_allowed_per_lap", "averaging_window", 
 RACE_RANKED = ("status", "racer_id", "track_id", "event_id", "raced_by_proxy", "started_at")
 LAP_RANKED = ("race_id", "lap_number", "time_ms", "resets", "invalidated", "dnf", "recorded_at")
 
-#: Statuses whose races count (the same set as ``drem.events.models.COUNTED``, which
-#: imports this module; spelled out here to keep the import one-way).
-_COUNTED = ("running", "paused", "ended", "submitted")
 
 
 def bump_of(cause: tuple[str, int], session: Session | None = None) -> dict | None:

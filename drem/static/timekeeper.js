@@ -47,7 +47,7 @@
   function canControl() { return state && (state.operator_id === userId || isAdmin); }
 
   function render() {
-    const live = state && ["ready", "running", "paused", "ended"].includes(state.status);
+    const live = state && state.live;
     $("tk-setup").hidden = !!live;
     $("tk-race").hidden = !live;
     if (!live) { loadRacers(); return; }

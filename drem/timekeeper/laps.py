@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from drem.events.models import ENDED, MAX_LAP_MS, MIN_LAP_MS, PAUSED, RUNNING, Lap, Race
+from drem.events.models import ENDED, MIN_LAP_MS, PAUSED, RUNNING, Lap, Race, max_lap_ms
 from drem.platform.db_types import utcnow
 from drem.platform.errors import Conflict, ServiceError
 from drem.platform.extensions import db
@@ -89,7 +89,7 @@ def car_lap(car, report, race_id: int | None) -> dict | None:
         return None
     if race.status != RUNNING:
         return {"stored": False, "reason": f"the race is {race.status}", "outcome": f"race {race.id} is {race.status}"}
-    if not MIN_LAP_MS <= report.lap_time_ms <= MAX_LAP_MS:
+    if not MIN_LAP_MS <= report.lap_time_ms <= max_lap_ms(race.time_limit_ms):
         return {"stored": False, "reason": f"lap time {report.lap_time_ms} ms is not plausible",
                 "outcome": "absurd lap time"}
     if existing_lap(race, f"car:{report.lap_id}") is not None:
@@ -124,7 +124,7 @@ def timer_crossing(device, crossing_id: str, device_time_ms: int) -> dict:
     debounce = current_app.config["TIMER_DEBOUNCE_MS"]
     if 0 <= lap_ms < debounce:
         return {"ok": True, "stored": False, "reason": f"within the {debounce} ms debounce"}
-    if not MIN_LAP_MS <= lap_ms <= MAX_LAP_MS:
+    if not MIN_LAP_MS <= lap_ms <= max_lap_ms(race.time_limit_ms):
         return {"ok": False, "stored": False, "reason": f"lap time {lap_ms} ms is not plausible (device clock?)"}
     race.timer_last_crossing_ms = device_time_ms
     lap = _record(race, lap_ms, "timer", source_id)

@@ -252,7 +252,7 @@ def race_state(race: Race, now=None) -> dict:
     valid = [lap["time_ms"] for lap in laps if lap["valid"]]
     return {
         "race_id": race.id, "version": version, "event_id": race.event_id, "track_id": race.track_id,
-        "status": race.status,
+        "status": race.status, "live": race.status in LIVE,
         "racer": {"id": race.racer_id, "username": race.racer.username, "country_code": race.racer.country_code},
         "raced_by_proxy": race.raced_by_proxy, "car_id": race.car_id, "model_id": race.model_id,
         "operator": race.operator.username if race.operator else None, "operator_id": race.operator_id,
