@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request, url_for
 from flask_login import current_user
 
 from drem.events.service import get_event
-from drem.leaderboard import export, service
+from drem.leaderboard import commentator, export, i18n, pdf_reports, service, statistics
 from drem.platform.extensions import db
+from drem.platform.inputs import id_arg
 from drem.platform.permissions import public, require
 from drem.platform.web import json_body
 
@@ -22,6 +23,66 @@ def leaderboard(event_id: int):
     """The full leaderboard state of ``?track=<id>|combined`` (public; times in ms)."""
     event = get_event(event_id)
     return jsonify(service.leaderboard_state(event, service.parse_track(event, request.args.get("track"))))
+
+
+@bp.get("/<int:event_id>/commentator")
+@require("races.view")
+def commentator_state(event_id: int):
+    """The commentator's view of ``?track=<id>``: live race with every lap, position,
+    gaps, previous runs, next racers, top 10 (see ``commentator.commentator_state``)."""
+    event = get_event(event_id)
+    return jsonify(commentator.commentator_state(event, service.parse_track(event, request.args.get("track"))))
+
+
+@bp.get("/<int:event_id>/races/<int:race_id>/summary")
+@public
+def run_summary(event_id: int, race_id: int):
+    """One run's result on its leaderboard (public, like the leaderboard): position before
+    and after, gap, best lap, laps, resets."""
+    return jsonify(commentator.run_summary(get_event(event_id), race_id))
+
+
+@bp.get("/statistics")
+@public
+def statistics_all():
+    """Statistics over every event (public)."""
+    return jsonify(statistics.event_statistics(None))
+
+
+@bp.get("/<int:event_id>/statistics")
+@public
+def statistics_event(event_id: int):
+    """Statistics of one event (public)."""
+    return jsonify(statistics.event_statistics(get_event(event_id)))
+
+
+def _pdf(event, kind: str, body: bytes, paper: str) -> Response:
+    name = export.export_filename(event, f"{kind}-{paper.lower()}.pdf")
+    return Response(body, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+
+
+def _car_url(car) -> str:
+    return url_for("fleet.cars", _external=True, _anchor=f"car-{car.id}")
+
+
+@bp.get("/<int:event_id>/<any(results, podium, certificates, labels):kind>.pdf")
+@require("events.view")
+def results_pdf(event_id: int, kind: str):
+    """The event's results, podium, certificates (``&racer=<id>`` for one) or car labels as
+    PDF: ``?paper=a4|letter&lang=en|de|es|fr|ja``. 400 for another paper size."""
+    event = get_event(event_id)
+    paper = pdf_reports.paper(request.args.get("paper"))
+    lang = i18n.choose(request.args.get("lang"))
+    if kind == "results":
+        body = pdf_reports.results_pdf(event, paper, lang)
+    elif kind == "podium":
+        body = pdf_reports.podium_pdf(event, paper, lang)
+    elif kind == "certificates":
+        body = pdf_reports.certificates_pdf(event, paper, lang, racer_id=id_arg("racer"))
+    else:
+        body = pdf_reports.labels_pdf(pdf_reports.event_cars(event), _car_url, paper, lang)
+    return _pdf(event, kind, body, paper)
 
 
 def _download(body: str, mimetype: str, filename: str) -> Response:

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import io
 
+import qrcode
 from flask import Blueprint, Response, current_app, render_template, request, url_for
+from qrcode.image.svg import SvgPathImage
 
 from drem.events.service import get_event
-from drem.leaderboard import service
+from drem.leaderboard import i18n, service
 from drem.platform.inputs import int_arg
-from drem.platform.permissions import public
+from drem.platform.permissions import public, require
 
 bp = Blueprint("leaderboard", __name__, template_folder="templates")
 
-LANGUAGES = ("en", "de")
+LANGUAGES = i18n.LANGUAGES
 LAYOUTS = ("full", "compact")
 BACKGROUNDS = {"transparent": "transparent", "green": "#00b140", "magenta": "#ff00ff",
                "blue": "#0047bb", "black": "#000000"}
@@ -39,15 +41,24 @@ def landing_url(event_id: int) -> str:
 
 def _page_args(event) -> dict:
     track = service.parse_track(event, request.args.get("track"))
-    lang = _choice("lang", LANGUAGES, "en")
-    return {"event": event, "track": track, "lang": lang, "tracks": event.tracks,
-            "combined": len(event.tracks) >= 2}
+    return {"event": event, "track": track, "tracks": event.tracks,
+            "combined": len(event.tracks) >= 2, **_language()}
+
+
+def _language() -> dict:
+    """The page's language (``?lang=``, default English) and what its template needs:
+    ``lang``, ``texts`` (its texts), ``all_texts`` (every language's, handed to the page's
+    script so its switch needs no reload), ``t`` (one text), ``languages`` (the switch)."""
+    lang = i18n.choose(request.args.get("lang"))
+    return {"lang": lang, "texts": i18n.texts(lang), "languages": i18n.language_names(),
+            "all_texts": {code: i18n.texts(code) for code in i18n.LANGUAGES},
+            "t": lambda key, **values: i18n.t(lang, key, **values)}
 
 
 @bp.get("/events/<int:event_id>/leaderboard")
 @public
 def board(event_id: int):
-    """The big-screen leaderboard: ``?track=<id>|combined&lang=en|de&layout=full|compact
+    """The big-screen leaderboard: ``?track=<id>|combined&lang=en|de|es|fr|ja&layout=full|compact
     &controls=0`` (hide the switches) ``&scroll=<px per s>`` (auto-scroll speed)."""
     event = get_event(event_id)
     args = _page_args(event)
@@ -61,7 +72,7 @@ def board(event_id: int):
 @public
 def overlay(event_id: int):
     """The OBS overlay: ``?track=<id>|combined&bg=transparent|green|magenta|blue|black
-    &top=<N>&lang=en|de``: a lower third while a race runs, the top N between races."""
+    &top=<N>&lang=en|de|es|fr|ja``: a lower third while a race runs, the top N between races."""
     event = get_event(event_id)
     bg = _choice("bg", BACKGROUNDS, "transparent")
     top = int_arg("top", 5, 1, 20)
@@ -75,16 +86,45 @@ def landing(event_id: int):
     """The event's public landing page: leaderboards, how to upload a model, the organizer's links."""
     event = get_event(event_id)
     return render_template("leaderboard/landing.html", event=event, landing=landing_url(event.id),
-                           combined=len(event.tracks) >= 2)
+                           combined=len(event.tracks) >= 2, date=i18n.fmt_date(event.date, lang_of()),
+                           **_language())
+
+
+def lang_of() -> str:
+    """The language of this request's ``?lang=`` (English when absent or unknown)."""
+    return i18n.choose(request.args.get("lang"))
+
+
+@bp.get("/events/<int:event_id>/commentator")
+@require("races.view")
+def commentator(event_id: int):
+    """The commentator's page for ``?track=<id>`` (default: the first track)
+    ``&lang=en|de|es|fr|ja``: the live race, positions, gaps, lap chart, previous runs,
+    next racers, the track's top 10; data from ``/api/events/<id>/commentator``."""
+    event = get_event(event_id)
+    raw = request.args.get("track") or (str(event.tracks[0].id) if event.tracks else None)
+    args = _page_args(event) if raw is None else {**_page_args(event), "track": service.parse_track(event, raw)}
+    return render_template("leaderboard/commentator.html", **args)
+
+
+@bp.get("/statistics")
+@public
+def statistics_all():
+    """Public statistics over every event (``?lang=``); data from ``/api/events/statistics``."""
+    return render_template("leaderboard/statistics.html", event=None, **_language())
+
+
+@bp.get("/events/<int:event_id>/statistics")
+@public
+def statistics_event(event_id: int):
+    """Public statistics of one event (``?lang=``); data from ``/api/events/<id>/statistics``."""
+    return render_template("leaderboard/statistics.html", event=get_event(event_id), **_language())
 
 
 @bp.get("/events/<int:event_id>/qr.svg")
 @public
 def qr(event_id: int):
     """An SVG QR code of the landing page's absolute URL."""
-    import qrcode
-    from qrcode.image.svg import SvgPathImage
-
     event = get_event(event_id)
     img = qrcode.make(landing_url(event.id), image_factory=SvgPathImage, border=2, box_size=10)
     out = io.BytesIO()

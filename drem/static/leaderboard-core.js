@@ -1,33 +1,17 @@
 /* Shared by the big-screen leaderboard and the stream overlay: the live connection to the
    /leaderboard Socket.IO namespace, the state (full on (re)connect, then small changes),
-   time formatting and the English/German texts. Times are integer milliseconds. */
+   time formatting and the texts of the page's languages. Times are integer milliseconds. */
 (function () {
   "use strict";
 
-  const TEXT = {
-    en: {
-      rank: "#", racer: "Racer", best_lap: "Best lap", best_average: "Best average",
-      total_time: "Total time", gap: "Gap", laps: "Laps", no_times: "No times yet",
-      time_left: "Time left", current_lap: "Current lap", last_lap: "Last lap", lap: "Lap",
-      by_proxy: "by proxy", track: "Track", combined: "Combined", language: "Language",
-      layout: "Layout", layout_full: "Full", layout_compact: "Compact", connecting: "connecting…",
-      live: "live", offline: "reconnecting…", scan: "Scan for the event page", runs: "Runs",
-      avg_of: "best average of {n} laps", method_best_lap: "fastest lap",
-      method_total_time: "fastest {n} laps", now_racing: "Now racing", paused: "paused",
-      ended: "finished", ready: "next", valid: "valid", top: "Top {n}",
-    },
-    de: {
-      rank: "#", racer: "Fahrer", best_lap: "Beste Runde", best_average: "Bester Schnitt",
-      total_time: "Gesamtzeit", gap: "Abstand", laps: "Runden", no_times: "Noch keine Zeiten",
-      time_left: "Restzeit", current_lap: "Aktuelle Runde", last_lap: "Letzte Runde", lap: "Runde",
-      by_proxy: "in Vertretung", track: "Strecke", combined: "Gesamt", language: "Sprache",
-      layout: "Ansicht", layout_full: "Voll", layout_compact: "Kompakt", connecting: "verbinde…",
-      live: "live", offline: "Verbindung wird wiederhergestellt…", scan: "Scannen für die Eventseite",
-      runs: "Läufe", avg_of: "bester Schnitt aus {n} Runden", method_best_lap: "schnellste Runde",
-      method_total_time: "schnellste {n} Runden", now_racing: "Jetzt am Start", paused: "pausiert",
-      ended: "beendet", ready: "als Nächstes", valid: "gültig", top: "Top {n}",
-    },
-  };
+  /* Texts of every language, from drem/leaderboard/translations/<lang>.json, put in the
+     page by the server as <script id="drem-texts" type="application/json">. */
+  const TEXT = JSON.parse((document.getElementById("drem-texts") || { textContent: "{}" }).textContent);
+  if (!TEXT.en) TEXT.en = {};
+  let decimal = ".";
+
+  /* the language of the numbers (decimal separator) and dates */
+  function setLang(lang) { decimal = ((TEXT[lang] || TEXT.en)._decimal) || "."; }
 
   function t(lang, key, vars) {
     let s = (TEXT[lang] || TEXT.en)[key] || TEXT.en[key] || key;
@@ -36,6 +20,7 @@
   }
 
   function translate(root, lang) {
+    setLang(lang);
     root.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(lang, el.dataset.i18n); });
     document.documentElement.lang = lang;
   }
@@ -47,7 +32,7 @@
     const neg = ms < 0; if (neg) ms = -ms;
     const min = Math.floor(ms / 60000), rest = ms % 60000;
     const sec = Math.floor(rest / 1000), milli = String(rest % 1000).padStart(3, "0");
-    return (neg ? "-" : "") + (min ? min + ":" + String(sec).padStart(2, "0") : String(sec)) + "." + milli;
+    return (neg ? "-" : "") + (min ? min + ":" + String(sec).padStart(2, "0") : String(sec)) + decimal + milli;
   }
 
   function fmtGap(ms) { return ms === null || ms === undefined ? "" : ms === 0 ? "" : "+" + fmtMs(ms); }
@@ -57,7 +42,7 @@
     ms = Math.max(0, ms);
     const min = Math.floor(ms / 60000), sec = Math.floor((ms % 60000) / 1000);
     if (min) return min + ":" + String(sec).padStart(2, "0");
-    return sec + "." + Math.floor((ms % 1000) / 100);
+    return sec + decimal + Math.floor((ms % 1000) / 100);
   }
 
   function flag(cc) {
@@ -158,6 +143,13 @@
     }
   }
 
-  window.DremBoard = { TEXT, t, translate, fmtMs, fmtGap, fmtClock, flag, valueLabel, recomputeGaps,
+  /* a date in the language's way (Intl), e.g. 2026-11-22 -> "22.11.2026" in German */
+  function fmtDate(iso, lang) {
+    if (!iso) return "";
+    const d = new Date(iso);
+    return isNaN(d) ? String(iso) : d.toLocaleString(lang, { dateStyle: "medium", timeStyle: "short" });
+  }
+
+  window.DremBoard = { TEXT, t, translate, setLang, fmtDate, fmtMs, fmtGap, fmtClock, flag, valueLabel, recomputeGaps,
                        raceClock, LiveBoard };
 })();

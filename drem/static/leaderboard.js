@@ -1,7 +1,8 @@
 /* The big-screen leaderboard (/events/<id>/leaderboard): renders the live state of
    leaderboard-core.js, marks the top 3, highlights a new or improved entry and scrolls it
    into view (then back to the top), auto-scrolls long lists, shows the live race footer,
-   and has switches for track, language and layout. */
+   shows a run summary after each run, speaks each lap when asked (speechSynthesis),
+   and has switches for track, language, layout and callouts. */
 (function () {
   "use strict";
   const B = window.DremBoard;
@@ -16,11 +17,70 @@
 
   const board = new B.LiveBoard(cfg.event, cfg.track, {
     full: () => { renderHead(); render(null); },
-    update: (m) => render(m.highlight),
-    race: () => renderRace(),
+    update: (m) => { render(m.highlight); callout(m); },
+    race: () => { renderRace(); watchRuns(); },
     status: (key) => { const el = $("lb-status"); el.dataset.i18n = key; el.textContent = B.t(cfg.lang, key);
                        el.className = "lb-status " + key; },
   });
+
+  /* ---- the run summary: after each run (a race that ends, or leaves the live races when
+     it is submitted) the panel shows its result for SUMMARY_MS, read from the server. */
+  const SUMMARY_MS = 8000;
+  const racing = new Map();  // race id -> status, of races seen running or paused
+  const summarised = new Set();
+  let summaryTimer = null;
+
+  function watchRuns() {
+    const live = new Map(Object.values(board.races).map((r) => [String(r.race_id), r]));
+    for (const [id, r] of live) {
+      if (r.status === "running" || r.status === "paused") racing.set(id, r.status);
+      else if (r.status === "ended" && racing.has(id)) { racing.delete(id); showSummary(id); }
+    }
+    for (const id of Array.from(racing.keys())) {
+      if (!live.has(id)) { racing.delete(id); showSummary(id); }  // submitted (or discarded: 404)
+    }
+  }
+
+  function showSummary(raceId) {
+    if (summarised.has(raceId)) return;
+    summarised.add(raceId);
+    fetch("/api/events/" + cfg.event + "/races/" + raceId + "/summary").then((r) => r.ok ? r.json() : null)
+      .then((s) => { if (s) renderSummary(s); }).catch(() => {});
+  }
+
+  function renderSummary(s) {
+    $("sum-racer").textContent = s.racer.username;
+    $("sum-rank").textContent = s.rank !== null ? s.rank + " / " + s.count : "–";
+    const ch = $("sum-change");
+    ch.className = s.rank_change > 0 ? "up" : s.rank_change < 0 ? "down" : "";
+    ch.textContent = s.rank_change === null ? B.t(cfg.lang, "new_entry")
+      : s.rank_change > 0 ? "▲ " + s.rank_change : s.rank_change < 0 ? "▼ " + (-s.rank_change) : "=";
+    $("sum-gap").textContent = s.gap_to_leader_ms ? B.fmtGap(s.gap_to_leader_ms) : "–";
+    $("sum-best").textContent = B.fmtMs(s.best_lap_ms);
+    $("sum-laps").textContent = s.valid_laps + "/" + s.laps;
+    $("sum-resets").textContent = String(s.resets);
+    const panel = $("lb-summary"); panel.hidden = false; panel.dataset.raceId = s.race_id;
+    clearTimeout(summaryTimer);
+    summaryTimer = setTimeout(() => { panel.hidden = true; }, SUMMARY_MS);
+  }
+
+  /* ---- spoken callouts (opt-in, kept in this browser): each lap in the board's language */
+  const calloutBox = $("sel-callouts");
+  calloutBox.checked = localStorage.getItem("drem.callouts") === "1";
+  calloutBox.addEventListener("change", () => localStorage.setItem("drem.callouts", calloutBox.checked ? "1" : "0"));
+
+  function callout(m) {
+    if (!calloutBox.checked || !m.lap || !m.race || !window.speechSynthesis) return;
+    const lap = m.lap, r = m.race;
+    const secs = (lap.time_ms / 1000).toFixed(3).replace(".", (B.TEXT[cfg.lang] || {})._decimal || ".");
+    let text = B.t(cfg.lang, "say_lap", { racer: r.racer ? r.racer.username : "", n: lap.lap_number, time: secs });
+    /* a new best: the lap is now the racer's best on this board, and not their first valid lap */
+    const e = board.entries.find((x) => x.racer_id === lap.racer_id);
+    if (lap.valid && e && e.summary.best_lap_ms === lap.time_ms && e.summary.valid_laps > 1) text += " " + B.t(cfg.lang, "say_best");
+    const u = new SpeechSynthesisUtterance(text);
+    u.lang = cfg.lang;
+    window.speechSynthesis.speak(u);
+  }
 
   function method() { return board.state ? board.state.event.ranking_method : "best_lap"; }
 
@@ -147,6 +207,7 @@
   $("sel-track").addEventListener("change", (ev) => { setParam("track", ev.target.value); board.setTrack(ev.target.value); });
   $("sel-lang").addEventListener("change", (ev) => {
     cfg.lang = ev.target.value; setParam("lang", cfg.lang); B.translate(document, cfg.lang); renderHead(); render(null); renderRace();
+    document.querySelectorAll("#sel-track option[value=combined]").forEach((o) => { o.textContent = B.t(cfg.lang, "combined"); });
   });
   $("sel-layout").addEventListener("change", (ev) => {
     body.classList.remove("layout-" + cfg.layout); cfg.layout = ev.target.value; body.classList.add("layout-" + cfg.layout);

@@ -1,6 +1,7 @@
 /* The stream overlay (/events/<id>/overlay) for OBS: a lower third while a race runs
    (racer, time left, current, last and best lap; purple = event best, green = personal
-   best), and the top N with the gap to the leader between races. */
+   best, the racer's position and gap to the leader), and the top N with the gap to the
+   leader between races. */
 (function () {
   "use strict";
   const B = window.DremBoard;
@@ -75,6 +76,10 @@
     bestEl.textContent = B.fmtMs(r.best_lap_ms);
     colour(bestEl, r.best_lap_ms, true, r.racer && r.racer.id);
     $("ov-laps").textContent = r.lap_target ? nLaps + "/" + r.lap_target : String(nLaps);
+    /* the racer's current position and gap to the leader: the board's entries (ranking engine) */
+    const e = board.entries.find((x) => r.racer && x.racer_id === r.racer.id);
+    $("ov-pos").textContent = e && e.ranking_value_ms !== null ? String(e.rank) : "–";
+    $("ov-gap").textContent = e && e.ranking_value_ms !== null ? (e.rank === 1 ? "–" : B.fmtGap(e.gap_to_leader_ms)) : "–";
     tick();
   }
 
