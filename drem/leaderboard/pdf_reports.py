@@ -44,10 +44,10 @@ def paper(value: str | None) -> str:
     return PAPER[key]
 
 
-def _boards(event: Event) -> list[tuple[str, object]]:
+def _boards(event: Event, lang: str) -> list[tuple[str, object]]:
     boards: list[tuple[str, object]] = [(t.name, t.id) for t in event.tracks]
     if len(event.tracks) >= 2:
-        boards.append((i18n.t("en", "combined"), COMBINED))
+        boards.append((i18n.t(lang, "combined"), COMBINED))
     return boards
 
 
@@ -63,7 +63,7 @@ def _penalties(event: Event) -> dict[tuple[int, int], int]:
     return out
 
 
-def _result_tables(event: Event) -> list[dict]:
+def _result_tables(event: Event, lang: str) -> list[dict]:
     """Per board: ``{"name", "rows": [{rank, username, country, value, gap, best, laps,
     valid, resets, penalties, runs}]}`` (times as ms)."""
     penalties = _penalties(event)
@@ -72,7 +72,7 @@ def _result_tables(event: Event) -> list[dict]:
         key = (race.racer_id, race.track_id)
         resets[key] = resets.get(key, 0) + sum(lap.resets for lap in race.laps)
     tables = []
-    for name, key in _boards(event):
+    for name, key in _boards(event, lang):
         rows = []
         for e in service.entries(event, key):
             tracks = [t.id for t in event.tracks] if key == COMBINED else [key]
@@ -118,13 +118,13 @@ def results_pdf(event: Event, page: str = "A4", lang: str = "en") -> bytes:
     """The organiser's results: one table per track, then the combined board (2+ tracks),
     with rank, racer, country, ranking value, gap, best lap, laps (valid/total), resets,
     penalised laps and runs."""
-    return _render("leaderboard/pdf/results.html", page, lang, tables=_result_tables(event),
+    return _render("leaderboard/pdf/results.html", page, lang, tables=_result_tables(event, lang),
                    method=event.ranking_method, **_common(event, lang))
 
 
 def podium_pdf(event: Event, page: str = "A4", lang: str = "en") -> bytes:
     """One podium page per board: the first three with their ranking values."""
-    podiums = [{"name": t["name"], "rows": t["rows"][:3]} for t in _result_tables(event)]
+    podiums = [{"name": t["name"], "rows": t["rows"][:3]} for t in _result_tables(event, lang)]
     return _render("leaderboard/pdf/podium.html", page, lang, podiums=podiums, **_common(event, lang))
 
 
