@@ -9,8 +9,7 @@
   const root = document.getElementById("cm");
   const cfg = { event: root.dataset.eventId, track: root.dataset.track, lang: root.dataset.lang };
   const $ = (id) => document.getElementById(id);
-  const REFRESH_DELAY_MS = 150;  // coalesce the messages of one lap into one read
-  let data = null, pending = null, chart = null, race = null;
+  let data = null, chart = null, race = null;
 
   const board = new B.LiveBoard(cfg.event, cfg.track, {
     full: () => refresh(), update: () => refresh(), race: () => refresh(),
@@ -18,17 +17,23 @@
                        el.className = "cm-status " + key; },
   });
 
+  let loading = false, again = false;
+
+  /* at once (no timer: a browser slows timers of a page in the background), at most one
+     read in flight; messages arriving meanwhile cause one more read after it */
   function refresh() {
-    clearTimeout(pending);
-    pending = setTimeout(load, REFRESH_DELAY_MS);
+    if (loading) { again = true; return; }
+    load();
   }
 
   function load() {
+    loading = true; again = false;
     fetch("/api/events/" + cfg.event + "/commentator?track=" + encodeURIComponent(cfg.track),
           { headers: { Accept: "application/json" } })
       .then((r) => r.ok ? r.json() : Promise.reject(r.status))
       .then((d) => { data = d; render(); })
-      .catch(() => {});
+      .catch(() => {})
+      .finally(() => { loading = false; if (again) refresh(); });
   }
 
   function cell(tag, text, cls) { const c = document.createElement(tag); c.textContent = text; if (cls) c.className = cls; return c; }
