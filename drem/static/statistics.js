@@ -18,7 +18,7 @@
     if (!window.Chart) return;
     if (charts[id]) charts[id].destroy();
     charts[id] = new window.Chart($(id), {
-      type, data: { labels, datasets: [{ label, data: values, backgroundColor: "#ff9900", borderColor: "#ff9900" }] },
+      type, data: { labels, datasets: [{ label, data: values, backgroundColor: "#ff9900", borderColor: "#ff9900", maxBarThickness: 60 }] },
       options: { animation: false, responsive: true, maintainAspectRatio: false,
                  scales: { x: { ticks: { color: "#9aa6bd" } }, y: { beginAtZero: true, ticks: { color: "#9aa6bd", precision: 0 } } },
                  plugins: { legend: { display: false } } },
