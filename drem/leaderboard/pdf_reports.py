@@ -24,7 +24,8 @@ import sqlalchemy as sa
 from flask import render_template
 from qrcode.image.svg import SvgPathImage
 
-from drem.events.models import COUNTED, Event, Race
+from drem.events.models import COUNTED, Event, Lap, Race
+from drem.events.rules import lap_is_valid
 from drem.fleet.models import Car
 from drem.leaderboard import i18n, service
 from drem.leaderboard.loading import COMBINED
@@ -51,26 +52,27 @@ def _boards(event: Event, lang: str) -> list[tuple[str, object]]:
     return boards
 
 
-def _penalties(event: Event) -> dict[tuple[int, int], int]:
-    """Penalised laps per (racer id, track id): invalidated, DNF or over the resets limit."""
-    out: dict[tuple[int, int], int] = {}
+def _lap_counts(event: Event) -> tuple[dict[tuple[int, int], int], dict[tuple[int, int], int]]:
+    """Resets and penalised laps (invalidated, DNF or over the resets limit: not
+    ``lap_is_valid``) per (racer id, track id) over the counted races; one query."""
+    resets: dict[tuple[int, int], int] = {}
+    penalties: dict[tuple[int, int], int] = {}
     allowed = event.resets_allowed_per_lap
-    for race in db.session.scalars(sa.select(Race).where(Race.event_id == event.id, Race.status.in_(COUNTED))):
-        for lap in race.laps:
-            if not lap.is_valid(allowed):
-                key = (race.racer_id, race.track_id)
-                out[key] = out.get(key, 0) + 1
-    return out
+    rows = db.session.execute(
+        sa.select(Race.racer_id, Race.track_id, Lap.resets, Lap.invalidated, Lap.dnf)
+        .join(Lap, Lap.race_id == Race.id).where(Race.event_id == event.id, Race.status.in_(COUNTED)))
+    for racer_id, track_id, lap_resets, invalidated, dnf in rows:
+        key = (racer_id, track_id)
+        resets[key] = resets.get(key, 0) + lap_resets
+        if not lap_is_valid(invalidated, dnf, lap_resets, allowed):
+            penalties[key] = penalties.get(key, 0) + 1
+    return resets, penalties
 
 
 def _result_tables(event: Event, lang: str) -> list[dict]:
     """Per board: ``{"name", "rows": [{rank, username, country, value, gap, best, laps,
     valid, resets, penalties, runs}]}`` (times as ms)."""
-    penalties = _penalties(event)
-    resets: dict[tuple[int, int], int] = {}
-    for race in db.session.scalars(sa.select(Race).where(Race.event_id == event.id, Race.status.in_(COUNTED))):
-        key = (race.racer_id, race.track_id)
-        resets[key] = resets.get(key, 0) + sum(lap.resets for lap in race.laps)
+    resets, penalties = _lap_counts(event)
     tables = []
     for name, key in _boards(event, lang):
         rows = []

@@ -74,7 +74,7 @@ def test_results_hold_every_racer_and_time(organiser, known):
         assert time in text, time
     # asa: 1 valid of 2 laps, 1 reset, 1 penalised lap
     line = next(x for x in text.splitlines() if "asa" in x and "8.123" in x)
-    assert "1/2" in line
+    assert line.split()[-4:] == ["1/2", "1", "1", "1"], line  # laps, resets, penalised, runs
 
 
 def test_results_with_pdftotext_letter_and_german(organiser, known):
