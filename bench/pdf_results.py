@@ -89,7 +89,7 @@ def main() -> None:
         for i in range(args.repeat):
             print(f"-- round {i + 1}")
             worst = max(worst, timed("results A4", lambda: pdf_reports.results_pdf(event, "A4")))
-            timed("results Letter (de)", lambda: pdf_reports.results_pdf(event, "letter", "de"))
+            worst = max(worst, timed("results Letter (de)", lambda: pdf_reports.results_pdf(event, "letter", "de")))
             timed("podium", lambda: pdf_reports.podium_pdf(event))
             timed(f"certificates ({args.racers})", lambda: pdf_reports.certificates_pdf(event))
             timed("car labels (16)", lambda: pdf_reports.labels_pdf(

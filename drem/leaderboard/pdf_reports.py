@@ -5,8 +5,9 @@ one file) and car labels with a QR code to the car's page.
 
 Fonts: DejaVu Sans from Debian ``fonts-dejavu-core`` (:data:`FONT_DIR`), loaded by
 ``@font-face`` from the local file, so nothing is fetched at render time. Paper: A4 or
-Letter (:data:`PAPER`). Texts in the languages of :mod:`drem.leaderboard.i18n` (the PDF
-fonts cover Latin scripts; Japanese needs a CJK font package, see docs/operations.md).
+Letter (:data:`PAPER`). Texts in the languages of :mod:`drem.leaderboard.i18n`; Japanese
+glyphs come from Debian ``fonts-ipafont-gothic`` (or ``fonts-noto-cjk``) through
+fontconfig, see docs/operations.md.
 
 Penalties: drem records a penalty as a lap the operator invalidated or marked DNF, or a
 lap over the resets allowed per lap; the results list those per racer.
