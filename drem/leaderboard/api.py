@@ -85,6 +85,18 @@ def results_pdf(event_id: int, kind: str):
     return _pdf(event, kind, body, paper)
 
 
+@bp.get("/<int:event_id>/my-certificate.pdf")
+@require("account.self")
+def my_certificate(event_id: int):
+    """The signed-in racer's own certificate of the event (``?paper=a4|letter&lang=``);
+    404 when they have no result there."""
+    event = get_event(event_id)
+    paper = pdf_reports.paper(request.args.get("paper"))
+    body = pdf_reports.certificates_pdf(event, paper, i18n.choose(request.args.get("lang")),
+                                        racer_id=current_user.id)
+    return _pdf(event, "certificate", body, paper)
+
+
 def _download(body: str, mimetype: str, filename: str) -> Response:
     return Response(body, mimetype=mimetype,
                     headers={"Content-Disposition": f'attachment; filename="{filename}"',

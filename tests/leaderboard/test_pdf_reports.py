@@ -34,7 +34,8 @@ def known(app, factory):
     t1, t2 = (t["id"] for t in ev["tracks"])
     ids = {"event": ev["id"]}
     for name, cc in (("asa", "SE"), ("bruno", "BR"), ("chloe", "FR")):
-        ids[name] = factory.user("racer", name, password=None, country_code=cc)["id"]
+        ids[name + "_user"] = factory.user("racer", name, country_code=cc)  # with a password
+        ids[name] = ids[name + "_user"]["id"]
     races.race(ev["id"], t1, ids["asa"], [8123, (9001, 1)])
     races.race(ev["id"], t1, ids["bruno"], [8456])
     races.race(ev["id"], t2, ids["chloe"], [7999])
@@ -114,3 +115,15 @@ def test_pdf_refusals(client, organiser, known, factory):
     assert organiser.get(f"{url}/other.pdf").status_code == 404
     anonymous = client.application.test_client()
     assert anonymous.get(f"{url}/results.pdf").status_code in (401, 302)
+
+
+def test_a_racer_downloads_their_own_certificate(client, known, factory):
+    url = f"/api/events/{known['event']}/my-certificate.pdf"
+    assert client.get(url).status_code in (401, 302)  # not signed in
+    factory.login(client, known["bruno_user"])
+    text = _text(_pdf(client, url))
+    assert "bruno" in text and "chloe" not in text and "placed 3 of 3" in text
+    assert b"my-certificate" in client.get(f"/e/{known['event']}").data
+    other = factory.event()
+    resp = client.get(f"/api/events/{other['id']}/my-certificate.pdf")
+    assert resp.status_code == 404 and "no result" in resp.get_json()["error"]
