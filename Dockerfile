@@ -12,6 +12,9 @@ print('\n'.join(p['dependencies'] + p['optional-dependencies']['server']))" > re
 RUN npm install --no-audit --no-fund --loglevel=error
 
 FROM python:3.11-slim-bookworm
+# Pango for WeasyPrint (PDF results), fonts with Latin and Japanese glyphs (no web fonts)
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 \
+    fonts-dejavu-core fonts-ipafont-gothic && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 1000 drem
 WORKDIR /app
 COPY --from=build /wheels /wheels
