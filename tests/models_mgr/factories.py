@@ -408,10 +408,38 @@ def tflite_file(folder: Path, name: str = "donkey.tflite",
     return path
 
 
-def saved_model_pb(graph: bytes | None = None) -> bytes:
+def call_node(name: str, function: str, op: str = "StatefulPartitionedCall") -> bytes:
+    """A node calling ``function`` through its ``f`` attribute (AttrValue.func, field 10)."""
+    entry = _field_bytes(1, b"f") + _field_bytes(2, _field_bytes(10, _field_bytes(1, function.encode())))
+    return _node(name, op, attrs=_field_bytes(5, entry))
+
+
+def function_def(name: str, ops: Iterable[str], calls: Iterable[str] = ()) -> bytes:
+    """A FunctionDef: signature (OpDef name, field 1) and one node per op (field 3),
+    plus a call node per name in ``calls``."""
+    body = _field_bytes(1, _field_bytes(1, name.encode()))
+    for i, op in enumerate(ops):
+        body += _field_bytes(3, _node(f"{op.lower()}_{i}", op)[2:])
+    for i, callee in enumerate(calls):
+        body += _field_bytes(3, call_node(f"call_{i}", callee)[2:])
+    return body
+
+
+def graph_with_library(nodes: bytes, functions: Iterable[bytes]) -> bytes:
+    """A GraphDef of ``nodes`` (field 1 entries) and a function library (field 2)."""
+    library = b"".join(_field_bytes(1, fn) for fn in functions)
+    return nodes + _field_bytes(2, library)
+
+
+def saved_model_pb(graph: bytes | None = None, saver: tuple[str, str] | None = None) -> bytes:
     """A SavedModel protobuf: schema version 1 (field 1) and one MetaGraphDef (field 2)
-    whose graph_def (field 2) is ``graph`` (:func:`tiny_model_pb` by default)."""
+    whose graph_def (field 2) is ``graph`` (:func:`tiny_model_pb` by default);
+    ``saver`` = (save tensor, restore op) names for its SaverDef (field 3)."""
     meta_graph = _field_bytes(2, tiny_model_pb() if graph is None else graph)
+    if saver is not None:
+        meta_graph += _field_bytes(3, _field_bytes(1, b"saver_filename:0")
+                                   + _field_bytes(2, saver[0].encode())
+                                   + _field_bytes(3, saver[1].encode()))
     return b"\x08\x01" + _field_bytes(2, meta_graph)
 
 
