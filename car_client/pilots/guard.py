@@ -14,7 +14,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from car_client.pilots.deepracer import read_archive
+from car_client.pilots.deepracer import parse_metadata, read_archive
 from car_client.pilots.model_check import (
     graph_def_problems,
     keras_config_problems,
@@ -69,7 +69,8 @@ def refuse_unsafe_model(path: str | Path, model_format: str) -> None:
     name = path.name
     try:
         if model_format == "deepracer":
-            _meta, graph = read_archive(path)
+            meta, graph = read_archive(path)
+            parse_metadata(meta)  # a LiDAR model is refused for its sensors first
             _refuse(name, graph_def_problems(graph))
         elif model_format == "savedmodel":
             graphs = _saved_model_bytes(path)

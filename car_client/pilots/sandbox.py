@@ -74,7 +74,7 @@ class SandboxedPilot(Pilot):
         self.metadata: Any = None
         user = user or os.environ.get(USER_ENV) or DEFAULT_USER
         self._scratch = Path(tempfile.mkdtemp(prefix="car-model-", dir=scratch_root))
-        model = self._scratch / ("model" if src.is_dir() else "model" + _suffix(src))
+        model = self._scratch / src.name
         try:
             if src.is_dir():
                 shutil.copytree(src, model)
@@ -166,11 +166,6 @@ class SandboxedPilot(Pilot):
     def close(self) -> None:
         """Stop the model process and delete its scratch folder (idempotent)."""
         self._finalizer()
-
-
-def _suffix(path: Path) -> str:
-    name = path.name.lower()
-    return ".tar.gz" if name.endswith(".tar.gz") else path.suffix.lower()
 
 
 def _give_to(folder: Path, user: str) -> None:
