@@ -89,7 +89,7 @@ CHECKPOINT_OPS = frozenset({
 #: Keras classes a Donkey Car model is built from: layers, models, dtype policies,
 #: initialisers, regularisers and constraints (all built into Keras).
 KERAS_CLASSES = frozenset({
-    "Functional", "Model", "Sequential", "__keras_tensor__",
+    "Functional", "Model", "Sequential", "__keras_tensor__", "__tuple__",
     "Activation", "Add", "Average", "AveragePooling2D", "BatchNormalization", "Concatenate",
     "Conv2D", "Conv2DTranspose", "Cropping2D", "Dense", "DepthwiseConv2D", "Dropout", "ELU",
     "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Identity", "InputLayer",
