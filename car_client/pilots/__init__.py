@@ -3,8 +3,9 @@
 Formats (the names used everywhere, see ``ModelSpec``): ``deepracer`` (``.tar.gz``),
 ``keras`` (``.h5``, ``.keras``), ``tflite``, ``savedmodel`` (``.zip`` or folder). The
 reference pilot (pure pursuit on the centre line, simulator only) is in
-:mod:`car_client.sim.reference`. TensorFlow is imported only when a model loads, in the model process (see
-:mod:`car_client.pilots.sandbox`).
+:mod:`car_client.sim.reference`. :func:`load_pilot` checks a model's graph first and
+runs it in a confined model process (:mod:`car_client.pilots.sandbox`, see
+``docs/model-safety.md``); TensorFlow is imported only there, when a model loads.
 """
 
 from __future__ import annotations
