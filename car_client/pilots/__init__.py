@@ -3,7 +3,9 @@
 Formats (the names used everywhere, see ``ModelSpec``): ``deepracer`` (``.tar.gz``),
 ``keras`` (``.h5``, ``.keras``), ``tflite``, ``savedmodel`` (``.zip`` or folder). The
 reference pilot (pure pursuit on the centre line, simulator only) is in
-:mod:`car_client.sim.reference`. TensorFlow is imported only when a model loads.
+:mod:`car_client.sim.reference`. :func:`load_pilot` checks a model's graph first and
+runs it in a confined model process (:mod:`car_client.pilots.sandbox`, see
+``docs/model-safety.md``); TensorFlow is imported only there, when a model loads.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from car_client.pilots.base import GREY, RGB, Action, Pilot, Pose
+from car_client.pilots.local import load_local
+from car_client.pilots.sandbox import SandboxedPilot
 from car_client.protocol import MODEL_FORMATS
 
 __all__ = ["GREY", "MODEL_FORMATS", "RGB", "Action", "Pilot", "Pose", "guess_format",
@@ -34,38 +38,27 @@ def guess_format(path: str | Path) -> str:
                      f"(expected one of: {', '.join(MODEL_FORMATS)})")
 
 
-def load_pilot(path: str | Path, model_format: str | None = None) -> Pilot:
+def load_pilot(path: str | Path, model_format: str | None = None,
+               sandbox: bool = True) -> Pilot:
     """Load a driving model as a :class:`Pilot`.
 
     model_format: one of :data:`MODEL_FORMATS`, or None to guess from the file name.
+    The car checks the model's graph first (:mod:`car_client.pilots.guard`: only the ops
+    real DeepRacer and Donkey Car models use) and, with ``sandbox`` (the default),
+    loads and runs it in a confined process (:class:`~car_client.pilots.sandbox.SandboxedPilot`:
+    not root, no writes outside its scratch folder). ``sandbox=False`` loads it in this
+    process (training tools on a racer's computer, unit tests of the pilots).
+
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` with a clear
-    message for a model the car cannot run (unknown format, LiDAR or stereo sensors,
-    wrong input shape, unrecognised outputs)."""
+    message for a model the car cannot or will not run (unknown format, an op outside
+    the allow-list, LiDAR or stereo sensors, wrong input shape, unrecognised outputs);
+    ``RuntimeError`` when the model process cannot be confined."""
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"model file not found: {p}")
     fmt = model_format or guess_format(p)
-    if fmt == "deepracer":
-        from car_client.pilots.deepracer import DeepRacerPilot
-
-        return DeepRacerPilot(p)
-    if fmt in ("keras", "savedmodel", "tflite"):
-        from car_client.pilots.donkey import DonkeyPilot
-
-        if fmt == "keras":
-            from car_client.pilots.keras_runner import load_keras as loader
-        elif fmt == "savedmodel":
-            from car_client.pilots.keras_runner import load_saved_model as loader
-        else:
-            from car_client.pilots.tflite import load_tflite as loader
-        run, sizes = loader(p)
-        pilot = DonkeyPilot(run, sizes, name=p.name)
-        pilot.predict(_blank_rgb())  # fail now, not on the track
-        return pilot
-    raise ValueError(f"unknown model format {fmt!r} (expected one of: {', '.join(MODEL_FORMATS)})")
-
-
-def _blank_rgb():
-    import numpy as np
-
-    return np.zeros((120, 160, 3), np.uint8)
+    if fmt not in MODEL_FORMATS:
+        raise ValueError(f"unknown model format {fmt!r} (expected one of: {', '.join(MODEL_FORMATS)})")
+    if sandbox:
+        return SandboxedPilot(p, fmt)
+    return load_local(p, fmt)

@@ -27,10 +27,18 @@ ratio), truncated or damaged archives, encrypted zip members, two ``model.pb``
 files, missing or invalid ``model_metadata.json``, and DeepRacer sensors the cars
 cannot run (stereo cameras, LiDAR). Each rejection carries a message for the racer.
 
+A model is code too: its graph is checked against the ops real DeepRacer and Donkey
+Car models use (:mod:`.graph_guard`): every node and function of a DeepRacer
+``model.pb`` and of a ``saved_model.pb``, every class of a Keras config (no ``Lambda``
+layers, nothing from outside Keras), only builtin operators in a ``.tflite`` file.
+Anything else is rejected with the op, class or operator named, so it ends
+``invalid`` and never reaches a car (which checks again before loading).
+
 The work is split by job: :mod:`.inspect_types` (result, limits, rejection),
-:mod:`.archive_guard` (streaming archive reads, member checks, bomb guard) and
-:mod:`.metadata` (``model_metadata.json`` checks); this module identifies the
-format and checks each format's contents. Import everything from here.
+:mod:`.archive_guard` (streaming archive reads, member checks, bomb guard),
+:mod:`.metadata` (``model_metadata.json`` checks) and :mod:`.graph_guard` (the op
+allow-lists); this module identifies the format and checks each format's contents.
+Import everything from here.
 
 This module has no Flask imports and never runs the model.
 """
@@ -38,6 +46,7 @@ This module has no Flask imports and never runs the model.
 from __future__ import annotations
 
 import hashlib
+import json
 import posixpath
 import struct
 import tarfile
@@ -54,6 +63,12 @@ from drem.models_mgr.archive_guard import (
     member_name,
     read_limited,
     scan_zip,
+)
+from drem.models_mgr.graph_guard import (
+    graph_def_problems,
+    keras_config_problems,
+    saved_model_problems,
+    tflite_problems,
 )
 from drem.models_mgr.inspect_types import FORMATS, InspectLimits, ModelInfo, ModelRejected
 from drem.models_mgr.metadata import SUPPORTED_SENSORS, load_json, parse_deepracer_metadata
@@ -101,6 +116,15 @@ def _digest_stream(stream: BinaryIO) -> tuple[int, str, str]:
         sha.update(chunk)
         md5.update(chunk)
     return size, sha.hexdigest(), md5.hexdigest()
+
+
+def _refuse_graph(what: str, problems: list[str]) -> None:
+    """Reject the model when the graph check found problems (sentences for the racer)."""
+    if problems:
+        raise ModelRejected(
+            f"{what} is not allowed on the cars: " + "; ".join(problems)
+            + ". Only the ops of real DeepRacer and Donkey Car models may run on a car."
+        )
 
 
 # --------------------------------------------------------------------- DeepRacer
@@ -220,6 +244,12 @@ def _inspect_deepracer(path: Path, info: ModelInfo, limits: InspectLimits) -> No
             "export the model from DeepRacer again, it includes this file."
         )
     parsed = parse_deepracer_metadata(metadata_raw)
+    if pb_digest[0] > limits.max_graph_bytes:
+        raise ModelRejected(
+            f"{model_pbs[0]} is larger than {limits.max_graph_bytes // (1024 * 1024)} MB; "
+            "real DeepRacer graphs are far smaller."
+        )
+    _refuse_graph(model_pbs[0], graph_def_problems(_read_tar_member(path, model_pbs[0], info, limits)))
     info.model_pb_path = model_pbs[0]
     info.model_pb_size, info.model_pb_sha256, info.model_pb_md5 = pb_digest
     info.metadata = parsed["metadata"]
@@ -229,6 +259,21 @@ def _inspect_deepracer(path: Path, info: ModelInfo, limits: InspectLimits) -> No
     info.neural_network = parsed["neural_network"]
     info.training_algorithm = parsed["training_algorithm"]
     info.version = parsed["version"]
+
+
+def _read_tar_member(path: Path, name: str, info: ModelInfo, limits: InspectLimits) -> bytes:
+    """Read one member of an archive the first pass already checked whole (so no bomb
+    and no oversized member reaches here): a second streaming pass, nothing on disk."""
+    guard = BombGuard(limits, info.size, info.filename)
+    with open(path, "rb") as fh, tarfile.open(
+        fileobj=GuardedGunzip(fh, guard), mode="r|"  # type: ignore[call-overload]
+    ) as tar:
+        for member in tar:
+            if member.isreg() and member_name(member.name) == name:
+                fobj = tar.extractfile(member)
+                assert fobj is not None
+                return read_limited(fobj, limits.max_graph_bytes, name)
+    raise ModelRejected(f"{info.filename} changed while it was inspected.")
 
 
 # ------------------------------------------------------------------------- zip
@@ -259,6 +304,7 @@ def _inspect_keras_zip(
         parsed[name] = value
     keras_meta = parsed["metadata.json"]
     config = parsed["config.json"]
+    _refuse_graph(info.filename, keras_config_problems(config))
     info.version = str(keras_meta["keras_version"]) if "keras_version" in keras_meta else None
     info.metadata = {
         "metadata": keras_meta,
@@ -267,7 +313,9 @@ def _inspect_keras_zip(
     }
 
 
-def _inspect_savedmodel_zip(files: dict[str, zipfile.ZipInfo], info: ModelInfo) -> None:
+def _inspect_savedmodel_zip(
+    zf: zipfile.ZipFile, files: dict[str, zipfile.ZipInfo], info: ModelInfo, limits: InspectLimits
+) -> None:
     pbs = sorted(n for n in files if posixpath.basename(n) == "saved_model.pb")
     if len(pbs) > 1:
         raise ModelRejected(
@@ -282,7 +330,37 @@ def _inspect_savedmodel_zip(files: dict[str, zipfile.ZipInfo], info: ModelInfo) 
         )
     if files[pbs[0]].file_size == 0:
         raise ModelRejected("saved_model.pb is empty.")
+    with zf.open(files[pbs[0]]) as fh:
+        graph = read_limited(fh, limits.max_graph_bytes, "saved_model.pb")  # type: ignore[arg-type]
+    _refuse_graph(pbs[0], saved_model_problems(graph))
     info.saved_model_dir = folder
+
+
+def _h5_model_config(path: Path, filename: str, limits: InspectLimits) -> Any:
+    """The ``model_config`` JSON of a Keras ``.h5`` file, parsed."""
+    try:
+        import h5py  # only .h5 uploads need it; a server extra (see pyproject.toml)
+    except ImportError as exc:
+        raise ModelRejected(
+            f"This server cannot check Keras .h5 files; save {filename} as .keras instead."
+        ) from exc
+    try:
+        with h5py.File(path, "r") as h5:
+            raw = h5.attrs.get("model_config")
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelRejected(f"{filename} is not a readable Keras HDF5 model ({exc}).") from exc
+    if raw is None:
+        raise ModelRejected(
+            f"{filename} holds weights only (no model_config); save the whole model."
+        )
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    if not isinstance(raw, str) or len(raw) > limits.max_metadata_bytes:
+        raise ModelRejected(f"{filename} has a model_config that is not a normal Keras config.")
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ModelRejected(f"{filename} has a model_config that is not valid JSON.") from exc
 
 
 # ----------------------------------------------------------------------- entry point
@@ -371,13 +449,18 @@ def inspect_model_file(
     if content == "hdf5":
         if size < 512:
             raise ModelRejected(f"{filename} is too small to be a Keras HDF5 model.")
-        return ModelInfo("keras", filename, size, sha256, md5, container="hdf5")
+        info = ModelInfo("keras", filename, size, sha256, md5, container="hdf5")
+        _refuse_graph(filename, keras_config_problems(_h5_model_config(path, filename, limits)))
+        return info
     if content == "tflite":
         (root_offset,) = struct.unpack_from("<I", head, 0)
         if size < 16 or not 8 <= root_offset < size:
             raise ModelRejected(
                 f"{filename} has a TensorFlow Lite identifier but is damaged (bad root offset)."
             )
+        if size > limits.max_graph_bytes:
+            raise ModelRejected(f"{filename} is larger than a TensorFlow Lite model can be here.")
+        _refuse_graph(filename, tflite_problems(path.read_bytes()))
         return ModelInfo("tflite", filename, size, sha256, md5, container="flatbuffer")
 
     # zip: .keras or zipped SavedModel
@@ -404,5 +487,5 @@ def inspect_model_file(
                 + (" It looks like a Keras 3 model: name it .keras." if kind == "keras" else "")
             )
         info.format = "savedmodel"
-        _inspect_savedmodel_zip(files, info)
+        _inspect_savedmodel_zip(zf, files, info, limits)
         return info

@@ -44,6 +44,9 @@ class InspectLimits:
         ratio_floor_bytes: see ``max_ratio``.
         max_metadata_bytes: largest ``model_metadata.json`` / Keras ``config.json``
             / ``metadata.json``.
+        max_graph_bytes: largest graph read whole to check its ops (DeepRacer
+            ``model.pb``, ``saved_model.pb``, a ``.tflite`` file); real DeepRacer
+            graphs are 4-40 MB.
     """
 
     max_members: int = 256
@@ -51,6 +54,7 @@ class InspectLimits:
     max_ratio: float = 100.0
     ratio_floor_bytes: int = 16 * _MIB
     max_metadata_bytes: int = 1 * _MIB
+    max_graph_bytes: int = 256 * _MIB
 
 
 @dataclass

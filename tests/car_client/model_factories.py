@@ -43,11 +43,13 @@ _NETWORKS = {
 
 def deepracer_graph_bytes(n_outputs: int, head: str = "softmax", algorithm: str = "clipped_ppo",
                           input_shape=(None, 120, 160, 1), network: str = "tiny",
-                          seed: int = 0) -> bytes:
+                          seed: int = 0, write_file_to: str | None = None) -> bytes:
     """A serialized frozen ``GraphDef``: the real camera input name for ``algorithm``,
     a CNN with constant weights, and the real policy output name.
 
-    head: ``softmax`` (discrete policy) or ``tanh`` (continuous means in [-1, 1])."""
+    head: ``softmax`` (discrete policy) or ``tanh`` (continuous means in [-1, 1]).
+    write_file_to: build a HOSTILE graph whose policy output depends on a ``WriteFile``
+    op writing ``pwned`` to that path (what ``tf.io.write_file`` adds to a graph)."""
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
@@ -73,6 +75,9 @@ def deepracer_graph_bytes(n_outputs: int, head: str = "softmax", algorithm: str 
                 h = tf.nn.relu(h)
             width = units
         out = tf.nn.softmax(h) if head == "softmax" else tf.tanh(h)
+        if write_file_to is not None:
+            with tf.control_dependencies([tf.io.write_file(write_file_to, "pwned")]):
+                out = tf.identity(out)
         tf.identity(out, name=OUTPUT_TENSORS[algorithm])
     return g.as_graph_def().SerializeToString()
 
@@ -81,12 +86,12 @@ def write_deepracer_model(path: str | Path, action_space_type: str = "discrete",
                           algorithm: str = "clipped_ppo", sensors=("FRONT_FACING_CAMERA",),
                           actions=None, input_shape=(None, 120, 160, 1),
                           layout: str = "agent", network: str = "tiny", seed: int = 0,
-                          n_outputs: int | None = None) -> Path:
+                          n_outputs: int | None = None, write_file_to: str | None = None) -> Path:
     """Write a DeepRacer-format ``.tar.gz`` and return its path.
 
     layout: ``agent`` puts the graph at ``agent/model.pb``, ``flat`` at ``model.pb``.
     n_outputs overrides the policy width (to build a model that does not match its
-    action space)."""
+    action space). write_file_to: a hostile graph (see :func:`deepracer_graph_bytes`)."""
     path = Path(path)
     if action_space_type == "discrete":
         space = list(actions or DISCRETE_ACTIONS)
@@ -98,7 +103,8 @@ def write_deepracer_model(path: str | Path, action_space_type: str = "discrete",
             "neural_network": "DEEP_CONVOLUTIONAL_NETWORK_SHALLOW",
             "training_algorithm": algorithm, "action_space_type": action_space_type,
             "version": "5"}
-    graph = deepracer_graph_bytes(width, head, algorithm, input_shape, network, seed)
+    graph = deepracer_graph_bytes(width, head, algorithm, input_shape, network, seed,
+                                  write_file_to)
     files = {"model_metadata.json": json.dumps(meta, indent=1).encode(),
              ("agent/model.pb" if layout == "agent" else "model.pb"): graph}
     with tarfile.open(path, "w:gz") as tar:
@@ -163,3 +169,57 @@ def tflite_bytes(model) -> bytes:
     import tensorflow as tf
 
     return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def hostile_savedmodel_zip(path: str | Path, write_file_to: str) -> Path:
+    """A HOSTILE Donkey SavedModel, zipped: a well-formed linear model (``img_in`` ->
+    ``angle``, ``throttle``) whose serving function calls ``tf.io.write_file`` to write
+    ``pwned`` to ``write_file_to`` each time it runs (loading runs it once)."""
+    import shutil
+    import tempfile
+
+    import tensorflow as tf
+
+    class Pilot(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.Variable(tf.zeros([120 * 160 * 3, 2]), name="w")
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 120, 160, 3], tf.float32, "img_in")])
+        def serve(self, img_in):
+            tf.io.write_file(write_file_to, "pwned")
+            y = tf.matmul(tf.reshape(img_in, [-1, 120 * 160 * 3]), self.w)
+            return {"angle": tf.tanh(y[:, :1]), "throttle": tf.sigmoid(y[:, 1:])}
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        pilot = Pilot()
+        tf.saved_model.save(pilot, tmp + "/saved", signatures={"serving_default": pilot.serve})
+        archive = shutil.make_archive(tmp + "/model", "zip", tmp + "/saved")
+        shutil.copyfile(archive, path)
+    return path
+
+
+def donkey_lambda(seed: int = 0):
+    """A Keras Donkey linear model with a ``Lambda`` layer (Python code in the model):
+    the car must refuse it whatever the code does."""
+    import keras
+    from keras import layers
+
+    inp, x = _donkey_trunk("tiny", seed)
+    x = layers.Lambda(lambda t: t * 1.0, name="python_code")(x)
+    angle = layers.Dense(1, activation="tanh", name="n_outputs0")(x)
+    throttle = layers.Dense(1, activation="sigmoid", name="n_outputs1")(x)
+    return keras.Model(inp, [angle, throttle], name="donkey_lambda")
+
+
+def savedmodel_zip(model, path: str | Path) -> Path:
+    """Export a Keras model as a SavedModel (``model.export``) and zip the folder."""
+    import shutil
+    import tempfile
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        model.export(tmp + "/saved", verbose=False)
+        shutil.copyfile(shutil.make_archive(tmp + "/model", "zip", tmp + "/saved"), path)
+    return path

@@ -19,7 +19,7 @@ ACTIONS = {(a["steering_angle"], a["speed"]) for a in mf.DISCRETE_ACTIONS}
 
 
 def test_discrete_ppo_picks_actions_from_the_action_space(deepracer_models):
-    pilot = load_pilot(deepracer_models["discrete"])
+    pilot = load_pilot(deepracer_models["discrete"], sandbox=False)
     assert isinstance(pilot, DeepRacerPilot)
     assert pilot.camera_mode == "grey"
     assert pilot.metadata.algorithm == "clipped_ppo"
@@ -34,13 +34,13 @@ def test_discrete_ppo_picks_actions_from_the_action_space(deepracer_models):
 
 
 def test_flat_archive_layout_loads(deepracer_models):
-    a = load_pilot(deepracer_models["flat"]).act(FRAMES[1])
+    a = load_pilot(deepracer_models["flat"], sandbox=False).act(FRAMES[1])
     assert (a.steering_deg, a.speed_mps) in ACTIONS
 
 
 @pytest.mark.parametrize("kind", ["continuous", "sac"])
 def test_continuous_ppo_and_sac_scale_into_the_ranges(deepracer_models, kind):
-    pilot = load_pilot(deepracer_models[kind])
+    pilot = load_pilot(deepracer_models[kind], sandbox=False)
     assert pilot.metadata.action_space_type == "continuous"
     assert pilot.metadata.algorithm == ("sac" if kind == "sac" else "clipped_ppo")
     outs = [pilot.act(f) for f in FRAMES]
@@ -56,7 +56,7 @@ def test_continuous_ppo_and_sac_scale_into_the_ranges(deepracer_models, kind):
 
 
 def test_wrong_frame_is_refused(deepracer_models):
-    pilot = load_pilot(deepracer_models["discrete"])
+    pilot = load_pilot(deepracer_models["discrete"], sandbox=False)
     with pytest.raises(ValueError, match="shape"):
         pilot.act(np.zeros((120, 160, 3), np.uint8))
 
@@ -74,19 +74,19 @@ def test_lidar_and_stereo_models_are_refused(tmp_path, sensors, needs):
     path = _tar(tmp_path / "m.tar.gz", {"model_metadata.json": json.dumps(meta).encode(),
                                         "agent/model.pb": b"not even read"})
     with pytest.raises(ValueError, match=f"needs {needs}.*only one front-facing camera"):
-        load_pilot(path)
+        load_pilot(path, sandbox=False)
 
 
 def test_wrong_input_shape_is_refused(tmp_path):
     path = mf.write_deepracer_model(tmp_path / "rgb.tar.gz", input_shape=(None, 120, 160, 3))
     with pytest.raises(ValueError, match=r"input has shape \[-1, 120, 160, 3\]"):
-        load_pilot(path)
+        load_pilot(path, sandbox=False)
 
 
 def test_output_not_matching_the_action_space_is_refused(tmp_path):
     path = mf.write_deepracer_model(tmp_path / "m.tar.gz", n_outputs=7)
     with pytest.raises(ValueError, match="outputs 7 values but the action space has 5"):
-        load_pilot(path)
+        load_pilot(path, sandbox=False)
 
 
 def test_metadata_checks():

@@ -24,7 +24,7 @@ FRAMES = [RNG.integers(0, 256, (120, 160, 3), dtype=np.uint8) for _ in range(5)]
 
 @pytest.mark.parametrize("name", ["linear.keras", "linear.h5", "linear.zip", "linear.tflite"])
 def test_linear_models_give_angle_and_throttle(donkey_models, name):
-    pilot = load_pilot(donkey_models[name])
+    pilot = load_pilot(donkey_models[name], sandbox=False)
     assert isinstance(pilot, DonkeyPilot)
     assert pilot.camera_mode == "rgb" and pilot.kind == "linear"
     for frame in FRAMES:
@@ -37,7 +37,7 @@ def test_linear_models_give_angle_and_throttle(donkey_models, name):
 
 @pytest.mark.parametrize("name", ["categorical.keras", "categorical.tflite"])
 def test_categorical_models_unbin_like_donkey(donkey_models, name):
-    pilot = load_pilot(donkey_models[name])
+    pilot = load_pilot(donkey_models[name], sandbox=False)
     assert pilot.kind == "categorical"
     angle_bins = {round(b * 2 / 14 - 1, 6) for b in range(15)}
     throttle_bins = {round(b * 0.5 / 20, 6) for b in range(20)}
@@ -69,14 +69,14 @@ def test_wrong_input_shape_is_refused(tmp_path):
     model = mf.donkey_linear(input_shape=(66, 200, 3))
     model.save(tmp_path / "nvidia.keras")
     with pytest.raises(ValueError, match=r"expects input \[None, 66, 200, 3\].*120, 160, 3"):
-        load_pilot(tmp_path / "nvidia.keras")
+        load_pilot(tmp_path / "nvidia.keras", sandbox=False)
     (tmp_path / "nvidia.tflite").write_bytes(mf.tflite_bytes(model))
     with pytest.raises(ValueError, match=r"expects input \[1, 66, 200, 3\]"):
-        load_pilot(tmp_path / "nvidia.tflite")
+        load_pilot(tmp_path / "nvidia.tflite", sandbox=False)
 
 
 def test_wrong_frame_is_refused(donkey_models):
-    pilot = load_pilot(donkey_models["linear.tflite"])
+    pilot = load_pilot(donkey_models["linear.tflite"], sandbox=False)
     with pytest.raises(ValueError, match="shape"):
         pilot.act(np.zeros((120, 160), np.uint8))
 
@@ -85,9 +85,9 @@ def test_unreadable_files_are_refused(tmp_path):
     for name in ("bad.keras", "bad.tflite", "bad.zip", "bad.h5"):
         (tmp_path / name).write_bytes(b"not a model")
         with pytest.raises(ValueError):
-            load_pilot(tmp_path / name)
+            load_pilot(tmp_path / name, sandbox=False)
     with pytest.raises(FileNotFoundError):
-        load_pilot(tmp_path / "missing.keras")
+        load_pilot(tmp_path / "missing.keras", sandbox=False)
 
 
 def test_output_layouts():
@@ -113,4 +113,4 @@ def test_conversions_and_formats():
     with pytest.raises(ValueError, match="cannot tell the model format"):
         guess_format("m.onnx")
     with pytest.raises(ValueError, match="unknown model format"):
-        load_pilot(__file__, "onnx")
+        load_pilot(__file__, "onnx", sandbox=False)

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from car_client.pilots.model_check import graph_def_problems
+
 _MIB = 1024 * 1024
 
 CAMERA_TENSOR = "main_level/agent/main/online/network_0/FRONT_FACING_CAMERA/FRONT_FACING_CAMERA"
@@ -54,20 +56,41 @@ def _field_bytes(number: int, payload: bytes) -> bytes:
     return _varint((number << 3) | 2) + _varint(len(payload)) + payload
 
 
-def tiny_model_pb() -> bytes:
-    """A real (weightless) TensorFlow GraphDef protobuf with DeepRacer's tensor names.
+def _node(name: str, op: str, inputs: Iterable[str] = (), attrs: bytes = b"") -> bytes:
+    """GraphDef.node (field 1): NodeDef{name (1), op (2), input (3), attr (5)}."""
+    body = _field_bytes(1, name.encode()) + _field_bytes(2, op.encode())
+    for inp in inputs:
+        body += _field_bytes(3, inp.encode())
+    return _field_bytes(1, body + attrs)
 
-    GraphDef.node (field 1) of NodeDef{name (1), op (2), input (3)}: a Placeholder
-    camera input and an Identity "policy" node reading it.
+
+def _const_attr(weights: bytes) -> bytes:
+    """attr {"value": AttrValue{tensor: TensorProto{dtype DT_FLOAT, shape [n], tensor_content}}}."""
+    weights += bytes(-len(weights) % 4)
+    shape = _field_bytes(2, b"\x10" + _varint(len(weights) // 4))  # TensorShapeProto.dim.size
+    tensor = b"\x08\x01" + _field_bytes(2, shape) + _field_bytes(4, weights)
+    entry = _field_bytes(1, b"value") + _field_bytes(2, _field_bytes(8, tensor))
+    return _field_bytes(5, entry)
+
+
+def tiny_model_pb(weights: bytes = b"", extra_ops: Iterable[str] = ()) -> bytes:
+    """A real (tiny) TensorFlow GraphDef protobuf with DeepRacer's tensor names.
+
+    A Placeholder camera input and an Identity "policy" node reading it; ``weights``
+    (bytes) become a float Const node, as the weights of a frozen graph are; each of
+    ``extra_ops`` adds a node with that op (``"WriteFile"`` builds a hostile graph).
     """
+    graph = _node(CAMERA_TENSOR, "Placeholder")
+    if weights:
+        graph += _node("main_level/agent/main/online/network_0/weights", "Const",
+                       attrs=_const_attr(weights))
+    for i, op in enumerate(extra_ops):
+        graph += _node(f"extra_{i}", op)
+    return graph + _node(PPO_POLICY_TENSOR, "Identity", [CAMERA_TENSOR])
 
-    def node(name: str, op: str, inputs: Iterable[str] = ()) -> bytes:
-        body = _field_bytes(1, name.encode()) + _field_bytes(2, op.encode())
-        for inp in inputs:
-            body += _field_bytes(3, inp.encode())
-        return _field_bytes(1, body)
 
-    return node(CAMERA_TENSOR, "Placeholder") + node(PPO_POLICY_TENSOR, "Identity", [CAMERA_TENSOR])
+def _is_graph_def(data: bytes) -> bool:
+    return not any(p.startswith("model.pb is not a TensorFlow graph") for p in graph_def_problems(data))
 
 
 # --------------------------------------------------------------- DeepRacer tar.gz
@@ -145,14 +168,23 @@ def deepracer_entries(
     pb_path: str = "agent/model.pb",
     pb: bytes | None = None,
 ) -> list[Entry]:
-    """The members of a good DeepRacer export: metadata, agent/, agent/model.pb."""
+    """The members of a good DeepRacer export: metadata, agent/, agent/model.pb.
+
+    ``pb``: the bytes of model.pb. Bytes that are not a GraphDef at all (random filler
+    that makes a big, incompressible model) are carried as the weights of a real graph
+    (:func:`tiny_model_pb`), so the model stays one the server accepts; a GraphDef
+    (hostile or not) and empty bytes are used as they are."""
     if metadata is None:
         metadata = discrete_metadata()
     raw = metadata if isinstance(metadata, bytes) else json.dumps(metadata).encode()
     entries = [Entry("model_metadata.json", raw)]
     if "/" in pb_path:
         entries.append(Entry(pb_path.rsplit("/", 1)[0], kind=tarfile.DIRTYPE))
-    entries.append(Entry(pb_path, tiny_model_pb() if pb is None else pb))
+    if pb is None:
+        pb = tiny_model_pb()
+    elif pb and not _is_graph_def(pb):
+        pb = tiny_model_pb(weights=pb)
+    entries.append(Entry(pb_path, pb))
     return entries
 
 
@@ -286,18 +318,19 @@ def gzip_bomb_after_tar(folder: Path, unpacked: int = 1024**3) -> Path:
 # ------------------------------------------------------------------ Donkey formats
 
 
-def keras_h5(folder: Path, name: str = "donkey.h5") -> Path:
-    """A real (tiny) HDF5 file shaped like a Keras 2 .h5 model."""
+def keras_h5(folder: Path, name: str = "donkey.h5", model_config: Any = None) -> Path:
+    """A real (tiny) HDF5 file shaped like a Keras 2 .h5 model (``model_config``: the
+    config to store, a bare Functional model by default)."""
     import h5py
     import numpy as np
 
     path = folder / name
+    if model_config is None:
+        model_config = {"class_name": "Functional", "config": {"name": "donkey_linear"}}
     with h5py.File(path, "w") as f:
         f.attrs["keras_version"] = "2.15.0"
         f.attrs["backend"] = "tensorflow"
-        f.attrs["model_config"] = json.dumps(
-            {"class_name": "Functional", "config": {"name": "donkey_linear"}}
-        )
+        f.attrs["model_config"] = json.dumps(model_config)
         weights = f.create_group("model_weights/dense")
         weights.create_dataset("kernel:0", data=np.zeros((4, 2), dtype="float32"))
     return path
@@ -326,22 +359,100 @@ def keras_zip(
     return path
 
 
-def tflite_file(folder: Path, name: str = "donkey.tflite") -> Path:
-    """A flatbuffer with the TFLite file identifier: root offset, then ``TFL3``."""
+#: TFLite builtin operator codes (schema.fbs BuiltinOperator).
+TFLITE_CONV_2D, TFLITE_FULLY_CONNECTED, TFLITE_CUSTOM = 3, 9, 32
+
+
+def tflite_bytes(op_codes: Iterable[int | str] = (TFLITE_CONV_2D, TFLITE_FULLY_CONNECTED)) -> bytes:
+    """A TFLite flatbuffer (identifier ``TFL3``) whose Model table holds a version and an
+    operator table: an int is a builtin operator code, a string a custom operator of
+    that name (``"FlexWriteFile"`` is TensorFlow's WriteFile run through Flex)."""
+    buf = bytearray(struct.pack("<I", 0) + b"TFL3")
+
+    def here() -> int:
+        return len(buf)
+
+    # Model: vtable (fields 0 version, 1 operator_codes), then the table.
+    model_vt = here()
+    buf += struct.pack("<HHHH", 8, 12, 4, 8)
+    model = here()
+    buf += struct.pack("<iII", model - model_vt, 3, 0)
+    struct.pack_into("<I", buf, 0, model)
+    vector = here()
+    struct.pack_into("<I", buf, model + 8, vector - (model + 8))
+    codes = list(op_codes)
+    buf += struct.pack("<I", len(codes)) + bytes(4 * len(codes))
+    for i, code in enumerate(codes):
+        custom = isinstance(code, str)
+        builtin = TFLITE_CUSTOM if custom else int(code)
+        vt = here()  # OperatorCode: 0 deprecated_builtin_code, 1 custom_code, 3 builtin_code
+        buf += struct.pack("<HHHHHH", 12, 16, 4, 8 if custom else 0, 0, 12)
+        table = here()
+        buf += struct.pack("<ibxxxIi", table - vt, min(builtin, 127), 0, builtin)
+        slot = vector + 4 + 4 * i
+        struct.pack_into("<I", buf, slot, table - slot)
+        if custom:
+            text = code.encode()
+            string = here()
+            struct.pack_into("<I", buf, table + 8, string - (table + 8))
+            buf += struct.pack("<I", len(text)) + text + b"\x00"
+            buf += bytes(-len(buf) % 4)
+    return bytes(buf)
+
+
+def tflite_file(folder: Path, name: str = "donkey.tflite",
+                op_codes: Iterable[int | str] = (TFLITE_CONV_2D, TFLITE_FULLY_CONNECTED)) -> Path:
+    """A ``.tflite`` file of :func:`tflite_bytes` (builtin operators by default)."""
     path = folder / name
-    body = struct.pack("<I", 16) + b"TFL3" + bytes(8) + struct.pack("<I", 3) + bytes(44)
-    path.write_bytes(body)
+    path.write_bytes(tflite_bytes(op_codes))
     return path
 
 
-def savedmodel_zip(folder: Path, name: str = "donkey_savedmodel.zip", top: str = "donkey") -> Path:
-    """A zipped SavedModel folder: ``<top>/saved_model.pb`` + ``variables/``."""
+def call_node(name: str, function: str, op: str = "StatefulPartitionedCall") -> bytes:
+    """A node calling ``function`` through its ``f`` attribute (AttrValue.func, field 10)."""
+    entry = _field_bytes(1, b"f") + _field_bytes(2, _field_bytes(10, _field_bytes(1, function.encode())))
+    return _node(name, op, attrs=_field_bytes(5, entry))
+
+
+def function_def(name: str, ops: Iterable[str], calls: Iterable[str] = ()) -> bytes:
+    """A FunctionDef: signature (OpDef name, field 1) and one node per op (field 3),
+    plus a call node per name in ``calls``."""
+    body = _field_bytes(1, _field_bytes(1, name.encode()))
+    for i, op in enumerate(ops):
+        body += _field_bytes(3, _node(f"{op.lower()}_{i}", op)[2:])
+    for i, callee in enumerate(calls):
+        body += _field_bytes(3, call_node(f"call_{i}", callee)[2:])
+    return body
+
+
+def graph_with_library(nodes: bytes, functions: Iterable[bytes]) -> bytes:
+    """A GraphDef of ``nodes`` (field 1 entries) and a function library (field 2)."""
+    library = b"".join(_field_bytes(1, fn) for fn in functions)
+    return nodes + _field_bytes(2, library)
+
+
+def saved_model_pb(graph: bytes | None = None, saver: tuple[str, str] | None = None) -> bytes:
+    """A SavedModel protobuf: schema version 1 (field 1) and one MetaGraphDef (field 2)
+    whose graph_def (field 2) is ``graph`` (:func:`tiny_model_pb` by default);
+    ``saver`` = (save tensor, restore op) names for its SaverDef (field 3)."""
+    meta_graph = _field_bytes(2, tiny_model_pb() if graph is None else graph)
+    if saver is not None:
+        meta_graph += _field_bytes(3, _field_bytes(1, b"saver_filename:0")
+                                   + _field_bytes(2, saver[0].encode())
+                                   + _field_bytes(3, saver[1].encode()))
+    return b"\x08\x01" + _field_bytes(2, meta_graph)
+
+
+def savedmodel_zip(folder: Path, name: str = "donkey_savedmodel.zip", top: str = "donkey",
+                   pb: bytes | None = None) -> Path:
+    """A zipped SavedModel folder: ``<top>/saved_model.pb`` (``pb``, else
+    :func:`saved_model_pb`) + ``variables/``."""
     path = folder / name
     prefix = f"{top}/" if top else ""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         if top:
             zf.writestr(zipfile.ZipInfo(prefix), b"")
-        zf.writestr(prefix + "saved_model.pb", _field_bytes(1, b"\x08\x01") + tiny_model_pb())
+        zf.writestr(prefix + "saved_model.pb", saved_model_pb() if pb is None else pb)
         zf.writestr(prefix + "fingerprint.pb", os.urandom(32))
         zf.writestr(prefix + "variables/variables.index", os.urandom(64))
         zf.writestr(prefix + "variables/variables.data-00000-of-00001", os.urandom(256))
@@ -389,7 +500,7 @@ def zip_zero_bomb(folder: Path, unpacked: int, name: str = "bomb.zip") -> Path:
     """A zipped SavedModel whose variables file is ``unpacked`` zero bytes, streamed."""
     path = folder / name
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
-        zf.writestr("m/saved_model.pb", tiny_model_pb())
+        zf.writestr("m/saved_model.pb", saved_model_pb())
         with zf.open("m/variables/variables.data-00000-of-00001", "w", force_zip64=True) as out:
             left = unpacked
             block = bytes(1024 * 1024)
@@ -453,8 +564,8 @@ def eicar_in_bigger_file(folder: Path) -> Path:
 
 
 def eicar_in_tar_gz(folder: Path) -> Path:
-    """A DeepRacer-shaped model whose model.pb carries EICAR (passes inspection)."""
-    return deepracer_tar_gz(folder, "infected.tar.gz", pb=tiny_model_pb() + EICAR)
+    """A DeepRacer-shaped model whose model.pb carries EICAR as weights (passes inspection)."""
+    return deepracer_tar_gz(folder, "infected.tar.gz", pb=tiny_model_pb(weights=EICAR))
 
 
 def eicar_in_zip(folder: Path) -> Path:
