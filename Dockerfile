@@ -22,8 +22,9 @@ RUN pip install --no-cache-dir /wheels/* && rm -rf /wheels
 COPY --from=build /src/node_modules ./node_modules
 COPY wsgi.py pyproject.toml ./
 COPY drem ./drem
-# The car protocol's words (tail lights, car states, ...), the one car_client module drem imports.
-COPY car_client/__init__.py car_client/protocol.py ./car_client/
+# The two plain-Python car_client modules drem imports: the car protocol's words and the
+# model graph check (the same allow-list on the server and on the car).
+COPY car_client/__init__.py car_client/protocol.py car_client/model_check.py ./car_client/
 COPY migrations ./migrations
 COPY deploy ./deploy
 RUN pip install --no-cache-dir --no-deps -e . && mkdir -p /app/instance && chown -R drem /app/instance

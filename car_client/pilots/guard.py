@@ -2,7 +2,7 @@
 
 The server inspects every upload (``drem/models_mgr/graph_guard.py``), but the car
 does not trust that: :func:`refuse_unsafe_model` reads the graph out of the file and
-runs the checks of :mod:`car_client.pilots.model_check` again (no TensorFlow: nothing
+runs the checks of :mod:`car_client.model_check` again (no TensorFlow: nothing
 in the file runs while it is checked). Loading happens only when it returns.
 """
 
@@ -14,13 +14,13 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from car_client.pilots.deepracer import parse_metadata, read_archive
-from car_client.pilots.model_check import (
+from car_client.model_check import (
     graph_def_problems,
     keras_config_problems,
     saved_model_problems,
     tflite_problems,
 )
+from car_client.pilots.deepracer import parse_metadata, read_archive
 
 __all__ = ["refuse_unsafe_model"]
 

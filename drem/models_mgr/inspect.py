@@ -28,7 +28,7 @@ files, missing or invalid ``model_metadata.json``, and DeepRacer sensors the car
 cannot run (stereo cameras, LiDAR). Each rejection carries a message for the racer.
 
 A model is code too: its graph is checked against the ops real DeepRacer and Donkey
-Car models use (:mod:`.graph_guard`): every node and function of a DeepRacer
+Car models use (:mod:`car_client.model_check`): every node and function of a DeepRacer
 ``model.pb`` and of a ``saved_model.pb``, every class of a Keras config (no ``Lambda``
 layers, nothing from outside Keras), only builtin operators in a ``.tflite`` file.
 Anything else is rejected with the op, class or operator named, so it ends
@@ -36,7 +36,7 @@ Anything else is rejected with the op, class or operator named, so it ends
 
 The work is split by job: :mod:`.inspect_types` (result, limits, rejection),
 :mod:`.archive_guard` (streaming archive reads, member checks, bomb guard),
-:mod:`.metadata` (``model_metadata.json`` checks) and :mod:`.graph_guard` (the op
+:mod:`.metadata` (``model_metadata.json`` checks) and :mod:`car_client.model_check` (the op
 allow-lists); this module identifies the format and checks each format's contents.
 Import everything from here.
 
@@ -56,6 +56,12 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from car_client.model_check import (
+    graph_def_problems,
+    keras_config_problems,
+    saved_model_problems,
+    tflite_problems,
+)
 from drem.models_mgr.archive_guard import (
     TAR_HEADER_SLACK,
     BombGuard,
@@ -63,12 +69,6 @@ from drem.models_mgr.archive_guard import (
     member_name,
     read_limited,
     scan_zip,
-)
-from drem.models_mgr.graph_guard import (
-    graph_def_problems,
-    keras_config_problems,
-    saved_model_problems,
-    tflite_problems,
 )
 from drem.models_mgr.inspect_types import FORMATS, InspectLimits, ModelInfo, ModelRejected
 from drem.models_mgr.metadata import SUPPORTED_SENSORS, load_json, parse_deepracer_metadata

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from car_client.pilots.model_check import graph_def_problems
+from car_client.model_check import graph_def_problems
 
 _MIB = 1024 * 1024
 

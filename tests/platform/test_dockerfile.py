@@ -66,5 +66,7 @@ def test_image_installs_the_server_extra_only():
     assert {"flask", "gunicorn", "psycopg", "redis", "boto3", "clamav-client", "psutil", "click"} <= names
     assert not names & {"tensorflow-cpu", "ai-edge-litert", "opencv-python-headless", "pytest", "playwright"}
     assert "pip wheel --wheel-dir /wheels -r requirements-server.txt" in text
-    # drem imports car_client.protocol (the layer contract allows nothing else): the image ships it.
-    assert re.search(r"^COPY car_client/__init__\.py car_client/protocol\.py \./car_client/$", text, re.M)
+    # drem imports car_client.protocol and car_client.model_check (the layer contract allows
+    # nothing else): the image ships exactly those.
+    assert re.search(r"^COPY car_client/__init__\.py car_client/protocol\.py car_client/model_check\.py "
+                     r"\./car_client/$", text, re.M)

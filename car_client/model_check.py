@@ -21,9 +21,10 @@ read here, field by field, with every offset bounds-checked.
   refused with its name.
 
 Each function returns a list of problems (sentences for a racer; empty = accepted).
-The same text is in ``drem/models_mgr/graph_guard.py`` below its docstring (the server
-may import nothing but ``car_client.protocol``); ``tests/car_client/test_model_check.py``
-fails when the two differ.
+One module for both ends: the car checks before loading (``car_client.pilots.guard``)
+and the server at upload (``drem.models_mgr.inspect``). Standard library only, so the
+server imports it without the car's packages; besides ``car_client.protocol`` it is the
+one car_client module drem may import (the import-linter contract in pyproject.toml).
 """
 
 from __future__ import annotations
