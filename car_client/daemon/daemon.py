@@ -32,7 +32,7 @@ from car_client.daemon.model_store import ModelStore
 from car_client.daemon.outbox import LapLog, Outbox
 from car_client.daemon.settings import Settings
 from car_client.daemon.state import CarState, StateMachine
-from car_client.vehicle.base import LapReport, Vehicle
+from car_client.vehicle.base import LapReport, Vehicle, VehicleError
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,8 @@ class Daemon:
             "models": self.store.list(),
             "model_in_use": snap.model_in_use,
             "error": snap.error,
-        }
+            "model_formats": list(self.vehicle.model_formats),
+        } | ({"fps": status["fps"]} if status.get("fps") is not None else {})
 
     def request_restart(self, command_id: str) -> None:
         """Stop the daemon and re-execute the process; the new one reports ``done``."""
@@ -158,8 +159,11 @@ class Daemon:
         if install_signals:
             signal.signal(signal.SIGTERM, self.request_stop)
             signal.signal(signal.SIGINT, self.request_stop)
-        self.vehicle.set_max_speed(self.settings.max_speed_mps)
-        self.vehicle.set_tail_light(self.settings.tail_light)
+        try:  # a real car may be unreachable now (booting): the settings go again on change
+            self.vehicle.set_max_speed(self.settings.max_speed_mps)
+            self.vehicle.set_tail_light(self.settings.tail_light)
+        except (VehicleError, ValueError) as exc:
+            log.warning("could not apply the saved settings to the vehicle: %s", exc)
         self._pick_up_restart()
         interrupted = self.dispatcher.recover_interrupted()
         if interrupted:
