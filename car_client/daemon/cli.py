@@ -56,7 +56,11 @@ def _make_vehicle(kind: str, track: str | None, speedup: float, seed: int | None
     if kind == "deepracer":
         return _deepracer(console_url, password_file, data_dir)
     if kind == "donkey":
-        from car_client.vehicle.donkey import DonkeyConfigError, load_donkey_config, make_donkey_vehicle
+        from car_client.vehicle.donkey import (
+            DonkeyConfigError,
+            load_donkey_config,
+            make_donkey_vehicle,
+        )
 
         try:
             return make_donkey_vehicle(load_donkey_config(donkey_config))

@@ -73,7 +73,7 @@ class Vehicle(abc.ABC):
 
     model_formats: tuple[str, ...] = MODEL_FORMATS
 
-    def prepare_model(self, model: ModelSpec, progress: ProgressCallback,
+    def prepare_model(self, model: ModelSpec, progress: ProgressCallback,  # noqa: B027 - optional hook
                       cancel: threading.Event) -> None:
         """Put a downloaded model onto the car's own hardware (default: nothing to do).
 
@@ -82,7 +82,7 @@ class Vehicle(abc.ABC):
         return early when ``cancel`` is set. Raises :class:`VehicleError` (the car's
         text) or ``ValueError`` (a model this car cannot run)."""
 
-    def delete_models(self, models: list[ModelSpec]) -> None:
+    def delete_models(self, models: list[ModelSpec]) -> None:  # noqa: B027 - optional hook
         """Remove these models from the car's own hardware (default: nothing to do).
         Raises :class:`VehicleError` with the car's text when it refuses."""
 

@@ -13,7 +13,13 @@ import pytest
 from car_client.vehicle.base import ModelSpec, VehicleError
 from car_client.vehicle.deepracer import DeepRacerVehicle, throttle_percent
 from car_client.vehicle.deepracer_console import ConsoleClient, LoginRefused, PinMismatch
-from tests.car_client.peers import CarServerPeer, DaemonThread, ModelFileServer, wait_until, write_car_config
+from tests.car_client.peers import (
+    CarServerPeer,
+    DaemonThread,
+    ModelFileServer,
+    wait_until,
+    write_car_config,
+)
 from tests.standins.deepracer_console import DeepRacerConsole
 
 LOGIN = ["GET /", "POST /login"]
