@@ -150,7 +150,7 @@ def test_stop_from_another_thread_while_the_loop_runs(donkey, donkey_models):
 
 
 def test_calibrate_sends_typed_pulses_refuses_bad_ones_and_saves(tmp_path):
-    from car_client.calibrate import calibrate_channel, save_term
+    from car_client.vehicle.calibrate import calibrate_channel, save_term
 
     bus = RecordingPca9685Bus()
     outputs = PwmOutputs(DonkeyConfig(), bus)
