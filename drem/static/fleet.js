@@ -80,7 +80,8 @@
       const resp = await fetch("/api/fleet/load", {method: "POST", headers: {"Content-Type": "application/json", "X-CSRFToken": csrf},
         body: JSON.stringify({car_ids: carIds, model_ids: modelIds, clear_first: document.getElementById("cmd-clear").checked})});
       const body = await resp.json();
-      text(document.getElementById("cmd-message"), resp.ok ? modelIds.length + " model(s) loading onto " + carIds.length + " car(s)" : body.error);
+      text(document.getElementById("cmd-message"), resp.ok ? "load_model sent to " + carIds.length + " car(s)" +
+        (modelIds.length > 1 ? " (" + modelIds.length + " models, one after the other)" : "") : body.error);
       if (resp.ok) body.commands.forEach(commandRow);
       return;
     }
