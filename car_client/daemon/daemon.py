@@ -128,7 +128,9 @@ class Daemon:
             "software_version": __version__,
             "max_speed_mps": self.settings.max_speed_mps,
             "tail_light": self.settings.tail_light,
-            "models": self.store.list(),
+            # a model still being taken onto the car (e.g. a DeepRacer's upload) is not on it yet
+            "models": [m for m in self.store.list() if not (snap.state is CarState.LOADING_MODEL
+                                                            and m.get("model_id") == snap.loading_model_id)],
             "model_in_use": snap.model_in_use,
             "error": snap.error,
             "model_formats": list(self.vehicle.model_formats),

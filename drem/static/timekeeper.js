@@ -90,7 +90,8 @@
     $("tk-car-load-car").textContent = cmd ? cmd.hostname : "car";
     $("tk-car-load-bar").value = cmd ? Math.round((cmd.progress || 0) * 100) : 0;
     $("tk-car-load-text").textContent = !cmd ? "no model load sent" : (cmd.model || "") + ": " +
-      (cmd.status === "done" ? "loaded" : cmd.status) + (cmd.reason ? " (" + cmd.reason + ")" : "");
+      (cmd.status === "done" ? "loaded" : cmd.status) +
+      (cmd.status === "acknowledged" ? " " + Math.round((cmd.progress || 0) * 100) + "%" : "") + (cmd.reason ? " (" + cmd.reason + ")" : "");
     carLoadTimer = setTimeout(carLoad, cmd && cmd.status === "done" ? 5000 : 1000);
   }
 

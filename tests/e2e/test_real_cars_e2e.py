@@ -17,6 +17,7 @@ from drem.demo.live_server import LiveServer
 from drem.demo.processes import wait_until
 from tests.e2e.fleet_harness import FleetApi, activation_code, upload_model
 from tests.e2e.pages import login
+from tests.e2e.timekeeper_helpers import open_console, race_setup
 from tests.models_mgr import factories as f
 from tests.standins.deepracer_console import DeepRacerConsole
 
@@ -178,3 +179,32 @@ def test_wrong_console_password_exits_with_a_clear_error(live_server: LiveServer
     assert car.wait_exit(30) == 4
     assert "the DeepRacer console refused the password" in car.log_text()
     assert console.token is None and console.api_paths() == ["GET /", "POST /login"]
+
+
+def test_timekeeper_console_shows_the_race_cars_load_before_start(page, live_server: LiveServer, console_errors,
+                                                                   deepracers, tmp_path: Path) -> None:
+    s = race_setup(live_server)
+    car, console = deepracers(live_server, "dr-tk", token=s["operator"]["token"], load_delay_s=3)
+    car.start()
+    FleetApi(live_server).wait_car(car.car_id, lambda c: c["online"] and c["model_formats"] == ["deepracer"],
+                                   cars=[car])
+    model = upload_model(live_server, s["racer"], f.deepracer_tar_gz(tmp_path, "racer-tk.tar.gz"))
+
+    login(page, s["operator"])
+    open_console(page, s["track_id"])
+    page.select_option("#tk-racer", str(s["racer"]["id"]))
+    page.select_option("#tk-car", str(car.car_id))
+    page.select_option("#tk-model", str(model["id"]))
+    page.click("#tk-setup-btn")
+    page.locator("#tk-status", has_text="ready").wait_for()
+    page.locator("#tk-car-load-car", has_text="dr-tk").wait_for(timeout=15_000)
+    page.locator("#tk-car-load-text", has_text="racer-tk.tar.gz: acknowledged").wait_for(timeout=30_000)
+    page.locator("#tk-car-load-text", has_text="racer-tk.tar.gz: loaded").wait_for(timeout=60_000)
+    assert page.locator("#tk-car-load-bar").evaluate("b => b.value") == 100
+    assert console.loaded == f"drem-{model['id']}/model"
+    page.screenshot(path=str(tmp_path / "timekeeper-car-load.png"), full_page=True)
+    page.click("button[data-act=start]")
+    page.locator("#tk-status", has_text="running").wait_for()
+    assert page.locator("#tk-car-load").is_hidden()
+    wait_until(lambda: console.running, 20, what="the car driving")
+    assert console_errors == []
