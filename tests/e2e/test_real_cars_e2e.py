@@ -8,13 +8,15 @@ stop in the middle of a load.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from drem.demo.car_process import CarProcess
-from drem.demo.live_server import LiveServer
+from drem.demo.live_server import LiveServer, ensure_demo_models
 from drem.demo.processes import wait_until
+from drem.demo.real_cars import DeepRacerDemoCar
 from tests.e2e.fleet_harness import FleetApi, activation_code, upload_model
 from tests.e2e.pages import login
 from tests.e2e.timekeeper_helpers import open_console, race_setup
@@ -208,3 +210,26 @@ def test_timekeeper_console_shows_the_race_cars_load_before_start(page, live_ser
     assert page.locator("#tk-car-load").is_hidden()
     wait_until(lambda: console.running, 20, what="the car driving")
     assert console_errors == []
+
+
+def test_demo_deepracer_drives_the_simulator_with_the_loaded_model(live_server: LiveServer, tmp_path: Path) -> None:
+    """``drem demo --real-cars``'s "DeepRacer": the console stand-in drives the simulator."""
+    racer = live_server.create_user("racer")
+    steady = tmp_path / "steady.tar.gz"
+    shutil.copyfile(ensure_demo_models() / "steady.tar.gz", steady)
+    model = upload_model(live_server, racer, steady, timeout=90)
+    car = DeepRacerDemoCar(tmp_path / "demo-dr", "demo-dr", "reinvent_base", speedup=8.0)
+    try:
+        car.start(live_server.url, activation_code(live_server, "demo-dr"))
+        api = FleetApi(live_server)
+        api.wait_car(car.car_id, lambda c: c["online"] and c["model_formats"] == ["deepracer"], timeout=60)
+        [load] = api.send([car.car_id], "load_model", {"model_id": model["id"]})
+        assert api.wait_command(load["id"], timeout=90)["status"] == "done"
+        [start] = api.send([car.car_id], "start_driving", {"model_id": model["id"]})
+        assert api.wait_command(start["id"], timeout=60)["status"] == "done"
+        wait_until(lambda: "simulated laps (ms): [" in (tmp_path / "demo-dr" / "console.log").read_text(), 120,
+                   what="a simulated lap driven with the loaded model")
+        [stop] = api.send([car.car_id], "stop_driving")
+        assert api.wait_command(stop["id"])["status"] == "done"
+    finally:
+        car.stop()

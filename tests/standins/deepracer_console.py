@@ -9,6 +9,11 @@ cookie of ``login.py`` (one hour) checked on every ``/api/`` route as nginx's
 ROS services: model optimiser, inference, servo, battery) is replaced by a small state
 machine with delays: install (``install_delay_s``) and load (``load_delay_s``).
 
+For the demo, ``drive(running, archive, throttle_pct)`` (optional) is called whenever
+the car starts or stops or its max throttle changes: ``python -m
+tests.standins.deepracer_console --sim-track reinvent_base`` drives the simulator with
+the loaded model (:class:`SimDrive`), so a "DeepRacer" visibly drives in ``drem demo``.
+
 Everything a test needs to look at is on the object: ``requests`` (method, path) in
 order, ``uploads``, ``loaded``, ``led``, ``throttle``, ``running``, ``drive_mode``;
 :meth:`expire_session` forgets the login (the cookie's hour is over),
@@ -55,7 +60,7 @@ class DeepRacerConsole:
     """
 
     def __init__(self, folder: Path, password: str = "racer-pass", install_delay_s: float = 0.3,
-                 load_delay_s: float = 0.3, battery_level: int = 8, port: int = 0) -> None:
+                 load_delay_s: float = 0.3, battery_level: int = 8, port: int = 0, drive=None) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.artifacts = self.folder / "artifacts"  # /opt/aws/deepracer/artifacts
@@ -74,6 +79,7 @@ class DeepRacerConsole:
         self.running = False
         self.drive_mode: str | None = None
         self.fail_load_reason: str | None = None
+        self.drive = drive
         self._lock = threading.Lock()
         self._port = port
         self._server = None
@@ -241,6 +247,7 @@ class DeepRacerConsole:
             if start_stop is None:
                 return jsonify({"success": False, "reason": "start_stop must be set."})
             console.running = start_stop != "stop"
+            console._drive()
             return jsonify({"success": True})
 
         @app.route("/api/max_nav_throttle", methods=["PUT", "POST"])
@@ -249,6 +256,7 @@ class DeepRacerConsole:
             if nav_throttle is None:
                 return jsonify({"success": False, "reason": "value must be set."})
             console.throttle = nav_throttle
+            console._drive()
             return jsonify({"success": True})
 
         @app.route("/api/set_led_color", methods=["POST"])
@@ -283,7 +291,70 @@ class DeepRacerConsole:
         shutil.copy(archive, tmp / archive.name)
         os.replace(tmp, dir_path)
 
+    def _drive(self) -> None:
+        if self.drive is None:
+            return
+        archive = None
+        if self.loaded:
+            folder = self.artifacts / self.loaded.split("/", 1)[0]
+            archive = next(iter(sorted(folder.glob("*.tar.gz"))), None)
+        self.drive(self.running, archive, self.throttle if self.throttle is not None else 100)
+
     def _load(self, model_path: str) -> None:
         time.sleep(self.load_delay_s)
         with self._lock:
             self.loaded, self.loading_status = model_path, "loaded"
+
+
+class SimDrive:
+    """The demo's "car": drives the simulator on ``track`` with the loaded DeepRacer model
+    while the console says start; the throttle percent caps the speed (100 % = 4 m/s)."""
+
+    def __init__(self, track: str, speedup: float = 1.0) -> None:
+        from car_client.sim.vehicle import SimulatedVehicle
+
+        self.vehicle = SimulatedVehicle(track=track, speedup=speedup)
+        self.laps: list[int] = []
+        self._driving: Path | None = None
+
+    def __call__(self, running: bool, archive: Path | None, throttle_pct: float) -> None:
+        from car_client.vehicle.base import ModelSpec
+
+        self.vehicle.set_max_speed(max(0.1, 4.0 * float(throttle_pct) / 100.0))
+        if running and archive is not None and self._driving != archive:
+            self.vehicle.start_driving(ModelSpec("demo", str(archive), "deepracer"),
+                                       lambda lap: self.laps.append(lap.lap_time_ms))
+            self._driving = archive
+        elif not running and self._driving is not None:
+            self.vehicle.stop_driving()
+            self._driving = None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve one stand-in console until SIGTERM (``--help`` for the options)."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folder", required=True, type=Path)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--password-file", type=Path, required=True)
+    parser.add_argument("--sim-track", default=None, help="drive the simulator on this track")
+    parser.add_argument("--speedup", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    password = args.password_file.read_text(encoding="utf-8").splitlines()[0].strip()
+    drive = SimDrive(args.sim_track, args.speedup) if args.sim_track else None
+    console = DeepRacerConsole(args.folder, password=password, port=args.port, drive=drive,
+                               install_delay_s=1.0, load_delay_s=1.0).start()
+    print(f"DeepRacer console stand-in on {console.url}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.wait(5.0):
+        if drive is not None and drive.laps:
+            print(f"simulated laps (ms): {drive.laps}", flush=True)
+    console.stop()
+
+
+if __name__ == "__main__":
+    main()
