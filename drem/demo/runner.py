@@ -37,7 +37,7 @@ from drem.demo.launchers import (
     wait_healthy,
 )
 from drem.demo.processes import ManagedProcess, free_port, wait_until
-from drem.demo.real_cars import DeepRacerDemoCar, start_deepracer
+from drem.demo.real_cars import DeepRacerDemoCar, DonkeyDemoCar, start_deepracer, start_donkey
 from drem.demo.report import compare_with_car_logs, format_summary
 from drem.demo.scaleout import ScaleoutServices, WebCluster
 from drem.platform.config import REPO_ROOT, demo_models_dir
@@ -106,7 +106,7 @@ class DemoEvent:
         self.scale = None
         self.clamd: Clamd | None = None
         self.cars: list[CarHandle] = []
-        self.real_cars: list[DeepRacerDemoCar] = []
+        self.real_cars: list[DeepRacerDemoCar | DonkeyDemoCar] = []
         self.url = ""
         self.event: dict = {}
         self.racers: list[dict] = []
@@ -247,6 +247,7 @@ class DemoEvent:
         if o.real_cars:  # issue 14: beside the simulated cars, not in the races (it reports no laps)
             self.real_cars.append(start_deepracer(self.operator, self.url, o.instance / "cars", self.event,
                                                   o.speedup, o.log))
+            self.real_cars.append(start_donkey(self.operator, self.url, o.instance / "cars", self.event, o.log))
 
     def car_server_url(self, index: int) -> str:
         """The server URL car ``index`` is activated with (the drill puts a proxy in between)."""

@@ -16,7 +16,7 @@ import pytest
 from drem.demo.car_process import CarProcess
 from drem.demo.live_server import LiveServer, ensure_demo_models
 from drem.demo.processes import wait_until
-from drem.demo.real_cars import DeepRacerDemoCar
+from drem.demo.real_cars import DeepRacerDemoCar, DonkeyDemoCar
 from tests.e2e.fleet_harness import FleetApi, activation_code, upload_model
 from tests.e2e.pages import login
 from tests.e2e.timekeeper_helpers import open_console, race_setup
@@ -229,6 +229,32 @@ def test_demo_deepracer_drives_the_simulator_with_the_loaded_model(live_server: 
         assert api.wait_command(start["id"], timeout=60)["status"] == "done"
         wait_until(lambda: "simulated laps (ms): [" in (tmp_path / "demo-dr" / "console.log").read_text(), 120,
                    what="a simulated lap driven with the loaded model")
+        [stop] = api.send([car.car_id], "stop_driving")
+        assert api.wait_command(stop["id"])["status"] == "done"
+    finally:
+        car.stop()
+
+
+def test_demo_donkey_car_drives_the_simulator_through_its_pwm(live_server: LiveServer, tmp_path: Path) -> None:
+    """``drem demo --real-cars``'s Donkey Car: camera and PCA9685 are the simulator."""
+    racer = live_server.create_user("racer")
+    steady = tmp_path / "steady.tflite"
+    shutil.copyfile(ensure_demo_models() / "steady.tflite", steady)
+    model = upload_model(live_server, racer, steady, timeout=90)
+    car = DonkeyDemoCar(tmp_path / "demo-donkey", "demo-donkey", "reinvent_base")
+    try:
+        car.start(live_server.url, activation_code(live_server, "demo-donkey"))
+        api = FleetApi(live_server)
+        api.wait_car(car.car_id, lambda c: c["online"] and c["model_formats"] == ["keras", "tflite", "savedmodel"],
+                     timeout=60)
+        [load] = api.send([car.car_id], "load_model", {"model_id": model["id"]})
+        assert api.wait_command(load["id"], timeout=60)["status"] == "done"
+        [start] = api.send([car.car_id], "start_driving", {"model_id": model["id"]})
+        assert api.wait_command(start["id"], timeout=60)["status"] == "done"
+        info = api.wait_car(car.car_id, lambda c: c["state"] == "driving" and (c["fps"] or 0) > 5, timeout=30)
+        assert info["battery_pct"] is None  # a Donkey Car has no gauge
+        wait_until(lambda: "simulated lap: " in (tmp_path / "demo-donkey" / "car.log").read_text(), 120,
+                   what="a simulated lap driven through the PWM outputs")
         [stop] = api.send([car.car_id], "stop_driving")
         assert api.wait_command(stop["id"])["status"] == "done"
     finally:
