@@ -136,6 +136,14 @@ class Daemon:
             "model_formats": list(self.vehicle.model_formats),
         } | ({"fps": status["fps"]} if status.get("fps") is not None else {})
 
+    def _apply_settings(self) -> None:
+        """Give the vehicle the saved max speed and tail light (logged when it cannot take them)."""
+        try:
+            self.vehicle.set_max_speed(self.settings.max_speed_mps)
+            self.vehicle.set_tail_light(self.settings.tail_light)
+        except (VehicleError, ValueError) as exc:
+            log.warning("could not apply the saved settings to the vehicle: %s", exc)
+
     def request_restart(self, command_id: str) -> None:
         """Stop the daemon and re-execute the process; the new one reports ``done``."""
         self._restart_command = command_id
@@ -161,11 +169,8 @@ class Daemon:
         if install_signals:
             signal.signal(signal.SIGTERM, self.request_stop)
             signal.signal(signal.SIGINT, self.request_stop)
-        try:  # a real car may be unreachable now (booting): the settings go again on change
-            self.vehicle.set_max_speed(self.settings.max_speed_mps)
-            self.vehicle.set_tail_light(self.settings.tail_light)
-        except (VehicleError, ValueError) as exc:
-            log.warning("could not apply the saved settings to the vehicle: %s", exc)
+        # a real car may be unreachable now (booting) and wait for it: never hold up the start
+        threading.Thread(target=self._apply_settings, name="car-settings", daemon=True).start()
         self._pick_up_restart()
         interrupted = self.dispatcher.recover_interrupted()
         if interrupted:
