@@ -30,9 +30,11 @@ class RecordingPca9685Bus:
 
     # busio.I2C interface ---------------------------------------------------------
     def try_lock(self) -> bool:
+        """Take the bus (False when another user holds it)."""
         return self._lock.acquire(blocking=False)
 
     def unlock(self) -> None:
+        """Release the bus."""
         self._lock.release()
 
     def _check(self, address: int) -> None:
@@ -40,6 +42,7 @@ class RecordingPca9685Bus:
             raise OSError(19, "No such device")  # what the bus says for an empty address
 
     def writeto(self, address: int, buffer, *, start: int = 0, end: int | None = None) -> None:
+        """Register pointer then data (auto-increment); an empty write is a probe."""
         self._check(address)
         data = bytes(buffer[start:end])
         if not data:
@@ -48,6 +51,7 @@ class RecordingPca9685Bus:
         self._write(data[1:])
 
     def readfrom_into(self, address: int, buffer, *, start: int = 0, end: int | None = None) -> None:
+        """Read from the register pointer on (OSError for an address with no chip)."""
         self._check(address)
         end = len(buffer) if end is None else end
         for i in range(start, end):
@@ -56,6 +60,7 @@ class RecordingPca9685Bus:
 
     def writeto_then_readfrom(self, address: int, buffer_out, buffer_in, *, out_start: int = 0,
                               out_end: int | None = None, in_start: int = 0, in_end: int | None = None) -> None:
+        """Set the register pointer, then read (a repeated-start transfer)."""
         self.writeto(address, bytes(buffer_out), start=out_start, end=out_end)
         self.readfrom_into(address, buffer_in, start=in_start, end=in_end)
 
