@@ -12,6 +12,8 @@ import click
 from car_client.daemon.config import ENV_VAR, ConfigError, load_config, resolve_config_path
 
 EXIT_NOT_ACTIVATED = 2
+#: the real car refused the console password, or its certificate changed (re-pin)
+EXIT_VEHICLE_REFUSED = 4
 
 _config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), envvar=ENV_VAR,
@@ -44,11 +46,26 @@ def activate(server: str, code: str, config_path: str | None, hostname: str | No
 
 
 def _make_vehicle(kind: str, track: str | None, speedup: float, seed: int | None,
-                  randomize: bool, standin_lap_s: float | None):
+                  randomize: bool, standin_lap_s: float | None, data_dir: Path,
+                  console_url: str | None = None, password_file: str | None = None,
+                  donkey_config: str | None = None):
     if kind == "standin":
         from car_client.vehicle.standin import StandInVehicle
 
         return StandInVehicle(lap_interval_s=standin_lap_s, seed=seed)
+    if kind == "deepracer":
+        return _deepracer(console_url, password_file, data_dir)
+    if kind == "donkey":
+        from car_client.vehicle.donkey import (
+            DonkeyConfigError,
+            load_donkey_config,
+            make_donkey_vehicle,
+        )
+
+        try:
+            return make_donkey_vehicle(load_donkey_config(donkey_config))
+        except (DonkeyConfigError, ImportError, OSError, ValueError) as exc:
+            raise click.ClickException(f"cannot start the Donkey Car backend: {exc}") from None
     try:
         from car_client.sim.vehicle import SimulatedVehicle
     except ImportError as exc:
@@ -56,10 +73,58 @@ def _make_vehicle(kind: str, track: str | None, speedup: float, seed: int | None
     return SimulatedVehicle(track=track, speedup=speedup, seed=seed, randomize=randomize)
 
 
+def read_password_file(path: str | None) -> str:
+    """The console password: the first line of ``path`` (ClickException when missing/empty)."""
+    if not path:
+        raise click.ClickException("--vehicle deepracer needs --console-password-file "
+                                   "(a file holding the car's console password)")
+    try:
+        password = Path(path).read_text(encoding="utf-8").splitlines()[0].strip()
+    except (OSError, IndexError) as exc:
+        raise click.ClickException(f"cannot read the console password from {path}: {exc}") from None
+    if not password:
+        raise click.ClickException(f"the console password file {path} is empty")
+    return password
+
+
+def _deepracer(console_url: str | None, password_file: str | None, data_dir: Path):
+    from car_client.vehicle.deepracer import DeepRacerVehicle
+    from car_client.vehicle.deepracer_console import (
+        ConsoleClient,
+        ConsoleUnreachable,
+        LoginRefused,
+        PinMismatch,
+    )
+
+    if not console_url:
+        raise click.ClickException("--vehicle deepracer needs --console-url https://<car address>")
+    try:
+        client = ConsoleClient(console_url, read_password_file(password_file),
+                               data_dir / "deepracer-pins.json")
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        client.login()
+    except (LoginRefused, PinMismatch) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_VEHICLE_REFUSED)
+    except ConsoleUnreachable as exc:  # the car may still be booting: the backend keeps trying
+        logging.getLogger(__name__).warning("%s; carrying on, commands wait for the car", exc)
+    return DeepRacerVehicle(client)
+
+
 @click.command()
 @_config_option
-@click.option("--vehicle", "vehicle_kind", type=click.Choice(["standin", "sim"]),
-              default="standin", show_default=True, help="What to drive.")
+@click.option("--vehicle", "vehicle_kind", type=click.Choice(["standin", "sim", "deepracer", "donkey"]),
+              default="standin", show_default=True,
+              help="What to drive (deepracer: a bridge to the car's console; donkey: on the car's Pi).")
+@click.option("--console-url", envvar="DREM_DEEPRACER_URL", default=None,
+              help="--vehicle deepracer: the car's console, https://<car address>.")
+@click.option("--console-password-file", "password_file", envvar="DREM_DEEPRACER_PASSWORD_FILE",
+              type=click.Path(dir_okay=False), default=None,
+              help="--vehicle deepracer: file holding the console password (never on the command line).")
+@click.option("--donkey-config", envvar="DREM_DONKEY_CONFIG", type=click.Path(dir_okay=False), default=None,
+              help="--vehicle donkey: the car's calibration (JSON, see docs/cars.md).")
 @click.option("--track", default="reinvent_base", show_default=True,
               help="Track for --vehicle sim (a name from the shared tracks folder).")
 @click.option("--speedup", type=float, default=1.0, show_default=True,
@@ -75,9 +140,10 @@ def _make_vehicle(kind: str, track: str | None, speedup: float, seed: int | None
               help="Seconds to wait for the server's ack of a lap or result.")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-def run(config_path, vehicle_kind, track, speedup, seed, randomize, standin_lap_s, data_dir,
-        ack_timeout, log_level) -> None:
-    """Run the car daemon until SIGTERM/SIGINT (exit 3: token refused, re-activate)."""
+def run(config_path, vehicle_kind, console_url, password_file, donkey_config, track, speedup, seed,
+        randomize, standin_lap_s, data_dir, ack_timeout, log_level) -> None:
+    """Run the car daemon until SIGTERM/SIGINT (exit 3: token refused, re-activate;
+    exit 4: the DeepRacer console refused the password or its certificate changed)."""
     path = resolve_config_path(config_path)
     try:
         config = load_config(path)
@@ -86,9 +152,10 @@ def run(config_path, vehicle_kind, track, speedup, seed, randomize, standin_lap_
         sys.exit(EXIT_NOT_ACTIVATED)
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    vehicle = _make_vehicle(vehicle_kind, track, speedup, seed, randomize, standin_lap_s)
+    folder = Path(data_dir) if data_dir else path.parent
+    vehicle = _make_vehicle(vehicle_kind, track, speedup, seed, randomize, standin_lap_s, folder,
+                            console_url, password_file, donkey_config)
     from car_client.daemon.daemon import Daemon
 
-    daemon = Daemon(config, vehicle, Path(data_dir) if data_dir else path.parent,
-                    ack_timeout_s=ack_timeout)
+    daemon = Daemon(config, vehicle, folder, ack_timeout_s=ack_timeout)
     sys.exit(daemon.run())

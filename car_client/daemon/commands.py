@@ -8,7 +8,11 @@ executor thread, except:
   running download and any ``start_driving`` still queued or starting;
 - ``load_model`` downloads on its own thread (state ``loading_model``), so the
   settings commands keep working meanwhile; progress is reported by repeating
-  ``acknowledged`` with ``progress`` 0..1.
+  ``acknowledged`` with ``progress`` 0..1. A real car that must take the model onto
+  its own hardware (``Vehicle.prepare_model``, e.g. a DeepRacer's upload, install
+  and load) does so on the same thread: the download is then the first
+  :data:`DOWNLOAD_SHARE` of the progress. A model in a format the vehicle cannot
+  run (``Vehicle.model_formats``) is refused before any download.
 
 A command id seen before (redelivery) is ignored: its results are already in the
 outbox. ``restart`` is handed to the daemon, which reports ``done`` from the new
@@ -32,11 +36,13 @@ from car_client.daemon.outbox import Outbox, new_id
 from car_client.daemon.settings import MAX_SPEED_MPS, MIN_SPEED_MPS, Settings
 from car_client.daemon.state import COMMAND_TYPES, CommandRefused, StateMachine
 from car_client.protocol import TAIL_LIGHTS
-from car_client.vehicle.base import LapCallback, Vehicle
+from car_client.vehicle.base import LapCallback, Vehicle, VehicleError
 
 log = logging.getLogger(__name__)
 
 SEEN_MAX = 2000
+#: share of a load's progress taken by the download when the vehicle prepares the model after it
+DOWNLOAD_SHARE = 0.4
 INTERRUPTED = ("the car client restarted before this command finished (it was stopped hard or lost "
                "power); send it again")
 
@@ -244,8 +250,15 @@ class CommandDispatcher:
         return bool(self.store.ids())
 
     # -- handlers (each ends in a done/failed result, or hands that on) -----
+    def _needs_preparing(self) -> bool:
+        return type(self.vehicle).prepare_model is not Vehicle.prepare_model
+
     def _do_load_model(self, command_id: str, params: dict) -> None:
         model_id = str(params["model_id"])
+        fmt = str(params.get("format") or "")
+        if fmt and fmt not in self.vehicle.model_formats:
+            raise CommandRefused(f"this car runs {', '.join(self.vehicle.model_formats)} models, "
+                                 f"not {fmt}")
         if self._download is not None and self._download.is_alive():
             self._download.join(5.0)  # a download cancelled by emergency_stop winding down
             if self._download.is_alive():
@@ -258,6 +271,8 @@ class CommandDispatcher:
 
     def _download_model(self, command_id: str, params: dict) -> None:
         reported = [0.0]
+        prepare = self._needs_preparing()
+        share = DOWNLOAD_SHARE if prepare else 1.0
 
         def progress(fraction: float) -> None:
             if fraction - reported[0] >= 0.25 and fraction < 1.0:
@@ -265,11 +280,17 @@ class CommandDispatcher:
                 self.result(command_id, "acknowledged", progress=round(fraction, 2))
 
         try:
-            self.store.load(str(params["model_id"]), str(params["url"]), str(params["sha256"]),
-                            name=str(params.get("name") or ""),
-                            model_format=str(params.get("format") or ""),
-                            size=params.get("size"), progress=progress,
-                            cancel=self._cancel_download)
+            spec = self.store.load(str(params["model_id"]), str(params["url"]), str(params["sha256"]),
+                                   name=str(params.get("name") or ""),
+                                   model_format=str(params.get("format") or ""),
+                                   size=params.get("size"), progress=lambda f: progress(f * share),
+                                   cancel=self._cancel_download)
+            if prepare:
+                progress(share)
+                self._prepare(spec, lambda f: progress(share + (1.0 - share) * f))
+        except (VehicleError, ValueError) as exc:
+            self.machine.apply("load_failed", has_models=self._has_models())
+            self.result(command_id, "failed", str(exc))
         except DownloadError as exc:
             self.machine.apply("load_failed", has_models=self._has_models())
             cancelled = self._cancel_download.is_set() and exc.reason == "download cancelled"
@@ -283,7 +304,24 @@ class CommandDispatcher:
             self.result(command_id, "done", progress=1.0)
         self._on_change()
 
+    def _prepare(self, spec, progress) -> None:
+        """Put ``spec`` onto the vehicle; on failure drop it from the store, so the
+        heartbeat never lists a model the car itself does not have."""
+        try:
+            self.vehicle.prepare_model(spec, progress, self._cancel_download)
+            if self._cancel_download.is_set():
+                raise VehicleError(self._cancel_reason)
+        except Exception:
+            self.store.delete([spec.model_id])
+            raise
+
     def _do_delete_models(self, command_id: str, params: dict) -> None:
+        wanted = [str(i) for i in params.get("model_ids") or []] or self.store.ids()
+        specs = [spec for spec in (self.store.get(i) for i in wanted) if spec is not None]
+        try:
+            self.vehicle.delete_models(specs)
+        except VehicleError as exc:
+            raise CommandRefused(str(exc)) from None
         removed = self.store.delete([str(i) for i in params.get("model_ids") or []])
         for model_id in removed:
             self.machine.forget_model(model_id)
@@ -326,9 +364,12 @@ class CommandDispatcher:
 
     def _do_emergency_stop(self, command_id: str, params: dict) -> None:
         self._estop_generation += 1
+        self._cancel_reason = "cancelled by emergency stop"
         self._cancel_download.set()
-        self.vehicle.emergency_stop()
-        self.machine.apply("emergency_stop", has_models=self._has_models())
+        try:
+            self.vehicle.emergency_stop()
+        finally:  # the car is stopped as far as the daemon can tell; failures say why
+            self.machine.apply("emergency_stop", has_models=self._has_models())
         self.result(command_id, "done")
 
     def _do_set_max_speed(self, command_id: str, params: dict) -> None:

@@ -32,7 +32,7 @@ from car_client.daemon.model_store import ModelStore
 from car_client.daemon.outbox import LapLog, Outbox
 from car_client.daemon.settings import Settings
 from car_client.daemon.state import CarState, StateMachine
-from car_client.vehicle.base import LapReport, Vehicle
+from car_client.vehicle.base import LapReport, Vehicle, VehicleError
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +128,21 @@ class Daemon:
             "software_version": __version__,
             "max_speed_mps": self.settings.max_speed_mps,
             "tail_light": self.settings.tail_light,
-            "models": self.store.list(),
+            # a model still being taken onto the car (e.g. a DeepRacer's upload) is not on it yet
+            "models": [m for m in self.store.list() if not (snap.state is CarState.LOADING_MODEL
+                                                            and m.get("model_id") == snap.loading_model_id)],
             "model_in_use": snap.model_in_use,
             "error": snap.error,
-        }
+            "model_formats": list(self.vehicle.model_formats),
+        } | ({"fps": status["fps"]} if status.get("fps") is not None else {})
+
+    def _apply_settings(self) -> None:
+        """Give the vehicle the saved max speed and tail light (logged when it cannot take them)."""
+        try:
+            self.vehicle.set_max_speed(self.settings.max_speed_mps)
+            self.vehicle.set_tail_light(self.settings.tail_light)
+        except (VehicleError, ValueError) as exc:
+            log.warning("could not apply the saved settings to the vehicle: %s", exc)
 
     def request_restart(self, command_id: str) -> None:
         """Stop the daemon and re-execute the process; the new one reports ``done``."""
@@ -158,8 +169,8 @@ class Daemon:
         if install_signals:
             signal.signal(signal.SIGTERM, self.request_stop)
             signal.signal(signal.SIGINT, self.request_stop)
-        self.vehicle.set_max_speed(self.settings.max_speed_mps)
-        self.vehicle.set_tail_light(self.settings.tail_light)
+        # a real car may be unreachable now (booting) and wait for it: never hold up the start
+        threading.Thread(target=self._apply_settings, name="car-settings", daemon=True).start()
         self._pick_up_restart()
         interrupted = self.dispatcher.recover_interrupted()
         if interrupted:

@@ -7,8 +7,11 @@ simulated car (``car_client.sim``) and the stand-in vehicle implement it.
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from car_client.protocol import MODEL_FORMATS
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,13 @@ class LapReport:
 
 
 LapCallback = Callable[[LapReport], None]
+#: progress callback of :meth:`Vehicle.prepare_model`: a fraction 0..1
+ProgressCallback = Callable[[float], None]
+
+
+class VehicleError(Exception):
+    """A real car refused or failed an operation; ``str(exc)`` is the car's own text,
+    sent to the server as the command's failure reason."""
 
 
 class Vehicle(abc.ABC):
@@ -55,7 +65,26 @@ class Vehicle(abc.ABC):
 
     All methods are thread-safe; ``start_driving`` returns at once and drives in
     the background until ``stop_driving`` or ``emergency_stop``.
+
+    ``model_formats``: the model formats this car can run (words of
+    :data:`car_client.protocol.MODEL_FORMATS`), reported in the heartbeat so the
+    server refuses a model the car cannot run.
     """
+
+    model_formats: tuple[str, ...] = MODEL_FORMATS
+
+    def prepare_model(self, model: ModelSpec, progress: ProgressCallback,  # noqa: B027 - optional hook
+                      cancel: threading.Event) -> None:
+        """Put a downloaded model onto the car's own hardware (default: nothing to do).
+
+        Called on the download thread after the file is in the model store; a real
+        car uploads and installs it here. ``progress(fraction)`` reports 0..1;
+        return early when ``cancel`` is set. Raises :class:`VehicleError` (the car's
+        text) or ``ValueError`` (a model this car cannot run)."""
+
+    def delete_models(self, models: list[ModelSpec]) -> None:  # noqa: B027 - optional hook
+        """Remove these models from the car's own hardware (default: nothing to do).
+        Raises :class:`VehicleError` with the car's text when it refuses."""
 
     @abc.abstractmethod
     def status(self) -> dict:

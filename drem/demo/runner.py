@@ -37,6 +37,7 @@ from drem.demo.launchers import (
     wait_healthy,
 )
 from drem.demo.processes import ManagedProcess, free_port, wait_until
+from drem.demo.real_cars import DeepRacerDemoCar, DonkeyDemoCar, start_deepracer, start_donkey
 from drem.demo.report import compare_with_car_logs, format_summary
 from drem.demo.scaleout import ScaleoutServices, WebCluster
 from drem.platform.config import REPO_ROOT, demo_models_dir
@@ -66,6 +67,7 @@ class DemoOptions:
     redis_url: str = ""
     storage_url: str = ""
     scaleout: bool = False
+    real_cars: bool = False  # also a "DeepRacer" through its device console (drem/demo/real_cars.py)
     job_workers: int = 1
     extra_env: dict = field(default_factory=dict)
     log: callable = print
@@ -104,6 +106,7 @@ class DemoEvent:
         self.scale = None
         self.clamd: Clamd | None = None
         self.cars: list[CarHandle] = []
+        self.real_cars: list[DeepRacerDemoCar | DonkeyDemoCar] = []
         self.url = ""
         self.event: dict = {}
         self.racers: list[dict] = []
@@ -241,6 +244,10 @@ class DemoEvent:
         for car in self.cars:
             wait_until(lambda c=car: self._car(c)["online"], 60, f"{car.hostname} online", 0.2)
         o.log(f"{len(self.cars)} cars online")
+        if o.real_cars:  # issue 14: beside the simulated cars, not in the races (it reports no laps)
+            self.real_cars.append(start_deepracer(self.operator, self.url, o.instance / "cars", self.event,
+                                                  o.speedup, o.log))
+            self.real_cars.append(start_donkey(self.operator, self.url, o.instance / "cars", self.event, o.log))
 
     def car_server_url(self, index: int) -> str:
         """The server URL car ``index`` is activated with (the drill puts a proxy in between)."""
@@ -326,6 +333,8 @@ class DemoEvent:
         """Stop every process the demo started: the cars, the web server(s), the scale-out
         services, and clamd when the demo started it (one that ran before is left alone).
         Each gets SIGTERM, then SIGKILL of its whole process tree."""
+        for real_car in self.real_cars:
+            real_car.stop()
         for car in self.cars:
             if car.proc is not None:
                 car.proc.stop()

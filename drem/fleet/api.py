@@ -11,7 +11,7 @@ from drem.models_mgr.download import send_model_file
 from drem.models_mgr.service import available_model
 from drem.platform.effects import commit
 from drem.platform.errors import ServiceError
-from drem.platform.inputs import MAX_ID, id_arg, int_arg, record_id, text, whole_number
+from drem.platform.inputs import MAX_ID, flag, id_arg, int_arg, record_id, text, whole_number
 from drem.platform.permissions import public, require
 from drem.platform.web import json_body, no_csrf
 
@@ -129,6 +129,18 @@ def send_commands():
     if not isinstance(params, dict):
         raise ServiceError("params must be a JSON object", "params")
     sent = commands.send_commands(current_user, data.get("car_ids"), text(data, "type", 0, 40, default=""), params)
+    commit()
+    return jsonify(commands=[c.to_dict() for c in sent]), 201
+
+
+@bp.post("/load")
+@require("fleet.manage")
+def load_models():
+    """``{car_ids: [..], model_ids: [..], clear_first: bool}`` -> ``{commands: [..]}``: every
+    model onto every car, optionally deleting the cars' models first (all or nothing)."""
+    data = json_body()
+    sent = commands.load_models(current_user, data.get("car_ids"), data.get("model_ids"),
+                                flag(data, "clear_first"))
     commit()
     return jsonify(commands=[c.to_dict() for c in sent]), 201
 

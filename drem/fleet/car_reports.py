@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from drem.events.models import MAX_LAP_MS
 from drem.fleet.models import Car, CarLapReport
-from drem.fleet.service import CAR_STATES, TAIL_LIGHTS, push_car
+from drem.fleet.service import CAR_STATES, MODEL_FORMATS, TAIL_LIGHTS, push_car
 from drem.platform.db_types import utcnow
 from drem.platform.extensions import db
 from drem.platform.signals import car_lap_reported
@@ -39,6 +39,12 @@ def record_heartbeat(car: Car, data: dict, ip: str | None) -> dict:
     in_use = data.get("model_in_use")
     car.model_in_use = str(in_use)[:40] if in_use not in (None, "") else None
     car.error = str(data["error"])[:500] if data.get("error") else None
+    formats = data.get("model_formats")
+    if isinstance(formats, list) and formats and all(f in MODEL_FORMATS for f in formats):
+        car.model_formats = [f for f in MODEL_FORMATS if f in formats]
+    fps = data.get("fps")
+    car.fps = round(float(fps), 1) if isinstance(fps, int | float) and not isinstance(fps, bool) \
+        and 0 <= fps <= 1000 else None
     push_car(car)
     db.session.flush()
     return {"ok": True}

@@ -3,6 +3,12 @@
 A command reaches a car as ``command`` on the ``/car`` namespace (room ``car:<id>``);
 the car answers with ``command_result`` messages whose status only moves forward
 (docs/car-protocol.md, section 2).
+
+A car takes one model at a time (it refuses ``load_model`` while loading), so the
+server holds a car's further ``load_model`` commands (``queued``, reason "waiting for
+the previous load on this car") and sends the next when the previous one finishes.
+A model in a format the car does not run (its heartbeat's ``model_formats``) is
+refused here, before anything is sent.
 """
 
 from __future__ import annotations
@@ -23,7 +29,14 @@ from drem.fleet.models import (
     Car,
     CarCommand,
 )
-from drem.fleet.service import COMMAND_TYPES, TAIL_LIGHTS, car_dict, get_car, push_command
+from drem.fleet.service import (
+    COMMAND_TYPES,
+    TAIL_LIGHTS,
+    car_dict,
+    check_car_runs,
+    get_car,
+    push_command,
+)
 from drem.models_mgr.service import available_model, model_exists
 from drem.platform.db_types import utcnow
 from drem.platform.effects import after_commit
@@ -70,6 +83,7 @@ def _params(command_type: str, params: dict, car: Car) -> tuple[dict, int | None
             model = available_model(record_id(params, "model_id"))
         except NotFound:
             raise ServiceError("that model is not available (it must be scanned clean first)", "model_id") from None
+        check_car_runs(car, model)
         return {"model_id": str(model.id), "name": model.filename, "format": model.model_format,
                 "sha256": model.sha256, "size": model.size,
                 "url": signed_model_path(model.id, car.id)}, model.id
@@ -130,7 +144,7 @@ def send_commands(actor, car_ids: list, command_type: str, params: dict | None =
         db.session.flush()
         online = car.is_online(now, current_app.config["CAR_OFFLINE_AFTER_S"])
         if online:
-            _deliver(cmd)
+            _deliver_or_hold(cmd)
         elif command_type == "emergency_stop":
             _finish(cmd, FAILED, "car offline")
         else:
@@ -139,6 +153,38 @@ def send_commands(actor, car_ids: list, command_type: str, params: dict | None =
         commands.append(cmd)
     db.session.flush()
     return commands
+
+
+WAITING_FOR_LOAD = "waiting for the previous load on this car"
+
+
+def _load_in_flight(cmd: CarCommand) -> bool:
+    """Whether another ``load_model`` of ``cmd``'s car is sent but not finished."""
+    return db.session.scalar(db.select(CarCommand.id).where(
+        CarCommand.car_id == cmd.car_id, CarCommand.command_type == "load_model", CarCommand.id != cmd.id,
+        CarCommand.status.in_((SENT, ACKNOWLEDGED))).limit(1)) is not None
+
+
+def _deliver_or_hold(cmd: CarCommand) -> bool:
+    """Send ``cmd`` unless it is a ``load_model`` behind another running load of its car
+    (then it stays queued with :data:`WAITING_FOR_LOAD`). Returns whether it was sent."""
+    if cmd.command_type == "load_model" and _load_in_flight(cmd):
+        cmd.status, cmd.reason = QUEUED, WAITING_FOR_LOAD
+        return False
+    _deliver(cmd)
+    return True
+
+
+def _deliver_next_load(car: Car) -> None:
+    """After a load finished: send the car's oldest held ``load_model``, if it is online."""
+    if not car.is_online(utcnow(), current_app.config["CAR_OFFLINE_AFTER_S"]):
+        return
+    db.session.flush()
+    nxt = db.session.scalar(db.select(CarCommand).where(
+        CarCommand.car_id == car.id, CarCommand.command_type == "load_model", CarCommand.status == QUEUED,
+        CarCommand.expires_at > utcnow()).order_by(CarCommand.id).limit(1))
+    if nxt is not None and _deliver_or_hold(nxt):
+        push_command(nxt)
 
 
 def _deliver(cmd: CarCommand) -> None:
@@ -167,9 +213,9 @@ def deliver_pending(car: Car) -> int:
     for cmd in rows:
         if cmd.expires_at <= now:
             _finish(cmd, FAILED, "car offline")
-        else:
-            _deliver(cmd)
+        elif _deliver_or_hold(cmd):
             sent += 1
+        db.session.flush()  # the next held load sees this one in flight
         push_command(cmd)
     return sent
 
@@ -206,7 +252,41 @@ def record_result(car: Car, data: dict) -> dict:
         cmd.reason = str(data["reason"])[:500] if data.get("reason") else None
     push_command(cmd)
     db.session.flush()
+    if status in FINISHED and cmd.command_type == "load_model":
+        _deliver_next_load(car)
     return {"ok": True}
+
+
+def load_models(actor, car_ids: list, model_ids: list, clear_first: bool = False) -> list[CarCommand]:
+    """Load several models onto several cars in one action (as DREM's "Load model").
+
+    Every model must be available and every car must run every model's format, or
+    nothing is sent (ServiceError naming the car, its formats and the model). With
+    ``clear_first`` each car first gets ``delete_models`` for all its models. Per car
+    the loads run one after the other (see the module docstring). Returns every
+    command created, in order; progress arrives per command (``command_status``).
+    """
+    ids = record_ids({"model_ids": model_ids}, "model_ids")
+    if not ids:
+        raise ServiceError("choose at least one model", "model_ids")
+    cars = [get_car(car_id) for car_id in record_ids({"car_ids": car_ids}, "car_ids")]
+    if not cars:
+        raise ServiceError("choose at least one car", "car_ids")
+    for model_id in ids:
+        try:
+            model = available_model(model_id)
+        except NotFound:
+            raise ServiceError(f"model {model_id} is not available (it must be scanned clean first)",
+                               "model_ids") from None
+        for car in cars:
+            check_car_runs(car, model)
+    created: list[CarCommand] = []
+    for car in cars:
+        if clear_first:
+            created += send_commands(actor, [car.id], "delete_models", {"model_ids": []})
+        for model_id in ids:
+            created += send_commands(actor, [car.id], "load_model", {"model_id": model_id})
+    return created
 
 
 def expire_queued() -> int:
@@ -215,10 +295,26 @@ def expire_queued() -> int:
     rows = list(db.session.scalars(db.select(CarCommand).where(CarCommand.status == QUEUED,
                                                                CarCommand.expires_at <= now)))
     for cmd in rows:
-        _finish(cmd, FAILED, "car offline")
+        held = cmd.reason == WAITING_FOR_LOAD
+        _finish(cmd, FAILED, "the previous load on this car took too long; send it again" if held
+                else "car offline")
         push_command(cmd)
     db.session.flush()
     return len(rows)
+
+
+def latest_loads(car_ids: list[int] | None = None) -> dict[int, dict]:
+    """Each car's newest ``load_model`` command (operator JSON shape), by car id: what the
+    cars page and the timekeeper console show as the car's load progress. ``car_ids``
+    None: every car."""
+    newest = db.select(db.func.max(CarCommand.id)).where(CarCommand.command_type == "load_model")
+    if car_ids is not None:
+        if not car_ids:
+            return {}
+        newest = newest.where(CarCommand.car_id.in_(car_ids))
+    rows = db.session.scalars(db.select(CarCommand).where(
+        CarCommand.id.in_(newest.group_by(CarCommand.car_id).scalar_subquery())))
+    return {cmd.car_id: cmd.to_dict() for cmd in rows}
 
 
 def get_command(command_id: int) -> CarCommand:

@@ -58,8 +58,16 @@ class Car(db.Model):
     max_speed_mps: Mapped[float | None] = mapped_column(Float)
     tail_light: Mapped[str | None] = mapped_column(String(10))
     error: Mapped[str | None] = mapped_column(Text)
+    #: the model formats the car runs (its heartbeat says; None until it has said)
+    model_formats: Mapped[list | None] = mapped_column(JSON)
+    #: frames per second of the car's drive loop while driving (None when it reports none)
+    fps: Mapped[float | None] = mapped_column(Float)
 
     fleet = relationship("Fleet", back_populates="cars")
+
+    def runs(self, model_format: str | None) -> bool:
+        """Whether the car can run a model of ``model_format`` (True while it has not said)."""
+        return self.model_formats is None or model_format in self.model_formats
 
     def is_online(self, now: datetime, offline_after_s: int) -> bool:
         """Connected and heard from within ``offline_after_s`` seconds."""
@@ -76,6 +84,7 @@ class Car(db.Model):
             "ip": self.ip, "software_version": self.software_version, "battery_pct": self.battery_pct,
             "state": self.state, "loaded_models": self.loaded_models, "model_in_use": self.model_in_use,
             "max_speed_mps": self.max_speed_mps, "tail_light": self.tail_light, "error": self.error,
+            "model_formats": self.model_formats, "fps": self.fps,
         }
 
 

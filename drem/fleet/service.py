@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 
-from car_client.protocol import CAR_STATES, COMMAND_TYPES, TAIL_LIGHTS  # noqa: F401 - re-exported
+from car_client.protocol import CAR_STATES, COMMAND_TYPES, MODEL_FORMATS, TAIL_LIGHTS  # noqa: F401 - re-exported
 from drem.events.models import Track
 from drem.events.service import get_track
 from drem.fleet.models import ActivationCode, Car, CarCommand, Fleet
@@ -39,6 +39,24 @@ def offline_after() -> int:
 def car_dict(car: Car) -> dict:
     """A car's JSON shape with ``online`` computed now."""
     return car.to_dict(_now(), offline_after())
+
+
+#: how the cars page and messages name each model format
+FORMAT_LABELS = {"deepracer": "DeepRacer archives (.tar.gz)", "keras": "Keras models (.h5, .keras)",
+                 "tflite": "TensorFlow Lite models (.tflite)", "savedmodel": "SavedModels (.zip)"}
+#: one model of each format, for messages
+FORMAT_NOUNS = {"deepracer": "a DeepRacer archive", "keras": "a Keras model", "tflite": "a TensorFlow Lite model",
+                "savedmodel": "a SavedModel"}
+
+
+def check_car_runs(car: Car, model) -> None:
+    """ServiceError unless ``car`` runs ``model``'s format (a car that has not reported its
+    formats yet is not refused). The message names the car, its formats and the model."""
+    if car.runs(model.model_format):
+        return
+    formats = ", ".join(FORMAT_LABELS.get(f, f) for f in car.model_formats or [])
+    raise ServiceError(f"{car.hostname} runs only {formats}: {model.filename} is "
+                       f"{FORMAT_NOUNS.get(model.model_format, model.model_format)}", "model_id")
 
 
 def push_car(car: Car) -> None:

@@ -25,6 +25,7 @@ def cars():
                            fleets=service.list_fleets(), models=list_available_models(200),
                            tracks=service.assignable_tracks(),
                            recent=[c.to_dict() for c in commands.list_commands(limit=30)],
+                           loads=commands.latest_loads(),
                            tail_lights=service.TAIL_LIGHTS, form=EmptyForm(), code=None)
 
 

@@ -12,6 +12,10 @@
     text(badge.firstChild, c.online ? "online" : (c.revoked ? "revoked" : "offline"));
     text(tr.querySelector(".ip"), (c.ip || "") + " " + (c.software_version || ""));
     text(tr.querySelector(".state"), (c.state || "") + (c.error ? " (" + c.error + ")" : ""));
+    const runs = document.createElement("span");
+    runs.className = "muted runs";
+    runs.textContent = (c.model_formats ? "runs " + c.model_formats.join(", ") : "") + (c.fps != null ? " · " + c.fps + " fps" : "");
+    tr.querySelector(".state").append(document.createElement("br"), runs);
     text(tr.querySelector(".battery"), c.battery_pct == null ? "" : c.battery_pct + "%");
     text(tr.querySelector(".speed"), c.max_speed_mps);
     text(tr.querySelector(".light"), c.tail_light);
@@ -26,7 +30,23 @@
     });
   }
 
+  // Per-car load progress (the car's newest load_model command) in the "Load" column.
+  function loadCell(c) {
+    if (c.type !== "load_model") return;
+    const tr = document.querySelector('#cars-table tr[data-car-id="' + c.car_id + '"]');
+    const cell = tr && tr.querySelector(".load");
+    if (!cell) return;
+    if (cell.dataset.commandId && Number(cell.dataset.commandId) > c.id) return;  // an older load
+    cell.dataset.commandId = c.id;
+    const pct = Math.round((c.progress || 0) * 100);
+    cell.innerHTML = '<progress max="100"></progress> <span class="load-text"></span>';
+    cell.firstChild.value = pct;
+    text(cell.lastChild, (c.model || "") + ": " + c.status + (c.status === "sent" || c.status === "acknowledged" ? " " + pct + "%" : "") +
+      (c.reason ? " (" + c.reason + ")" : ""));
+  }
+
   function commandRow(c) {
+    loadCell(c);
     const table = document.getElementById("commands-table");
     let tr = table.querySelector('tr[data-command-id="' + c.id + '"]');
     if (!tr) {
@@ -55,8 +75,18 @@
   document.querySelectorAll("#commands button[data-cmd]").forEach((btn) => btn.addEventListener("click", async () => {
     const type = btn.dataset.cmd;
     const carIds = Array.from(document.querySelectorAll(".car-select:checked")).map((b) => Number(b.value));
+    const modelIds = Array.from(document.getElementById("cmd-model").selectedOptions).map((o) => Number(o.value));
+    if (type === "load_model") {  // every selected model onto every selected car (POST /api/fleet/load)
+      const resp = await fetch("/api/fleet/load", {method: "POST", headers: {"Content-Type": "application/json", "X-CSRFToken": csrf},
+        body: JSON.stringify({car_ids: carIds, model_ids: modelIds, clear_first: document.getElementById("cmd-clear").checked})});
+      const body = await resp.json();
+      text(document.getElementById("cmd-message"), resp.ok ? "load_model sent to " + carIds.length + " car(s)" +
+        (modelIds.length > 1 ? " (" + modelIds.length + " models, one after the other)" : "") : body.error);
+      if (resp.ok) body.commands.forEach(commandRow);
+      return;
+    }
     const params = {};
-    if (type === "load_model" || type === "start_driving") params.model_id = Number(document.getElementById("cmd-model").value);
+    if (type === "start_driving") params.model_id = modelIds[0];
     if (type === "set_tail_light") params.colour = document.getElementById("cmd-light").value;
     if (type === "set_max_speed") params.max_speed_mps = Number(document.getElementById("cmd-speed").value);
     const resp = await fetch("/api/fleet/commands", {method: "POST", headers: {"Content-Type": "application/json", "X-CSRFToken": csrf},

@@ -59,6 +59,7 @@
     $("tk-resets").textContent = state.current_resets;
     $("tk-best").textContent = fmtMs(state.best_lap_ms);
     document.querySelectorAll(".tk-buttons button").forEach((b) => { b.disabled = !canControl(); });
+    carLoad();
     const body = $("tk-laps").querySelector("tbody");
     body.innerHTML = "";
     state.laps.slice().reverse().forEach((lap) => {
@@ -71,6 +72,27 @@
       body.appendChild(tr);
     });
     tick();
+  }
+
+  // Before Start: the race car's model load (its newest load_model command), polled each second.
+  let carLoadTimer = null;
+  async function carLoad() {
+    const box = $("tk-car-load");
+    const show = !!(state && state.live && state.status === "ready" && state.car_id);
+    box.hidden = !show;
+    clearTimeout(carLoadTimer);
+    if (!show) return;
+    let cmd = null;  // a plain fetch: a poll must not clear the operator's messages as api() does
+    try {
+      const resp = await fetch("/api/fleet/commands?type=load_model&limit=1&car_id=" + state.car_id);
+      if (resp.ok) cmd = (await resp.json()).commands[0] || null;
+    } catch (e) { /* no connection: the next poll tries again */ }
+    $("tk-car-load-car").textContent = cmd ? cmd.hostname : "car";
+    $("tk-car-load-bar").value = cmd ? Math.round((cmd.progress || 0) * 100) : 0;
+    $("tk-car-load-text").textContent = !cmd ? "no model load sent" : (cmd.model || "") + ": " +
+      (cmd.status === "done" ? "loaded" : cmd.status) +
+      (cmd.status === "acknowledged" ? " " + Math.round((cmd.progress || 0) * 100) + "%" : "") + (cmd.reason ? " (" + cmd.reason + ")" : "");
+    carLoadTimer = setTimeout(carLoad, cmd && cmd.status === "done" ? 5000 : 1000);
   }
 
   function tick() {

@@ -27,7 +27,7 @@ from drem.events.models import (
 from drem.events.service import get_track
 from drem.events.versions import bump_of
 from drem.fleet.commands import send_commands
-from drem.fleet.service import get_car
+from drem.fleet.service import check_car_runs, get_car
 from drem.models_mgr.models import AVAILABLE, RacerModel
 from drem.platform.audit import record_audit
 from drem.platform.db_types import utcnow
@@ -121,6 +121,8 @@ def setup_race(actor, track_id: int, racer_id: int, car_id: int | None = None, m
         if model.owner_id != racer_id and not raced_by_proxy:
             raise ServiceError("that model belongs to another racer (tick 'raced by proxy' if intended)",
                                "model_id")
+    if car is not None and model is not None:
+        check_car_runs(car, model)
     race = Race(event_id=event.id, track_id=track.id, racer_id=racer_id, car_id=car.id if car else None,
                 model_id=model.id if model else None, operator_id=actor.id, raced_by_proxy=bool(raced_by_proxy),
                 status=READY, live_track_id=track.id, time_limit_ms=event.race_time_min * 60_000,

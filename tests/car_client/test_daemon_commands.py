@@ -20,7 +20,7 @@ from tests.car_client.peers import (
 BLOB = os.urandom(200_000)
 SHA = hashlib.sha256(BLOB).hexdigest()
 HEARTBEAT_KEYS = {"state", "battery_pct", "ip", "hostname", "software_version", "max_speed_mps",
-                  "tail_light", "models", "model_in_use", "error"}
+                  "tail_light", "models", "model_in_use", "error", "model_formats"}
 LAP_KEYS = {"lap_id", "model_id", "lap_time_ms", "resets", "lap_number", "finished_at"}
 
 
