@@ -24,3 +24,6 @@ from car_client.training.commands import export_deepracer_cmd, record_cmd, train
 main.add_command(record_cmd)
 main.add_command(train_cmd)
 main.add_command(export_deepracer_cmd)
+from car_client.vehicle.calibrate import calibrate  # noqa: E402
+
+main.add_command(calibrate)

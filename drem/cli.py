@@ -142,10 +142,12 @@ def worker_command(poll: float) -> None:
 @click.option("--models-dir", default=None, type=click.Path(path_type=Path),
               help="trained demo models (default: $DREM_DEMO_MODELS, else the user's cache folder, "
                    "see drem.platform.config.demo_models_dir)")
+@click.option("--real-cars", is_flag=True,
+              help="also a DeepRacer (device-console stand-in) and a Donkey Car (simulated hardware), see docs/cars.md")
 @click.option("--reset-database", is_flag=True,
               help="PostgreSQL only: create the DATABASE_URL database if missing, else drop every table in it")
 def demo_command(headless, racers, cars, speedup, laps, runs, host, port, workers, scaleout, job_workers,
-                 instance, models_dir, reset_database) -> None:
+                 instance, models_dir, real_cars, reset_database) -> None:
     """Run a whole demo event with real processes: clamd, the server, car clients with
     simulated cars; racers upload models over HTTP, the operator runs the races.
 
@@ -161,7 +163,7 @@ def demo_command(headless, racers, cars, speedup, laps, runs, host, port, worker
         opts = demo_options(headless=headless, instance=instance, models_dir=models_dir, port=port,
                             reset_database=reset_database, log=log, racers=racers, cars=cars, speedup=speedup,
                             laps=laps, runs=runs, host=host, workers=workers, scaleout=scaleout,
-                            job_workers=job_workers)
+                            job_workers=job_workers, real_cars=real_cars)
     except DemoSetupError as exc:
         raise click.ClickException(str(exc)) from exc
     if summary_failed(run_demo(DemoEvent(opts), headless, click.echo)):
