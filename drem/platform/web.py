@@ -1,14 +1,16 @@
 """Small helpers shared by the HTML pages and the JSON APIs: the JSON body, CSRF
-marks, the CSRF-only form and the post-redirect handler of page buttons."""
+marks, the CSRF-only form, the post-redirect handler of page buttons, and the sign-in
+rate limits."""
 
 from __future__ import annotations
 
-from flask import flash, redirect, request
+from flask import current_app, flash, redirect, request
+from flask_limiter.util import get_remote_address
 from flask_wtf import FlaskForm
 
 from drem.platform.effects import commit
 from drem.platform.errors import ServiceError
-from drem.platform.extensions import db
+from drem.platform.extensions import db, limiter
 
 
 class EmptyForm(FlaskForm):
@@ -47,3 +49,26 @@ def form_action(change, ok: str, target: str):
             commit()
             flash(ok, "info")
     return redirect(target)
+
+
+def _login_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _account_key() -> str:
+    """The account a sign-in attempt names (form or JSON ``username``, lower case)."""
+    name = request.form.get("username") if request.form else None
+    if name is None:
+        data = request.get_json(silent=True)
+        name = data.get("username") if isinstance(data, dict) else None
+    return "account:" + str(name or "").strip().lower()[:40]
+
+
+#: One ``LOGIN_RATE_LIMIT`` per client address shared by every way in: password and code
+#: sign-in (pages and API), sign-up, car activation. Guesses spread over routes all count.
+sign_in_limit = limiter.shared_limit(_login_limit, scope="sign-in", key_func=get_remote_address,
+                                     methods=["POST"])
+#: ``LOGIN_RATE_LIMIT`` per account name, from any address (password guessing spread over
+#: many addresses against one account).
+account_limit = limiter.shared_limit(_login_limit, scope="sign-in-account", key_func=_account_key,
+                                     methods=["POST"])
