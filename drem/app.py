@@ -8,7 +8,6 @@ all to register their blueprints and Socket.IO handlers; none imports it.
 from __future__ import annotations
 
 import os
-
 from urllib.parse import urlsplit
 
 from flask import Flask, flash, jsonify, redirect, render_template, request, session
@@ -35,8 +34,7 @@ from drem.leaderboard import subscribers as leaderboard_subscribers
 from drem.leaderboard import views as leaderboard_views
 from drem.main import views as main_views
 from drem.models_mgr import api as models_api
-from drem.models_mgr import scan_jobs
-from drem.models_mgr import scanner
+from drem.models_mgr import scan_jobs, scanner
 from drem.models_mgr import sockets as models_sockets
 from drem.models_mgr import views as models_views
 from drem.platform.background import Task, ensure_background_jobs

@@ -1,4 +1,5 @@
-"""The ``drem`` command: init, run, create-user, worker, demo, plus Flask's own (``drem db upgrade``)."""
+"""The ``drem`` command: init, run, create-user, worker, demo, doctor, plus Flask's own
+(``drem db upgrade``)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from drem.auth.models import User
 from drem.auth.service import create_user
 from drem.demo.runner import DemoEvent, DemoSetupError, demo_options, run_demo, summary_failed
 from drem.demo.seed import seed_demo
+from drem.models_mgr.scanner import SIGNATURES_MAX_AGE, signature_status
 from drem.platform.background import JobRunner
+from drem.platform.config import MIN_ADMIN_PASSWORD, ConfigError, check_secret
 from drem.platform.errors import ServiceError
 from drem.platform.extensions import db
 
@@ -49,10 +52,45 @@ def init_command(admin_username: str, admin_password: str | None) -> None:
     if db.session.scalar(db.select(User).where(User.role == "admin").limit(1)) is not None:
         click.echo("database is up to date; an admin exists already")
         return
+    if admin_password and current_app.config["DREM_ENV"] == "production":
+        try:
+            check_secret("the admin password", admin_password, MIN_ADMIN_PASSWORD)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
     password = admin_password or secrets.token_urlsafe(9)
     create_user(admin_username, password, role="admin")
     db.session.commit()
     click.echo(f"created admin {admin_username!r}" + ("" if admin_password else f" with password {password}"))
+
+
+@main.command("doctor")
+@with_appcontext
+def doctor_command() -> None:
+    """Check what an event needs: the database, the virus scanner and its signatures, the
+    secrets. Exits 1 when something is wrong (each problem on its own line)."""
+    problems: list[str] = []
+    try:
+        db.session.execute(db.text("SELECT 1"))
+        click.echo("database: ok")
+    except Exception as exc:  # noqa: BLE001 - any driver error is a problem to report
+        problems.append(f"database: {exc}")
+    status = signature_status(current_app.config["CLAMD_URL"])
+    click.echo(f"virus scanner: {current_app.config['CLAMD_URL']}: {status.version or 'not answering'}")
+    for database in status.databases:
+        age = (time.time() - database.built_at.timestamp()) / 86400
+        click.echo(f"  {database.name}: {database.signatures} signatures, built "
+                   f"{database.built_at:%Y-%m-%d %H:%M} UTC ({age:.0f} days ago)")
+    if status.warning:
+        problems.append(f"virus scanner: {status.warning}")
+    else:
+        click.echo(f"  signatures: ok (younger than {SIGNATURES_MAX_AGE.days} days)")
+    if current_app.config["DREM_ENV"] == "production" and not current_app.config["SESSION_COOKIE_SECURE"]:
+        click.echo("note: SESSION_COOKIE_SECURE is off; turn it on behind HTTPS (docs/deployment.md)")
+    for problem in problems:
+        click.echo(f"PROBLEM {problem}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo("all checks passed")
 
 
 @main.command("create-user")

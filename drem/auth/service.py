@@ -13,8 +13,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from drem.auth.models import ApiToken, SignInCode, User
 from drem.platform.audit import record_audit
 from drem.platform.db_types import utcnow
-from drem.platform.errors import Conflict, NotFound, ServiceError
 from drem.platform.effects import after_commit
+from drem.platform.errors import Conflict, NotFound, ServiceError
 from drem.platform.extensions import db, socketio
 from drem.platform.permissions import RACER, ROLES, allowed, end_user_sockets
 from drem.platform.tokens import code_hash, find_by_token, new_code, new_token

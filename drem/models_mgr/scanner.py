@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -316,14 +316,14 @@ def read_database(path: Path) -> SignatureDatabase:
     """Describe one database file (see :class:`SignatureDatabase`). Raises OSError when
     it cannot be read."""
     stat = path.stat()
-    built = datetime.fromtimestamp(stat.st_mtime, timezone.utc)
+    built = datetime.fromtimestamp(stat.st_mtime, UTC)
     if path.suffix in (".cvd", ".cld", ".cud"):
         with path.open("rb") as fh:
             header = fh.read(512).decode("ascii", "replace").split(":")
         # ClamAV-VDB:<build time>:<version>:<signatures>:<functionality level>:<md5>:<dsig>:<builder>:<time>
         count = int(header[3]) if len(header) > 8 and header[3].isdigit() else 0
         if len(header) > 8 and header[8].strip().isdigit():
-            built = datetime.fromtimestamp(int(header[8].strip()), timezone.utc)
+            built = datetime.fromtimestamp(int(header[8].strip()), UTC)
         return SignatureDatabase(path.name, count, built)
     with path.open("rb") as fh:
         count = sum(1 for line in fh if line.strip() and not line.startswith(b"#"))
@@ -356,7 +356,7 @@ def _parse_version(answer: str) -> tuple[int | None, datetime | None]:
     if len(parts) < 3 or not parts[1].isdigit():
         return None, None
     try:
-        built = datetime.strptime(parts[2].strip(), "%a %b %d %H:%M:%S %Y").replace(tzinfo=timezone.utc)
+        built = datetime.strptime(parts[2].strip(), "%a %b %d %H:%M:%S %Y").replace(tzinfo=UTC)
     except ValueError:
         try:
             built = parsedate_to_datetime(parts[2].strip())
@@ -372,7 +372,7 @@ def signature_status(clamd_url: str, now: datetime | None = None, timeout: float
     ``now`` (aware UTC, default the clock) decides staleness against
     :data:`SIGNATURES_MAX_AGE`.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     folder = database_folder(clamd_url)
     databases: list[SignatureDatabase] = []
     if folder is not None and folder.is_dir():

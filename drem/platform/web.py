@@ -51,6 +51,26 @@ def form_action(change, ok: str, target: str):
     return redirect(target)
 
 
+def client_address(req=None) -> str | None:
+    """The client's IP address for a request or a Socket.IO connection (``req``, default the
+    current request).
+
+    With ``PROXY_HOPS`` = n, the n-th ``X-Forwarded-For`` value from the right (what the
+    trusted proxy saw, as ProxyFix reads it); otherwise the socket's peer. A client cannot
+    choose its address by sending the header itself: with no trusted proxy the header is
+    ignored, and behind one only the proxy's own entry is read. Socket.IO connections are
+    answered outside ProxyFix, so their handlers must use this instead of ``remote_addr``.
+    """
+    req = req or request
+    hops = current_app.config.get("PROXY_HOPS") or 0
+    peer = req.environ.get("REMOTE_ADDR") or None
+    if hops:
+        values = [v.strip() for v in req.headers.get("X-Forwarded-For", "").split(",") if v.strip()]
+        if len(values) >= hops:
+            return values[-hops][:45]
+    return peer[:45] if peer else None
+
+
 def _login_limit() -> str:
     return current_app.config["LOGIN_RATE_LIMIT"]
 
