@@ -4,7 +4,7 @@ rate limits."""
 
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, request
+from flask import abort, current_app, flash, redirect, request
 from flask_limiter.util import get_remote_address
 from flask_wtf import FlaskForm
 
@@ -19,7 +19,11 @@ class EmptyForm(FlaskForm):
 
 
 def json_body() -> dict:
-    """The request's JSON object; ServiceError when the body is not a JSON object."""
+    """The request's JSON object; ServiceError when the body is not a JSON object, 413 when a
+    body without ``Content-Length`` (chunked) reached the route's size cap while read."""
+    cap = request.max_content_length
+    if cap is not None and len(request.get_data(cache=True)) >= cap:
+        abort(413)
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise ServiceError("send a JSON object with Content-Type: application/json")
