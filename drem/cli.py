@@ -112,7 +112,7 @@ def create_user_command(username, role, password, email, country_code) -> None:
 
 
 @main.command("run")
-@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 def serve_command(host: str, port: int) -> None:
     """Serve drem with gunicorn and one gevent worker (websockets included) on HOST:PORT.
