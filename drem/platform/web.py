@@ -67,7 +67,7 @@ def client_address(req=None) -> str | None:
     """
     req = req or request
     hops = current_app.config.get("PROXY_HOPS") or 0
-    peer = req.environ.get("REMOTE_ADDR") or None
+    peer = req.remote_addr or None
     if hops:
         values = [v.strip() for v in req.headers.get("X-Forwarded-For", "").split(",") if v.strip()]
         if len(values) >= hops:
