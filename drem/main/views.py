@@ -44,7 +44,7 @@ def scanner():
     clear_signature_cache()  # the page always asks clamd afresh (and refreshes the banner)
     status = signature_status(current_app.config["CLAMD_URL"])
     return render_template("main/scanner.html", status=status, clamd_url=current_app.config["CLAMD_URL"],
-                           max_age_days=SIGNATURES_MAX_AGE.days)
+                           max_age_days=SIGNATURES_MAX_AGE.days, hide_scanner_banner=True)
 
 
 @bp.get("/vendor/<path:name>")
