@@ -235,3 +235,16 @@ def test_laps_csv_of_a_hostile_track_name(client, factory, app):
     cells = [cell for row in rows[1:] for cell in row]
     assert "'=cmd|' /C calc'!A0" in cells
     assert not any(cell.startswith(("=", "+", "@")) for cell in cells)
+
+
+def test_chunked_multipart_to_any_url_is_not_spooled(client):
+    """The review's 300 MB multipart body to a form URL was spooled to disk before a 400."""
+    boundary = "drem-boundary"
+    body = _Counting((f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.bin\"\r\n"
+                      "Content-Type: application/octet-stream\r\n\r\n").encode() + b"\0" * (20 * 1024 * 1024)
+                     + f"\r\n--{boundary}--\r\n".encode())
+    resp = client.post("/login", input_stream=body, environ_overrides={"wsgi.input_terminated": True},
+                       headers={"Transfer-Encoding": "chunked",
+                                "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert resp.status_code == 413
+    assert body.taken <= SMALL_BODY_BYTES + 64 * 1024, body.taken
