@@ -22,7 +22,6 @@ from drem.demo.runner import DemoEvent, DemoSetupError, demo_options, run_demo, 
 from drem.demo.seed import seed_demo
 from drem.models_mgr.scanner import SIGNATURES_MAX_AGE, signature_status
 from drem.platform.background import JobRunner
-from drem.platform.config import MIN_ADMIN_PASSWORD, ConfigError, check_secret
 from drem.platform.errors import ServiceError
 from drem.platform.extensions import db
 
@@ -52,11 +51,6 @@ def init_command(admin_username: str, admin_password: str | None) -> None:
     if db.session.scalar(db.select(User).where(User.role == "admin").limit(1)) is not None:
         click.echo("database is up to date; an admin exists already")
         return
-    if admin_password and current_app.config["DREM_ENV"] == "production":
-        try:
-            check_secret("the admin password", admin_password, MIN_ADMIN_PASSWORD)
-        except ConfigError as exc:
-            raise click.ClickException(str(exc)) from None
     password = admin_password or secrets.token_urlsafe(9)
     create_user(admin_username, password, role="admin")
     db.session.commit()
