@@ -5,9 +5,9 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export DREM_TRACKS_DIR ?= $(abspath ../shared/tracks)
 
-.PHONY: demo demo-headless demo-scaleout demo-drill test test-sqlite test-postgres setup system venv npm clamd models lint bench clean
+.PHONY: demo demo-headless demo-scaleout demo-drill test test-sqlite test-postgres setup system venv npm clamd signatures models lint bench clean
 
-setup: system venv npm
+setup: system venv npm signatures
 
 system:
 	scripts/system-packages.sh
@@ -29,6 +29,11 @@ node_modules/.installed: package.json
 
 clamd: setup
 	scripts/clamd.sh start
+
+# The official ClamAV databases (freshclam) when the network allows; without it the
+# script says so and how to copy .cvd files instead (docs/operations.md). Never fails setup.
+signatures: system
+	scripts/clamd.sh update || echo "make: no fresh virus signatures; see docs/operations.md ('Virus signatures')"
 
 # Trained demo models (record in the simulator, train, export); cached by recipe hash
 # outside the checkout, where `drem demo` looks: $DREM_DEMO_MODELS, else

@@ -8,8 +8,9 @@ all to register their blueprints and Socket.IO handlers; none imports it.
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit
 
-from flask import Flask, flash, jsonify, redirect, render_template, request
+from flask import Flask, flash, jsonify, redirect, render_template, request, session
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event as sa_event
@@ -20,8 +21,7 @@ from drem.admin import api as admin_api
 from drem.admin import views as admin_views
 from drem.auth import api as auth_api
 from drem.auth import views as auth_views
-from drem.auth.models import User
-from drem.auth.service import user_for_token
+from drem.auth.service import user_for_session, user_for_token
 from drem.events import api as events_api
 from drem.events import views as events_views
 from drem.fleet import api as fleet_api
@@ -34,7 +34,7 @@ from drem.leaderboard import subscribers as leaderboard_subscribers
 from drem.leaderboard import views as leaderboard_views
 from drem.main import views as main_views
 from drem.models_mgr import api as models_api
-from drem.models_mgr import scan_jobs
+from drem.models_mgr import scan_jobs, scanner
 from drem.models_mgr import sockets as models_sockets
 from drem.models_mgr import views as models_views
 from drem.platform.background import Task, ensure_background_jobs
@@ -45,6 +45,7 @@ from drem.platform.extensions import csrf, db, limiter, login_manager, migrate, 
 from drem.platform.inputs import IdConverter
 from drem.platform.permissions import allowed, check_routes, check_socket_handlers
 from drem.platform.tokens import bearer_token
+from drem.platform.web import account_limit, sign_in_limit
 from drem.timekeeper import api as timekeeper_api
 from drem.timekeeper import sockets as timekeeper_sockets
 from drem.timekeeper import subscribers as timekeeper_subscribers
@@ -55,7 +56,29 @@ SOCKET_MODULES = (fleet_sockets, leaderboard_sockets, models_sockets, timekeeper
 #: Modules whose import connects signal receivers (drem.platform.signals).
 SUBSCRIBER_MODULES = (timekeeper_subscribers, leaderboard_subscribers)
 
-__all__ = ["create_app", "ConfigError"]
+__all__ = ["create_app", "ConfigError", "BODY_LIMITS", "SMALL_BODY_BYTES", "SECURITY_HEADERS"]
+
+#: Largest request body of a route not in :data:`BODY_LIMITS` (bytes): forms and JSON
+#: are small, so a huge body is refused (413) before anything reads it.
+SMALL_BODY_BYTES = 256 * 1024
+#: Endpoints that take larger bodies: ``None`` means the global ``MAX_CONTENT_LENGTH``
+#: (the upload limit plus 1 MiB of multipart framing).
+BODY_LIMITS: dict[str, int | None] = {
+    "models_api.upload": None,
+    "leaderboard_api.import_json": 16 * 1024 * 1024,
+}
+#: Endpoints that sign someone in (or a car): one shared limit per client address
+#: (``drem.platform.web.sign_in_limit``); those naming an account also one per account.
+SIGN_IN_ENDPOINTS = {"auth.login": True, "auth.login_code": False, "auth.signup": False,
+                     "auth_api.create_token": True, "auth_api.redeem_code": False,
+                     "fleet_car_api.activate": False}
+#: Headers on every response: no framing by other sites, no content sniffing.
+SECURITY_HEADERS = {
+    "X-Frame-Options": "SAMEORIGIN",
+    "Content-Security-Policy": "frame-ancestors 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 def create_app(overrides: dict | None = None, env: dict | None = None) -> Flask:
@@ -71,11 +94,13 @@ def create_app(overrides: dict | None = None, env: dict | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(load_config(app.instance_path, env))
     app.config.update(overrides or {})
+    app.config.setdefault("MAX_CONTENT_LENGTH", app.config["UPLOAD_LIMIT_BYTES"] + 1024 * 1024)
     if app.config.get("PROXY_HOPS"):
         # Behind a reverse proxy: the client's address (login rate limit, car IPs) and the
-        # scheme and host (external URLs) come from its X-Forwarded-* headers.
+        # scheme come from its X-Forwarded-* headers. X-Forwarded-Host is never trusted (a
+        # client could set it and so the host of QR codes and model links): set PUBLIC_URL.
         hops = app.config["PROXY_HOPS"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "migrations")),
@@ -87,10 +112,13 @@ def create_app(overrides: dict | None = None, env: dict | None = None) -> Flask:
     socketio.init_app(
         app, message_queue=app.config["REDIS_URL"] or None,
         channel=app.config.get("SOCKETIO_CHANNEL") or "flask-socketio",
-        async_mode=app.config.get("SOCKETIO_ASYNC_MODE"), cors_allowed_origins=[],
+        async_mode=app.config.get("SOCKETIO_ASYNC_MODE"),
+        cors_allowed_origins=lambda origin, environ: socket_origin_allowed(origin, environ, app.config),
         ping_interval=10, ping_timeout=10,
     )
 
+    app.before_request(_limit_body)
+    app.after_request(_security_headers)
     _register_blueprints(app)
     _register_auth(app)
     _register_errors(app)
@@ -108,6 +136,50 @@ def _register_blueprints(app: Flask) -> None:
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
     app.before_request(lambda: ensure_background_jobs(app))
+    for endpoint, names_account in SIGN_IN_ENDPOINTS.items():
+        view = sign_in_limit(app.view_functions[endpoint])
+        app.view_functions[endpoint] = account_limit(view) if names_account else view
+
+
+def socket_origin_allowed(origin: str | None, environ: dict, config) -> bool:
+    """Whether a Socket.IO handshake from a page at ``origin`` is accepted.
+
+    Same origin only: ``scheme://host`` of the request itself (the scheme from
+    ``X-Forwarded-Proto`` when ``PROXY_HOPS`` trusts a proxy), or the origin of
+    ``PUBLIC_URL``. A page on another port or host of the venue network is refused, so it
+    cannot use an operator's cookie. No ``Origin`` header (the car client, scripts) passes:
+    those carry no browser cookie.
+    """
+    if not origin:
+        return True
+    host = environ.get("HTTP_HOST", "")
+    schemes = {environ.get("wsgi.url_scheme", "http")}
+    if config.get("PROXY_HOPS") and environ.get("HTTP_X_FORWARDED_PROTO"):
+        schemes.add(environ["HTTP_X_FORWARDED_PROTO"].split(",")[-1].strip())
+    allowed_origins = {f"{scheme}://{host}" for scheme in schemes}
+    public = config.get("PUBLIC_URL") or ""
+    if public:
+        parts = urlsplit(public)
+        allowed_origins.add(f"{parts.scheme}://{parts.netloc}")
+    return origin.rstrip("/") in allowed_origins
+
+
+def _limit_body() -> None:
+    """Cap the request body by endpoint (:data:`BODY_LIMITS`, else :data:`SMALL_BODY_BYTES`).
+
+    Werkzeug answers 413 when ``Content-Length`` is over the cap, and stops a chunked body
+    at the cap while it is read, before any JSON or form parsing holds it.
+    """
+    limit = BODY_LIMITS.get(request.endpoint or "", SMALL_BODY_BYTES)
+    if limit is not None:
+        request.max_content_length = limit
+        request.max_form_memory_size = min(limit, request.max_form_memory_size or limit)
+
+
+def _security_headers(response):
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
 
 
 def background_tasks() -> list[Task]:
@@ -135,9 +207,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 def _register_auth(app: Flask) -> None:
     @login_manager.user_loader
-    def load_user(user_id: str):
-        user = db.session.get(User, int(user_id))
-        return user if user is not None and not user.is_disabled else None
+    def load_user(session_id: str):
+        return user_for_session(session_id)
 
     @login_manager.request_loader
     def load_from_token(req):
@@ -150,8 +221,8 @@ def _register_auth(app: Flask) -> None:
         # else that changes state must carry a CSRF token (form field or X-CSRFToken).
         if request.method in ("GET", "HEAD", "OPTIONS"):
             return None
-        if bearer_token(request) is not None:
-            return None
+        if bearer_token(request) is not None and "_user_id" not in session:
+            return None  # a cookie session with any Authorization header still needs CSRF
         view = app.view_functions.get(request.endpoint) if request.endpoint else None
         if getattr(view, "csrf_exempt", False):
             return None
@@ -162,7 +233,16 @@ def _register_auth(app: Flask) -> None:
 
     @app.context_processor
     def inject_permissions():
-        return {"can": lambda perm: allowed(current_user, perm)}
+        return {"can": lambda perm: allowed(current_user, perm),
+                "scanner_warning": lambda: _scanner_warning(app)}
+
+
+def _scanner_warning(app: Flask) -> str | None:
+    """The scanner signature warning for staff pages (None when the databases are fine or
+    the viewer is not staff); read at most once a minute per process."""
+    if not allowed(current_user, "events.view"):
+        return None
+    return scanner.cached_signature_status(app.config["CLAMD_URL"]).warning
 
 
 def _register_errors(app: Flask) -> None:

@@ -1,4 +1,5 @@
-"""The ``drem`` command: init, run, create-user, worker, demo, plus Flask's own (``drem db upgrade``)."""
+"""The ``drem`` command: init, run, create-user, worker, demo, doctor, plus Flask's own
+(``drem db upgrade``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from drem.auth.models import User
 from drem.auth.service import create_user
 from drem.demo.runner import DemoEvent, DemoSetupError, demo_options, run_demo, summary_failed
 from drem.demo.seed import seed_demo
+from drem.models_mgr.scanner import SIGNATURES_MAX_AGE, signature_status
 from drem.platform.background import JobRunner
 from drem.platform.errors import ServiceError
 from drem.platform.extensions import db
@@ -55,6 +57,36 @@ def init_command(admin_username: str, admin_password: str | None) -> None:
     click.echo(f"created admin {admin_username!r}" + ("" if admin_password else f" with password {password}"))
 
 
+@main.command("doctor")
+@with_appcontext
+def doctor_command() -> None:
+    """Check what an event needs: the database, the virus scanner and its signatures, the
+    secrets. Exits 1 when something is wrong (each problem on its own line)."""
+    problems: list[str] = []
+    try:
+        db.session.execute(db.text("SELECT 1"))
+        click.echo("database: ok")
+    except Exception as exc:  # noqa: BLE001 - any driver error is a problem to report
+        problems.append(f"database: {exc}")
+    status = signature_status(current_app.config["CLAMD_URL"])
+    click.echo(f"virus scanner: {current_app.config['CLAMD_URL']}: {status.version or 'not answering'}")
+    for database in status.databases:
+        age = (time.time() - database.built_at.timestamp()) / 86400
+        click.echo(f"  {database.name}: {database.signatures} signatures, built "
+                   f"{database.built_at:%Y-%m-%d %H:%M} UTC ({age:.0f} days ago)")
+    if status.warning:
+        problems.append(f"virus scanner: {status.warning}")
+    else:
+        click.echo(f"  signatures: ok (younger than {SIGNATURES_MAX_AGE.days} days)")
+    if current_app.config["DREM_ENV"] == "production" and not current_app.config["SESSION_COOKIE_SECURE"]:
+        click.echo("note: SESSION_COOKIE_SECURE is off; turn it on behind HTTPS (docs/deployment.md)")
+    for problem in problems:
+        click.echo(f"PROBLEM {problem}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo("all checks passed")
+
+
 @main.command("create-user")
 @click.argument("username")
 @click.option("--role", default="racer", show_default=True,
@@ -74,7 +106,7 @@ def create_user_command(username, role, password, email, country_code) -> None:
 
 
 @main.command("run")
-@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 def serve_command(host: str, port: int) -> None:
     """Serve drem with gunicorn and one gevent worker (websockets included) on HOST:PORT.

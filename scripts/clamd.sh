@@ -15,12 +15,18 @@
 #   CLAMD_OFFICIAL_DB folder with official databases (default /var/lib/clamav)
 #   CLAMD_START_TIMEOUT seconds to wait for PING after start (default 180:
 #                     the official databases take a while to load)
+#   CLAMD_FRESHCLAM   auto (default): before start, run freshclam when the official
+#                     databases are missing or older than 7 days and the ClamAV mirror
+#                     resolves; 1: always try; 0: never. Databases go to
+#                     CLAMD_OFFICIAL_DB when writable, else RUNDIR/official.
 #
 # start: installs clamav-daemon with apt-get when clamd is missing, writes the
 # configuration and starts clamd in the background as the current user, then
 # waits until the socket answers PING. Does nothing if clamd already answers.
 # The socket URL for drem (CLAMD_URL) is printed on stdout.
 # status: exit 0 and print the URL when clamd answers PING, exit 3 otherwise.
+# update: run freshclam now (as with CLAMD_FRESHCLAM=1) and restart clamd when it got
+# new databases. Without network it says so and how to copy .cvd files instead.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,13 +36,15 @@ STREAM_MAX="${CLAMD_STREAM_MAX:-600M}"
 SCAN_MAX="${CLAMD_SCAN_MAX:-1200M}"
 OFFICIAL_DB="${CLAMD_OFFICIAL_DB:-/var/lib/clamav}"
 START_TIMEOUT="${CLAMD_START_TIMEOUT:-180}"
+FRESHCLAM="${CLAMD_FRESHCLAM:-auto}"
+MIRROR="database.clamav.net"
 
 log() { echo "clamd.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
 case "$ACTION" in
-  start|stop|status|restart) ;;
-  *) echo "usage: $0 start|stop|status|restart [RUNDIR]" >&2; exit 2 ;;
+  start|stop|status|restart|update) ;;
+  *) echo "usage: $0 start|stop|status|restart|update [RUNDIR]" >&2; exit 2 ;;
 esac
 
 mkdir -p "$RUNDIR"
@@ -99,19 +107,67 @@ pid_alive() {
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
 }
 
+# official_fresh DIR: true when DIR holds a daily database younger than 7 days.
+official_fresh() {
+  [ -n "$(find "$1" -maxdepth 1 \( -name 'daily.cvd' -o -name 'daily.cld' \) -mtime -7 2>/dev/null)" ]
+}
+
+# run_freshclam: fetch the official databases; says so when the network does not allow it.
+run_freshclam() {
+  local target="$OFFICIAL_DB"
+  if ! { mkdir -p "$target" 2>/dev/null && [ -w "$target" ]; }; then target="$RUNDIR/official"; fi
+  mkdir -p "$target"
+  if ! command -v freshclam >/dev/null 2>&1; then
+    log "freshclam is not installed: no official virus signatures (install clamav-freshclam)"
+    return 1
+  fi
+  if ! timeout 5 getent hosts "$MIRROR" >/dev/null 2>&1; then
+    log "NO NETWORK for freshclam ($MIRROR does not resolve): clamd keeps the signatures it has."
+    log "Copy main.cvd, daily.cvd and bytecode.cvd into $target (docs/operations.md, 'Virus signatures')."
+    return 1
+  fi
+  local conf="$RUNDIR/freshclam.conf"
+  printf 'DatabaseDirectory %s\nDatabaseMirror %s\nConnectTimeout 15\nReceiveTimeout 120\nMaxAttempts 2\nForeground true\n' \
+    "$target" "$MIRROR" > "$conf"
+  log "running freshclam into $target"
+  if timeout 600 freshclam --config-file="$conf" --user="$(id -un)" --stdout >&2; then
+    log "freshclam: official databases are up to date in $target"
+  else
+    log "freshclam FAILED (no route to the ClamAV mirror?): clamd keeps the signatures it has;"
+    log "copy .cvd files by hand (docs/operations.md, 'Virus signatures')"
+    return 1
+  fi
+}
+
+maybe_freshclam() {
+  case "$FRESHCLAM" in
+    0|no|off) return 0 ;;
+    1|yes|on) run_freshclam || true ;;
+    *) if official_fresh "$OFFICIAL_DB" || official_fresh "$RUNDIR/official"; then return 0; fi
+       run_freshclam || true ;;
+  esac
+}
+
+link_official() {
+  local dir="$1" f
+  [ -d "$dir" ] || return 0
+  for f in "$dir"/*.cvd "$dir"/*.cld "$dir"/*.cud "$dir"/*.ndb "$dir"/*.hdb "$dir"/*.ign2; do
+    [ -f "$f" ] || continue
+    [ "$(basename "$f")" = drem.ndb ] && continue
+    ln -sfn "$f" "$DBDIR/$(basename "$f")"
+  done
+}
+
 write_config() {
   mkdir -p "$DBDIR" "$RUNDIR/tmp"
   cp -f "$REPO/deploy/clamav/drem.ndb" "$DBDIR/drem.ndb"
   # Link the official databases when present; drop links whose target vanished.
   find "$DBDIR" -maxdepth 1 -type l ! -exec test -e {} \; -delete
-  if [ -d "$OFFICIAL_DB" ]; then
-    local f
-    for f in "$OFFICIAL_DB"/*.cvd "$OFFICIAL_DB"/*.cld "$OFFICIAL_DB"/*.cud \
-             "$OFFICIAL_DB"/*.ndb "$OFFICIAL_DB"/*.hdb "$OFFICIAL_DB"/*.ign2; do
-      [ -f "$f" ] || continue
-      [ "$(basename "$f")" = drem.ndb ] && continue
-      ln -sfn "$f" "$DBDIR/$(basename "$f")"
-    done
+  link_official "$OFFICIAL_DB"
+  link_official "$RUNDIR/official"
+  if [ -z "$(find "$DBDIR" -maxdepth 1 ! -name drem.ndb -type l 2>/dev/null)" ]; then
+    log "WARNING: only drem's test signature (EICAR) is loaded: real viruses are NOT detected."
+    log "Run 'scripts/clamd.sh update' with network, or copy .cvd files (docs/operations.md)."
   fi
   local tcp="# TCPSocket not configured (set CLAMD_TCP_PORT)"
   if [ -n "${CLAMD_TCP_PORT:-}" ]; then
@@ -140,6 +196,7 @@ do_start() {
     # A clamd of ours is still loading its databases: wait for it below.
     log "clamd (pid $(cat "$PIDFILE")) is starting; waiting for it"
   else
+    maybe_freshclam
     write_config
     rm -f "$PIDFILE"
     log "starting $clamd with $CONF"
@@ -186,6 +243,12 @@ case "$ACTION" in
   start) do_start ;;
   stop) do_stop ;;
   restart) do_stop; do_start ;;
+  update)
+    if run_freshclam; then
+      if ping; then do_stop; do_start; fi
+    else
+      exit 1
+    fi ;;
   status)
     if ping; then echo "unix://$SOCK"; exit 0; else log "not running ($SOCK)"; exit 3; fi ;;
 esac

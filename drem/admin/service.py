@@ -6,6 +6,7 @@ The audit log itself lives in :mod:`drem.platform.audit`.
 from __future__ import annotations
 
 from drem.auth.models import User
+from drem.auth.service import end_sessions
 from drem.platform.audit import record_audit
 from drem.platform.errors import Conflict, ServiceError
 from drem.platform.extensions import db
@@ -26,7 +27,8 @@ def _last_admin_guard(user: User) -> None:
 
 
 def change_role(actor: User, user: User, role: str) -> User:
-    """Give ``user`` a new role; audited. Raises ServiceError for an unknown role and
+    """Give ``user`` a new role; audited. Their sessions and open sockets end (they sign in
+    again under the new role). Raises ServiceError for an unknown role and
     Conflict when it would leave no active admin."""
     if role not in ROLES:
         raise ServiceError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}", "role")
@@ -36,16 +38,26 @@ def change_role(actor: User, user: User, role: str) -> User:
         _last_admin_guard(user)
     before = user.role
     user.role = role
+    _end_access(user)
     record_audit(actor, "user.role", "user", user.id, username=user.username, before=before, after=role)
     return user
 
 
+def _end_access(user: User) -> None:
+    """End the user's sessions (their cookie carries the old session version) and, after
+    the commit, close their open sockets, which were allowed under the old role."""
+    end_sessions(user)
+
+
 def set_disabled(actor: User, user: User, disabled: bool) -> User:
-    """Disable or enable ``user`` (a disabled user cannot sign in or use tokens); audited."""
+    """Disable or enable ``user`` (a disabled user cannot sign in or use tokens; their sessions
+    and open sockets end); audited."""
     if disabled and not user.is_disabled:
         _last_admin_guard(user)
     if user.is_disabled != disabled:
         user.is_disabled = disabled
+        if disabled:
+            _end_access(user)
         record_audit(actor, "user.disable" if disabled else "user.enable", "user", user.id,
                      username=user.username)
     return user

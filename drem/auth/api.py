@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, current_app, jsonify
-from flask_login import current_user
+from flask import Blueprint, current_app, jsonify, request
+from flask_login import current_user, login_user
 
 from drem.auth import service
 from drem.platform.effects import commit
-from drem.platform.extensions import limiter
 from drem.platform.permissions import public, require
+from drem.platform.tokens import bearer_token
 from drem.platform.web import json_body, no_csrf
 
 bp = Blueprint("auth_api", __name__, url_prefix="/api")
@@ -19,12 +19,12 @@ bp = Blueprint("auth_api", __name__, url_prefix="/api")
 @bp.post("/auth/tokens")
 @public
 @no_csrf
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"])
 def create_token():
     """Exchange username + password for a personal API token (shown once)."""
     data = json_body()
     user = service.authenticate(str(data.get("username", "")), str(data.get("password", "")))
-    token, plain = service.create_api_token(user, str(data.get("name") or "api"))
+    token, plain = service.create_api_token(user, str(data.get("name") or "api"),
+                                            timedelta(days=current_app.config["API_TOKEN_TTL_DAYS"]))
     commit()
     return jsonify(token=plain, **token.to_dict()), 201
 
@@ -38,7 +38,7 @@ def me():
 @bp.get("/me/tokens")
 @require("account.self")
 def list_tokens():
-    return jsonify(tokens=[t.to_dict() for t in current_user.tokens])
+    return jsonify(tokens=[t.to_dict() for t in service.list_api_tokens(current_user)])
 
 
 @bp.delete("/me/tokens/<int:token_id>")
@@ -53,9 +53,11 @@ def revoke_token(token_id: int):
 @require("account.self")
 def change_password():
     data = json_body()
-    service.change_password(current_user, data.get("current_password"), str(data.get("new_password", "")))
+    revoked = service.change_password(current_user, data.get("current_password"), str(data.get("new_password", "")))
     commit()
-    return "", 204
+    if current_user.is_authenticated and bearer_token(request) is None:
+        login_user(current_user._get_current_object())  # the cookie session continues with the new version
+    return jsonify(tokens_revoked=revoked), 200
 
 
 @bp.post("/racers")
@@ -74,8 +76,6 @@ def create_racer():
 @require("racers.register")
 def new_code(user_id: int):
     racer = service.get_user(user_id)
-    if racer.role != "racer":
-        return jsonify(error="sign-in codes are for racer accounts only"), 400
     code = service.create_sign_in_code(racer, current_user, _ttl())
     commit()
     return jsonify(sign_in_code=code), 201
@@ -84,12 +84,12 @@ def new_code(user_id: int):
 @bp.post("/auth/code")
 @public
 @no_csrf
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"])
 def redeem_code():
-    """Redeem a one-time sign-in code for an API token (for kiosk and script sign-in)."""
+    """Redeem a one-time sign-in code for an API token (for kiosk and script sign-in); the
+    token lives as long as a sign-in code (``SIGN_IN_CODE_TTL_H``)."""
     data = json_body()
     user = service.redeem_sign_in_code(str(data.get("code", "")))
-    token, plain = service.create_api_token(user, "sign-in code")
+    token, plain = service.create_api_token(user, "sign-in code", _ttl())
     commit()
     return jsonify(token=plain, user=user.to_dict()), 201
 

@@ -27,6 +27,9 @@ class User(UserMixin, db.Model):
     is_disabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Bumped by logout, password change, disabling and role changes: every session cookie
+    #: carries the version it was made with and stops working when it differs.
+    session_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
 
     tokens = relationship("ApiToken", back_populates="user", cascade="all, delete-orphan")
     sign_in_codes = relationship(
@@ -37,6 +40,10 @@ class User(UserMixin, db.Model):
     @property
     def is_active(self) -> bool:  # Flask-Login: disabled users cannot sign in
         return not self.is_disabled
+
+    def get_id(self) -> str:
+        """Flask-Login's session id: ``"<user id>:<session version>"``."""
+        return f"{self.id}:{self.session_version or 0}"
 
     def to_dict(self) -> dict:
         """JSON shape of a user (no secrets)."""
@@ -75,6 +82,8 @@ class ApiToken(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: After this the token no longer works (None: tokens made before expiry existed).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user = relationship("User", back_populates="tokens")
 
@@ -83,5 +92,6 @@ class ApiToken(db.Model):
         return {
             "id": self.id, "name": self.name, "created_at": self.created_at.isoformat(),
             "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "revoked": self.revoked_at is not None,
         }

@@ -3,33 +3,39 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from drem.auth import service
 from drem.auth.forms import CodeLoginForm, LoginForm, PasswordForm, RacerForm, SignupForm, TokenForm
+from drem.platform.db_types import utcnow
 from drem.platform.effects import commit
 from drem.platform.errors import ServiceError
-from drem.platform.extensions import limiter
 from drem.platform.permissions import public, require
 from drem.platform.web import EmptyForm
 
 bp = Blueprint("auth", __name__, template_folder="templates")
 
 
-def _login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
+def safe_next(target: str | None, default: str) -> str:
+    """``target`` when it is a path on this site, else ``default``.
 
-
-def _safe_next(default: str) -> str:
-    target = request.args.get("next", "")
-    return target if target.startswith("/") and not target.startswith("//") else default
+    A path starts with one ``/`` and holds no control character, space or backslash:
+    browsers drop tabs and newlines and read ``\\`` as ``/``, so ``/\t/evil.example`` or
+    ``/\\evil.example`` would leave the site.
+    """
+    target = target or ""
+    if (not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in target)):
+        return default
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else default
 
 
 @bp.route("/login", methods=["GET", "POST"])
 @public
-@limiter.limit(_login_limit, methods=["POST"])
 def login():
     form, code_form = LoginForm(), CodeLoginForm(prefix="code")
     if form.validate_on_submit():
@@ -40,13 +46,12 @@ def login():
         else:
             commit()
             login_user(user)
-            return redirect(_safe_next(url_for("main.home")))
+            return redirect(safe_next(request.args.get("next"), url_for("main.home")))
     return render_template("auth/login.html", form=form, code_form=code_form)
 
 
 @bp.route("/login/code", methods=["POST"])
 @public
-@limiter.limit(_login_limit)
 def login_code():
     form = CodeLoginForm(prefix="code")
     if form.validate_on_submit():
@@ -67,13 +72,16 @@ def login_code():
 @bp.route("/logout", methods=["POST"])
 @require("account.self")
 def logout():
+    """Sign out everywhere: every session cookie of this user stops working (a copied
+    cookie too); API tokens stay (revoke them on the account page)."""
+    service.end_sessions(current_user)
+    commit()
     logout_user()
     return redirect(url_for("main.home"))
 
 
 @bp.route("/signup", methods=["GET", "POST"])
 @public
-@limiter.limit(_login_limit, methods=["POST"])
 def signup():
     form = SignupForm()
     if form.validate_on_submit():
@@ -96,15 +104,16 @@ def account():
     form, token_form = PasswordForm(), TokenForm(prefix="token")
     if form.validate_on_submit():
         try:
-            service.change_password(current_user, form.current_password.data, form.new_password.data)
+            revoked = service.change_password(current_user, form.current_password.data, form.new_password.data)
         except ServiceError as exc:
             flash(exc.message, "error")
         else:
             commit()
-            flash("password changed", "info")
+            login_user(current_user._get_current_object())  # this session continues with the new version
+            flash(f"password changed; your other sessions ended and {revoked} API token(s) were revoked", "info")
             return redirect(url_for("auth.account"))
-    return render_template("auth/account.html", form=form, token_form=token_form,
-                           new_token=None, revoke_form=EmptyForm())
+    return render_template("auth/account.html", form=form, token_form=token_form, new_token=None,
+                           revoke_form=EmptyForm(), tokens=service.list_api_tokens(current_user), now=utcnow())
 
 
 @bp.route("/account/tokens", methods=["POST"])
@@ -114,13 +123,14 @@ def create_token():
     new_token = None
     if token_form.validate_on_submit():
         try:
-            _, new_token = service.create_api_token(current_user, token_form.name.data)
+            _, new_token = service.create_api_token(current_user, token_form.name.data, _token_ttl())
         except ServiceError as exc:
             flash(exc.message, "error")
         else:
             commit()
     return render_template("auth/account.html", form=PasswordForm(), token_form=TokenForm(prefix="token"),
-                           new_token=new_token, revoke_form=EmptyForm())
+                           new_token=new_token, revoke_form=EmptyForm(),
+                           tokens=service.list_api_tokens(current_user), now=utcnow())
 
 
 @bp.route("/account/tokens/<int:token_id>/revoke", methods=["POST"])
@@ -158,12 +168,17 @@ def new_code(user_id: int):
     if not EmptyForm().validate_on_submit():
         flash("the form expired; try again", "error")
         return redirect(url_for("auth.desk"))
-    if racer.role != "racer":
-        flash("sign-in codes are for racer accounts only", "error")
+    try:
+        code = service.create_sign_in_code(racer, current_user, _code_ttl())
+    except ServiceError as exc:
+        flash(exc.message, "error")
         return redirect(url_for("auth.desk"))
-    code = service.create_sign_in_code(racer, current_user, _code_ttl())
     commit()
     return render_template("auth/slip.html", racer=racer, code=code, ttl_h=_code_ttl_h())
+
+
+def _token_ttl() -> timedelta:
+    return timedelta(days=current_app.config["API_TOKEN_TTL_DAYS"])
 
 
 def _code_ttl_h() -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import current_app
 
@@ -43,6 +44,18 @@ def _ranged(data: dict, name: str, lo: int, hi: int, allow_unlimited: bool = Fal
     return whole_number(data, name, lo, hi)
 
 
+def _link_url_ok(url: str) -> bool:
+    """An absolute ``http(s)://host…`` URL, or a path on this site: one leading ``/`` (not
+    ``//host``, which browsers read as another site), no backslash, control character or
+    space (browsers drop or rewrite those, e.g. ``/\t/evil.example`` is ``//evil.example``)."""
+    if "\\" in url or any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in url):
+        return False
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https"):
+        return bool(parts.netloc) and url.lower().startswith(("http://", "https://"))
+    return url.startswith("/") and not url.startswith("//") and not parts.scheme and not parts.netloc
+
+
 def _links(raw) -> list[dict]:
     if raw in (None, ""):
         return []
@@ -54,8 +67,9 @@ def _links(raw) -> list[dict]:
     links = []
     for item in raw:
         title, url = str(item.get("title") or "").strip(), str(item.get("url") or "").strip()
-        if not title or not (url.startswith(("http://", "https://", "/"))):
-            raise ServiceError("each landing link needs a title and an http(s) or /path URL", "landing_links")
+        if not title or not _link_url_ok(url):
+            raise ServiceError("each landing link needs a title and an http(s)://host/… URL or a /path on "
+                               "this site (not //host)", "landing_links")
         links.append({"title": title[:80], "url": url[:500]})
     return links
 

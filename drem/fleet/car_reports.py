@@ -12,19 +12,23 @@ from drem.fleet.models import Car, CarLapReport
 from drem.fleet.service import CAR_STATES, MODEL_FORMATS, TAIL_LIGHTS, push_car
 from drem.platform.db_types import utcnow
 from drem.platform.extensions import db
+from drem.platform.inputs import MAX_ID
 from drem.platform.signals import car_lap_reported
 
 
 def record_heartbeat(car: Car, data: dict, ip: str | None) -> dict:
     """Store a heartbeat's fields on ``car`` (unknown or malformed fields are ignored one
-    by one, never the whole heartbeat) and push the new status. Returns the ack."""
+    by one, never the whole heartbeat) and push the new status. Returns the ack.
+
+    ``ip`` is the address the server sees (``drem.platform.web.client_address``): the car's
+    shown IP; an ``ip`` the heartbeat claims is ignored, so no client can choose it."""
     car.last_seen_at, car.connected = utcnow(), True
     if isinstance(data.get("state"), str) and data["state"] in CAR_STATES:
         car.state = data["state"]
     battery = data.get("battery_pct")
     if isinstance(battery, int | float) and not isinstance(battery, bool) and 0 <= battery <= 100:
         car.battery_pct = int(battery)
-    car.ip = str(data.get("ip") or ip or "")[:45] or None
+    car.ip = (ip or "")[:45] or car.ip
     if isinstance(data.get("software_version"), str):
         car.software_version = data["software_version"][:40]
     speed = data.get("max_speed_mps")
@@ -48,6 +52,14 @@ def record_heartbeat(car: Car, data: dict, ip: str | None) -> dict:
     push_car(car)
     db.session.flush()
     return {"ok": True}
+
+
+def _small_id(value, lowest: int) -> int | None:
+    """``value`` when it is a whole number in ``lowest``..MAX_ID (fits the database's
+    integer columns), else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and lowest <= value <= MAX_ID:
+        return value
+    return None
 
 
 def record_car_lap(car: Car, data: dict) -> dict:
@@ -76,12 +88,11 @@ def record_car_lap(car: Car, data: dict) -> dict:
     finished = data.get("finished_at")
     report = CarLapReport(lap_id=lap_id, car_id=car.id, model_id=str(data.get("model_id") or "")[:40] or None,
                           lap_time_ms=lap_ms, resets=resets,
-                          lap_number=data.get("lap_number") if isinstance(data.get("lap_number"), int) else None,
+                          lap_number=_small_id(data.get("lap_number"), 0),
                           finished_at=float(finished) if isinstance(finished, int | float) else None)
     db.session.add(report)
     db.session.flush()
-    race_id = data.get("race_id")
-    race_id = race_id if isinstance(race_id, int) and not isinstance(race_id, bool) else None
+    race_id = _small_id(data.get("race_id"), 1)  # a huge number would overflow the database column
     car.last_seen_at, car.connected = utcnow(), True
     for _receiver, answer in car_lap_reported.send("fleet", car=car, report=report, race_id=race_id):
         if answer is not None:

@@ -14,6 +14,7 @@ from drem.platform.background import ensure_background_jobs
 from drem.platform.effects import commit
 from drem.platform.extensions import socketio
 from drem.platform.permissions import SocketAuthority, socket_requires
+from drem.platform.web import client_address
 
 CAR_NS = "/car"
 
@@ -57,7 +58,7 @@ def car_connect(auth=None):
     session["car_id"] = car.id
     join_room(f"car:{car.id}")
     car.connected, car.sid, car.last_seen_at = True, request.sid, service.utcnow()
-    car.ip = request.headers.get("X-Forwarded-For", request.remote_addr or "").split(",")[0].strip()[:45] or car.ip
+    car.ip = client_address() or car.ip  # the address the server sees, never one the client claims
     commands.deliver_pending(car)
     service.push_car(car)
     commit()
@@ -79,7 +80,7 @@ def heartbeat(data):
     car, refusal = _checked(data)
     if refusal:
         return refusal
-    answer = car_reports.record_heartbeat(car, data, request.remote_addr)
+    answer = car_reports.record_heartbeat(car, data, client_address())
     commit()
     return answer
 

@@ -56,15 +56,24 @@ def _races(event: Event) -> list[Race]:
                                    .order_by(Race.track_id, Race.id)))
 
 
+#: First characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _num(value) -> str:
-    """A CSV cell: '' for None, 3 decimals for a float (ms averages), else str()."""
+    """A CSV cell: '' for None, 3 decimals for a float (ms averages), else str(); text that
+    a spreadsheet would run as a formula (starts with one of :data:`FORMULA_STARTS`, e.g. a
+    track named ``=HYPERLINK(…)``) gets a leading ``'`` so it stays text."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:.3f}"
-    return str(value)
+    if isinstance(value, int):
+        return str(value)
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _csv(columns: tuple, rows) -> str:
@@ -185,6 +194,10 @@ def _when(raw, what: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+#: Most tracks, racers, races and laps per race an import takes (a real event is far below).
+IMPORT_CAPS = {"tracks": 20, "racers": 5_000, "races": 20_000, "laps": 1_000}
+
+
 def import_event(actor: User, data: dict) -> tuple[Event, dict]:
     """Re-create an exported event (a :func:`export_event` dict) in this database.
 
@@ -194,7 +207,8 @@ def import_event(actor: User, data: dict) -> tuple[Event, dict]:
     running, paused) come back as ended, never live; a ready race without laps is
     skipped. Flushes, the caller commits; audited. Returns the event and counts
     ``{"tracks", "racers", "created_users", "races", "laps"}``. ServiceError on a
-    document that is not a drem event export.
+    document that is not a drem event export, one over :data:`IMPORT_CAPS`, or one whose
+    racers name an existing account that is not a racer (laps are never attached to staff).
     """
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ServiceError(f'not a drem event export (expected "format": "{FORMAT}")', "format")
@@ -206,6 +220,10 @@ def import_event(actor: User, data: dict) -> tuple[Event, dict]:
         raise ServiceError("the export needs an event and at least one track", "event")
     if not isinstance(racers, list) or not isinstance(races, list):
         raise ServiceError("racers and races must be lists", "races")
+    for what, items in (("tracks", tracks), ("racers", racers), ("races", races)):
+        if len(items) > IMPORT_CAPS[what]:
+            raise ServiceError(f"the export has {len(items)} {what}; at most {IMPORT_CAPS[what]} can be "
+                               "imported", what)
 
     layouts = set(events_service.track_layouts())
     track_fields = []
@@ -230,6 +248,9 @@ def import_event(actor: User, data: dict) -> tuple[Event, dict]:
             raise ServiceError("each racer must be an object", "racers")
         name = str(r.get("username") or "")
         user = find_user(name)
+        if user is not None and user.role != "racer":
+            raise ServiceError(f"racer {name!r} is a {user.role} account here; rename the racer in the "
+                               "export (laps are never attached to staff accounts)", "racers")
         if user is None:
             user = create_user(name, None, role="racer", country_code=r.get("country_code"), actor=actor)
             created.append(user.username)
@@ -247,11 +268,14 @@ def import_event(actor: User, data: dict) -> tuple[Event, dict]:
         laps = r.get("laps") or []
         if not isinstance(laps, list):
             raise ServiceError("laps must be a list", "races")
+        if len(laps) > IMPORT_CAPS["laps"]:
+            raise ServiceError(f"race {r.get('id')!r} has {len(laps)} laps; at most {IMPORT_CAPS['laps']} "
+                               "per race can be imported", "races")
         if status == READY and not laps:
             continue
         if status in (READY, RUNNING, PAUSED):
             status = ENDED
-        user = users.get(str(r.get("racer") or "").lower()) or find_user(str(r.get("racer") or ""))
+        user = users.get(str(r.get("racer") or "").lower())
         if user is None:
             raise ServiceError(f"race {r.get('id')!r}: racer {r.get('racer')!r} is not in the racers list",
                                "races")

@@ -207,13 +207,27 @@ def entries(event: Event, track: TrackKey) -> list[LeaderboardEntry]:
 # -------------------------------------------------------------------------- race state
 
 
+#: The race-state fields the public displays get (everything else, e.g. the operator's
+#: name and id or the car and model ids, stays with the staff consoles).
+DISPLAY_RACE_FIELDS = frozenset({
+    "race_id", "version", "event_id", "track_id", "status", "live", "racer", "raced_by_proxy",
+    "time_limit_ms", "elapsed_ms", "time_left_ms", "time_up", "server_time", "current_lap_ms",
+    "current_resets", "lap_target", "best_lap_ms", "last_lap_ms", "resets_allowed_per_lap",
+})
+#: The racer fields of a displayed race.
+DISPLAY_RACER_FIELDS = ("id", "username", "country_code")
+
+
 def display_race(state: dict) -> dict:
-    """The race state as the displays get it: the timekeeper's race-state dict with its
-    ``laps`` list (one more entry every few seconds; 30 laps are about 3 KB) replaced by
+    """The race state as the public displays get it: only :data:`DISPLAY_RACE_FIELDS` of the
+    timekeeper's race-state dict (the racer as :data:`DISPLAY_RACER_FIELDS`), its ``laps``
+    list (one more entry every few seconds; 30 laps are about 3 KB) replaced by
     ``lap_count`` and ``last_lap`` (the last lap's dict, or None). A display shows only
     those, and every byte is sent once per display per lap."""
     laps = state.get("laps") or []
-    out = {k: v for k, v in state.items() if k != "laps"}
+    out = {k: v for k, v in state.items() if k in DISPLAY_RACE_FIELDS}
+    if isinstance(out.get("racer"), dict):
+        out["racer"] = {k: out["racer"].get(k) for k in DISPLAY_RACER_FIELDS}
     out["lap_count"], out["last_lap"] = len(laps), (laps[-1] if laps else None)
     return out
 

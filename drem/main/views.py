@@ -1,4 +1,5 @@
-"""Home page, health check, and the front-end libraries installed from npm."""
+"""Home page, health check, the virus scanner's status page, and the front-end libraries
+installed from npm."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from flask import Blueprint, abort, current_app, jsonify, render_template, send_
 from flask_login import current_user
 
 from drem.main import service
+from drem.models_mgr.scanner import SIGNATURES_MAX_AGE, clear_signature_cache, signature_status
 from drem.platform.config import REPO_ROOT
 from drem.platform.extensions import db
-from drem.platform.permissions import public
+from drem.platform.permissions import public, require
 
 bp = Blueprint("main", __name__, template_folder="templates")
 
@@ -33,6 +35,16 @@ def home():
 def healthz():
     db.session.execute(db.text("SELECT 1"))
     return jsonify(status="ok")
+
+
+@bp.get("/admin/scanner")
+@require("users.manage")
+def scanner():
+    """The virus scanner's signature databases: names, signature counts, age, warning."""
+    clear_signature_cache()  # the page always asks clamd afresh (and refreshes the banner)
+    status = signature_status(current_app.config["CLAMD_URL"])
+    return render_template("main/scanner.html", status=status, clamd_url=current_app.config["CLAMD_URL"],
+                           max_age_days=SIGNATURES_MAX_AGE.days, hide_scanner_banner=True)
 
 
 @bp.get("/vendor/<path:name>")

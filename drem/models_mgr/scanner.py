@@ -16,7 +16,13 @@ No Flask imports: the service layer builds a :class:`ClamdScanner` from the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlparse
 
@@ -29,6 +35,10 @@ from clamav_client.clamd import (
 
 __all__ = [
     "ClamdScanner",
+    "SignatureDatabase",
+    "SignatureStatus",
+    "cached_signature_status",
+    "signature_status",
     "ScanVerdict",
     "ScannerUnavailable",
     "scan_stream",
@@ -245,3 +255,176 @@ def scanner_from_url(url: str, timeout: float = DEFAULT_TIMEOUT_S) -> ClamdScann
         ValueError: malformed URL.
     """
     return ClamdScanner(url, timeout=timeout)
+
+
+# ------------------------------------------------------------------ signature databases
+
+#: Databases older than this are reported stale (a warning on every staff page).
+SIGNATURES_MAX_AGE = timedelta(days=7)
+#: File name of drem's own test database (only the EICAR signature; scripts/clamd.sh).
+TEST_DATABASE = "drem.ndb"
+_DB_SUFFIXES = (".cvd", ".cld", ".cud", ".ndb", ".hdb", ".hsb", ".ldb", ".ign2", ".fp", ".sfp", ".yara")
+
+
+@dataclass(frozen=True)
+class SignatureDatabase:
+    """One signature database file clamd loads.
+
+    Attributes:
+        name: the file name, e.g. ``daily.cvd`` or ``drem.ndb``.
+        signatures: signatures it holds (the ``.cvd``/``.cld`` header, else lines).
+        built_at: when it was built (the ``.cvd`` header), else the file's modification
+            time; aware UTC.
+    """
+
+    name: str
+    signatures: int
+    built_at: datetime
+
+
+@dataclass(frozen=True)
+class SignatureStatus:
+    """What clamd scans with, for the status page, ``drem doctor`` and the staff warning.
+
+    Attributes:
+        version: clamd's VERSION answer, e.g. ``"ClamAV 1.4.6/27500/Sun Nov 29 08:00:00 2026"``
+            (just ``"ClamAV 1.4.6"`` when no official database is loaded); None when clamd
+            did not answer.
+        databases: the files in clamd's database folder when drem can read it (its own clamd
+            from scripts/clamd.sh); empty otherwise.
+        official_version: the official daily database version from VERSION, or None.
+        official_built_at: that database's date from VERSION, or None.
+        error: why clamd could not be asked, or None.
+        warning: one sentence for staff when only the test signature is loaded, the
+            databases are older than :data:`SIGNATURES_MAX_AGE` or clamd does not answer; else None.
+    """
+
+    version: str | None
+    databases: tuple[SignatureDatabase, ...] = field(default_factory=tuple)
+    official_version: int | None = None
+    official_built_at: datetime | None = None
+    error: str | None = None
+    warning: str | None = None
+
+    @property
+    def total_signatures(self) -> int:
+        """Signatures over every database file listed."""
+        return sum(db.signatures for db in self.databases)
+
+
+def read_database(path: Path) -> SignatureDatabase:
+    """Describe one database file (see :class:`SignatureDatabase`). Raises OSError when
+    it cannot be read."""
+    stat = path.stat()
+    built = datetime.fromtimestamp(stat.st_mtime, UTC)
+    if path.suffix in (".cvd", ".cld", ".cud"):
+        with path.open("rb") as fh:
+            header = fh.read(512).decode("ascii", "replace").split(":")
+        # ClamAV-VDB:<build time>:<version>:<signatures>:<functionality level>:<md5>:<dsig>:<builder>:<time>
+        count = int(header[3]) if len(header) > 8 and header[3].isdigit() else 0
+        if len(header) > 8 and header[8].strip().isdigit():
+            built = datetime.fromtimestamp(int(header[8].strip()), UTC)
+        return SignatureDatabase(path.name, count, built)
+    with path.open("rb") as fh:
+        count = sum(1 for line in fh if line.strip() and not line.startswith(b"#"))
+    return SignatureDatabase(path.name, count, built)
+
+
+def database_folder(clamd_url: str) -> Path | None:
+    """clamd's ``DatabaseDirectory`` for a unix-socket clamd whose ``clamd.conf`` sits next
+    to its socket (the layout of scripts/clamd.sh); None when it cannot be found."""
+    try:
+        kind, address = _parse_clamd_url(clamd_url)
+    except ValueError:
+        return None
+    if kind != "unix":
+        return None
+    conf = Path(str(address)).parent / "clamd.conf"
+    try:
+        lines = conf.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        words = line.split(None, 1)
+        if len(words) == 2 and words[0] == "DatabaseDirectory":
+            return Path(words[1].strip())
+    return None
+
+
+def _parse_version(answer: str) -> tuple[int | None, datetime | None]:
+    parts = answer.strip().split("/")
+    if len(parts) < 3 or not parts[1].isdigit():
+        return None, None
+    try:
+        built = datetime.strptime(parts[2].strip(), "%a %b %d %H:%M:%S %Y").replace(tzinfo=UTC)
+    except ValueError:
+        try:
+            built = parsedate_to_datetime(parts[2].strip())
+        except (TypeError, ValueError):
+            built = None
+    return int(parts[1]), built
+
+
+def signature_status(clamd_url: str, now: datetime | None = None, timeout: float = 3.0) -> SignatureStatus:
+    """Ask clamd at ``clamd_url`` which signatures it scans with, and read its database folder
+    when it is local. Never raises: a clamd that does not answer gives ``error`` and a warning.
+
+    ``now`` (aware UTC, default the clock) decides staleness against
+    :data:`SIGNATURES_MAX_AGE`.
+    """
+    now = now or datetime.now(UTC)
+    folder = database_folder(clamd_url)
+    databases: list[SignatureDatabase] = []
+    if folder is not None and folder.is_dir():
+        for entry in sorted(os.listdir(folder)):
+            if entry.endswith(_DB_SUFFIXES):
+                try:
+                    databases.append(read_database(folder / entry))
+                except OSError:
+                    continue
+    try:
+        version = ClamdScanner(clamd_url, timeout=timeout).version()
+        error = None
+    except (ScannerUnavailable, ValueError) as exc:
+        version, error = None, str(exc)
+    official_version, official_built = _parse_version(version) if version else (None, None)
+    official_files = [d for d in databases if d.name != TEST_DATABASE]
+    if error:
+        warning = f"The virus scanner does not answer ({error}); uploads wait unscanned."
+    elif official_version is None and not official_files:
+        warning = ("The virus scanner has only drem's test signature (EICAR): real viruses are NOT "
+                   "detected. Run freshclam or copy the official .cvd files (docs/operations.md).")
+    else:
+        dates = [d.built_at for d in official_files] + ([official_built] if official_built else [])
+        newest = max(dates) if dates else None
+        if newest is not None and now - newest > SIGNATURES_MAX_AGE:
+            warning = (f"The virus signatures are {(now - newest).days} days old (over "
+                       f"{SIGNATURES_MAX_AGE.days}): update them (docs/operations.md).")
+        else:
+            warning = None
+    return SignatureStatus(version=version, databases=tuple(databases), official_version=official_version,
+                           official_built_at=official_built, error=error, warning=warning)
+
+
+_CACHE_S = 60.0
+_cache: dict[str, tuple[float, SignatureStatus]] = {}
+_cache_lock = threading.Lock()
+
+
+def cached_signature_status(clamd_url: str) -> SignatureStatus:
+    """:func:`signature_status` at most once a minute per ``clamd_url`` in this process
+    (every staff page shows its warning)."""
+    with _cache_lock:
+        hit = _cache.get(clamd_url)
+        if hit is not None and time.monotonic() - hit[0] < _CACHE_S:
+            return hit[1]
+    status = signature_status(clamd_url, timeout=1.0)
+    with _cache_lock:
+        _cache[clamd_url] = (time.monotonic(), status)
+    return status
+
+
+def clear_signature_cache() -> None:
+    """Forget cached statuses (after a database update, and in tests)."""
+    with _cache_lock:
+        _cache.clear()

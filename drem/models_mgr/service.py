@@ -25,7 +25,7 @@ from drem.platform.db_types import utcnow
 from drem.platform.effects import after_commit
 from drem.platform.errors import Forbidden, NotFound, ServiceError
 from drem.platform.extensions import db, socketio
-from drem.platform.permissions import allowed
+from drem.platform.permissions import RACER, allowed
 
 # Accepted file endings (DESIGN.md, "Model formats"): DeepRacer archives and Donkey Car models.
 EXTENSIONS = (".tar.gz", ".tgz", ".h5", ".keras", ".tflite", ".zip")
@@ -99,13 +99,19 @@ def upload_model(owner: User, filename: str, stream: BinaryIO, content_length: i
     after the commit.
 
     ``content_length`` (bytes, None for chunked bodies) is checked first; the limit is
-    enforced again while streaming. Raises TooLarge (413) over ``UPLOAD_LIMIT_BYTES``,
+    enforced again while streaming. Raises TooLarge (413) over ``UPLOAD_LIMIT_BYTES`` or
+    when a racer's stored models would exceed ``UPLOAD_QUOTA_BYTES`` (nothing is kept then),
     ServiceError for a bad name or an empty file.
     """
     name = clean_filename(filename)
     limit = current_app.config["UPLOAD_LIMIT_BYTES"]
     if content_length is not None and content_length > limit:
         raise TooLarge(f"the file is {content_length / 1e6:.0f} MB; the limit is {limit // 2**20} MB")
+    room = quota_left(owner)
+    if room is not None:
+        if content_length is not None and content_length > room:
+            raise TooLarge(_quota_message(owner, content_length))
+        limit = min(limit, room)
     if event_id is not None:
         get_event(event_id)
     key = f"models/{owner.id}/{uuid.uuid4().hex}{re.sub(r'[^a-z0-9.]', '', _extension(name))}"
@@ -113,6 +119,8 @@ def upload_model(owner: User, filename: str, stream: BinaryIO, content_length: i
     try:
         put = storage.put(key, _YieldingReader(stream), max_size=limit)
     except UploadTooLarge:
+        if room is not None and limit == room:
+            raise TooLarge(_quota_message(owner, None)) from None
         raise TooLarge(f"the file is larger than the {limit // 2**20} MB limit") from None
     if put.size == 0:
         storage.delete(key)
@@ -126,6 +134,27 @@ def upload_model(owner: User, filename: str, stream: BinaryIO, content_length: i
     after_commit(wake)
     after_commit(lambda m=model.to_dict(): push_status(m))
     return model
+
+
+def stored_bytes(owner: User) -> int:
+    """Bytes of ``owner``'s models that hold a file (every status but ``deleted``)."""
+    return int(db.session.scalar(db.select(db.func.coalesce(db.func.sum(RacerModel.size), 0))
+                                 .where(RacerModel.owner_id == owner.id, RacerModel.status != DELETED)) or 0)
+
+
+def quota_left(owner: User) -> int | None:
+    """Bytes ``owner`` may still upload under ``UPLOAD_QUOTA_BYTES`` (racers only; None for
+    staff, who have no quota). Never below 0."""
+    if owner.role != RACER:
+        return None
+    return max(0, current_app.config["UPLOAD_QUOTA_BYTES"] - stored_bytes(owner))
+
+
+def _quota_message(owner: User, size: int | None) -> str:
+    quota = current_app.config["UPLOAD_QUOTA_BYTES"]
+    what = f"this {size / 2**20:.0f} MB file" if size is not None else "this file"
+    return (f"{what} would take your models over your {quota // 2**20} MB quota "
+            f"({stored_bytes(owner) / 2**20:.0f} MB stored); delete old models first")
 
 
 def list_models(viewer: User, owner_id: int | None = None, event_id: int | None = None,

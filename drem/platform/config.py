@@ -125,7 +125,7 @@ _MINUTE_S, _DAY_S = 60, 24 * 60 * 60
 #: Every environment variable drem reads, in the order the docs list them.
 SETTINGS: tuple[Setting, ...] = (
     Setting("DREM_ENV", "choice", "development", ("development", "production", "testing"),
-            "`production` requires `SECRET_KEY`"),
+            "`production` requires a real `SECRET_KEY` (32+ characters, no placeholder)"),
     Setting("SECRET_KEY", "str", "random, kept in the instance folder", (),
             "session signing key; the same on every web process", computed=True),
     Setting("DREM_INSTANCE_PATH", "path", "`instance` in the checkout", (),
@@ -147,12 +147,16 @@ SETTINGS: tuple[Setting, ...] = (
             "the virus scanner: `unix:///path` or `tcp://host:3310`", computed=True),
     Setting("UPLOAD_LIMIT_MB", "int", "500", (1, 10_000),
             "largest model upload (keep clamd's stream limit above it)"),
+    Setting("UPLOAD_QUOTA_MB", "int", "2000", (1, 1_000_000),
+            "stored model bytes one racer may hold (uploads beyond it are refused)"),
     Setting("MODEL_RETENTION_DAYS", "int", "30", (1, 3650), "models older than this are deleted"),
     Setting("BACKGROUND_JOBS", "choice", "threads", ("threads", "external"),
             "`external` when separate `drem worker` processes run the jobs"),
     Setting("LOGIN_RATE_LIMIT", "str", "10 per minute", (),
-            "per client address, on every login endpoint"),
+            "per client address, shared by every login endpoint and car activation; "
+            "the same again per account name"),
     Setting("SIGN_IN_CODE_TTL_H", "int", "48", (1, 24 * 30), "lifetime of a racer's one-time sign-in code"),
+    Setting("API_TOKEN_TTL_DAYS", "int", "90", (1, 3650), "lifetime of a personal API token"),
     Setting("ACTIVATION_CODE_TTL_MIN", "int", "60", (1, 24 * 60),
             "lifetime of a car's one-time activation code"),
     Setting("CAR_OFFLINE_AFTER_S", "int", "10", (2, 3600), "a car is offline after this much silence"),
@@ -221,7 +225,8 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
 
     Returns a dict of upper-case settings. Raises :class:`ConfigError` when a value
     is invalid or out of range (the message names the variable), or when
-    ``DREM_ENV=production`` and ``SECRET_KEY`` is missing.
+    ``DREM_ENV=production`` and ``SECRET_KEY`` is missing, shorter than
+    :data:`MIN_SECRET_KEY` or a known placeholder (also for ``DREM_ADMIN_PASSWORD``).
     """
     env = dict(os.environ if env is None else env)
     value = {s.name: s.parse(env.get(s.name)) for s in SETTINGS}
@@ -234,6 +239,10 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
                 "export SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')"
             )
         secret = _instance_secret(instance_path)
+    elif mode == "production":
+        check_secret("SECRET_KEY", secret, MIN_SECRET_KEY)
+    if mode == "production" and env.get("DREM_ADMIN_PASSWORD"):
+        check_secret("DREM_ADMIN_PASSWORD", env["DREM_ADMIN_PASSWORD"], MIN_ADMIN_PASSWORD)
     db_url = value["DATABASE_URL"] or f"sqlite:///{Path(instance_path) / 'drem.sqlite'}"
     if db_url.startswith("postgres://"):
         db_url = "postgresql://" + db_url[len("postgres://"):]
@@ -257,6 +266,8 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "COMMAND_TTL_S": value["COMMAND_TTL_S"],
         "MODEL_URL_TTL_S": value["MODEL_URL_TTL_S"],
         "SIGN_IN_CODE_TTL_H": value["SIGN_IN_CODE_TTL_H"],
+        "API_TOKEN_TTL_DAYS": value["API_TOKEN_TTL_DAYS"],
+        "UPLOAD_QUOTA_BYTES": value["UPLOAD_QUOTA_MB"] * 1024 * 1024,
         "TIMER_DEBOUNCE_MS": value["TIMER_DEBOUNCE_MS"],
         "ACTIVATION_CODE_TTL_MIN": value["ACTIVATION_CODE_TTL_MIN"],
         "LOGIN_RATE_LIMIT": value["LOGIN_RATE_LIMIT"],
@@ -273,6 +284,36 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "PROXY_HOPS": value["PROXY_HOPS"],
         "SOCKETIO_ASYNC_MODE": value["SOCKETIO_ASYNC_MODE"] or _detect_async_mode(),
     }
+
+
+#: Shortest ``SECRET_KEY`` production accepts (characters; ``secrets.token_hex(32)`` gives 64).
+MIN_SECRET_KEY = 32
+#: Shortest ``DREM_ADMIN_PASSWORD`` production accepts.
+MIN_ADMIN_PASSWORD = 12
+#: Words that mark a value copied from an example file instead of chosen (lower case).
+PLACEHOLDER_WORDS = ("change-me", "changeme", "change_me", "replace-me", "example", "secret",
+                     "password", "placeholder", "xxxx", "dev-key", "devkey", "insecure")
+
+
+def check_secret(name: str, value: str, min_length: int) -> None:
+    """Refuse a production secret that is short or a known placeholder.
+
+    ``value`` is the setting's text. Raises :class:`ConfigError` naming ``name`` (never the
+    value) when it has fewer than ``min_length`` characters, contains one of
+    :data:`PLACEHOLDER_WORDS` (e.g. ``change-me`` from ``deploy/drem.env.example``) or is one
+    character repeated.
+    """
+    lowered = value.lower()
+    if len(value) < min_length:
+        problem = f"is shorter than {min_length} characters"
+    elif any(word in lowered for word in PLACEHOLDER_WORDS):
+        problem = "is a placeholder from an example file"
+    elif len(set(value)) < 4:
+        problem = "has almost no distinct characters"
+    else:
+        return
+    raise ConfigError(f"{name} {problem}; production needs a real one: "
+                      "python -c 'import secrets; print(secrets.token_hex(32))'")
 
 
 def markdown_table() -> str:

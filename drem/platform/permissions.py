@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from flask import abort, jsonify, redirect, request, url_for
 from flask_login import current_user
-from flask_socketio import ConnectionRefusedError
+from flask_socketio import ConnectionRefusedError, join_room
 
 ADMIN = "admin"
 OPERATOR = "operator"
@@ -169,9 +169,11 @@ def socket_requires(authority: str | SocketAuthority) -> Callable:
     def decorate(handler: Callable) -> Callable:
         @functools.wraps(handler)
         def wrapper(*args):
-            if guard.holds(*args):
-                return handler(*args)
             event = (getattr(request, "event", None) or {}).get("message")
+            if guard.holds(*args):
+                if event == "connect" and getattr(current_user, "is_authenticated", False):
+                    join_room(user_room(current_user.id))  # end_user_sockets finds it here
+                return handler(*args)
             if event == "connect":
                 if guard.connect_refusal:
                     raise ConnectionRefusedError(guard.connect_refusal)
@@ -184,6 +186,27 @@ def socket_requires(authority: str | SocketAuthority) -> Callable:
         return wrapper
 
     return decorate
+
+
+def user_room(user_id: int) -> str:
+    """The Socket.IO room of every socket a signed-in user opened through
+    :func:`socket_requires` (in each namespace)."""
+    return f"user:{user_id}"
+
+
+def end_user_sockets(socketio, user_id: int) -> int:
+    """Disconnect every socket of ``user_id`` this process serves (all namespaces), so a
+    disabled, demoted or signed-out user stops receiving pushes; the browser reconnects
+    and is checked again. Returns how many were disconnected. Call after the commit."""
+    server = getattr(socketio, "server", None)
+    if server is None:
+        return 0
+    room, count = user_room(user_id), 0
+    for namespace in list(server.manager.get_namespaces()):
+        for sid, _eio_sid in list(server.manager.get_participants(namespace, room)):
+            server.disconnect(sid, namespace=namespace)
+            count += 1
+    return count
 
 
 def socket_public(handler: Callable) -> Callable:

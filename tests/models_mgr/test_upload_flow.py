@@ -259,3 +259,27 @@ def test_retention_deletes_old_models(models_app, client, factory, tmp_path):
     assert not models_app.extensions["drem_storage"].exists(key)
     ids = [m["id"] for m in client.get("/api/models", headers=racer_h).get_json()["models"]]
     assert ids == [keep_id]
+
+
+def test_racer_upload_quota(models_app, client, factory, tmp_path):
+    """Issue 18: no per-racer quota let one racer fill the disk. Over the quota an upload is
+    refused (Content-Length or chunked), nothing is kept, and deleting frees room again."""
+    racer_h = factory.headers("racer")
+    models_app.config["UPLOAD_QUOTA_BYTES"] = 3 * 1024 * 1024
+    first = f.random_file(tmp_path, 2 * 1024 * 1024, "first.bin")
+    resp = _upload(client, racer_h, first, "first.tar.gz")
+    assert resp.status_code == 201
+    first_id = resp.get_json()["id"]
+    second = f.random_file(tmp_path, 2 * 1024 * 1024, "second.bin")
+    resp = _upload(client, racer_h, second, "second.tar.gz")
+    assert resp.status_code == 413 and "quota" in resp.get_json()["error"]
+    resp = client.post("/api/models", query_string={"filename": "second.tar.gz"}, input_stream=open(second, "rb"),
+                       environ_overrides={"wsgi.input_terminated": True},
+                       headers=racer_h | {"Content-Type": "application/octet-stream", "Transfer-Encoding": "chunked"})
+    assert resp.status_code == 413 and "quota" in resp.get_json()["error"]
+    storage_root = models_app.extensions["drem_storage"].root
+    assert len([p for p in storage_root.rglob("*") if p.is_file()]) == 1
+    assert client.get("/api/models", headers=racer_h).get_json()["total"] == 1
+    assert _upload(client, factory.headers("operator"), second, "staff.tar.gz").status_code == 201  # staff: no quota
+    assert client.delete(f"/api/models/{first_id}", headers=racer_h).status_code == 204
+    assert _upload(client, racer_h, second, "second.tar.gz").status_code == 201

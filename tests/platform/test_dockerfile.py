@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -31,7 +32,7 @@ def test_dockerfile_runtime_steps(tmp_path):
     assert cmd[:2] == ["sh", "-c"] and "drem init" in cmd[2] and "wsgi:app" in cmd[2]
     port = _free_port()
     bindir = str(Path(sys.executable).parent)
-    env = {"PATH": f"{bindir}:/usr/bin:/bin", "DREM_ENV": "production", "SECRET_KEY": "x" * 32,
+    env = {"PATH": f"{bindir}:/usr/bin:/bin", "DREM_ENV": "production", "SECRET_KEY": secrets.token_hex(32),
            "DREM_INSTANCE_PATH": str(tmp_path), "PORT": str(port), "DREM_ADMIN_PASSWORD": "docker-admin-1",
            "DREM_TRACKS_DIR": os.environ.get("DREM_TRACKS_DIR", str(ROOT.parent / "shared" / "tracks"))}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -48,7 +49,7 @@ def test_dockerfile_runtime_steps(tmp_path):
             raise AssertionError("server did not answer /healthz")
         resp = requests.post(f"http://127.0.0.1:{port}/api/auth/tokens",
                              json={"username": "admin", "password": "docker-admin-1"}, timeout=5)
-        assert resp.status_code == 201 and resp.json()["token"].startswith("drem_")
+        assert resp.status_code == 201 and resp.json()["token"].startswith("drem_"), resp.text
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         out = proc.communicate(timeout=20)[0].decode()

@@ -21,6 +21,8 @@ NOT_DREM_SETTINGS = {
     "AWS_REGION": "boto3's own setting, read as a fallback for the S3 region (STORAGE_URL's AWS_*)",
     "AWS_DEFAULT_REGION": "boto3's own setting, same as AWS_REGION",
     "XDG_CACHE_HOME": "the XDG base-directory rule for the demo model cache (DREM_DEMO_MODELS)",
+    "HTTP_HOST": "a WSGI request key (the Socket.IO same-origin check in drem/app.py), not a process setting",
+    "HTTP_X_FORWARDED_PROTO": "a WSGI request key (the Socket.IO same-origin check behind a proxy)",
 }
 #: Flask config keys drem reads that are not settings: tests and tools pass them as overrides.
 CONFIG_OVERRIDES = {
