@@ -46,7 +46,7 @@ models: setup
 # storage): clamd, the server, simulated cars; racers upload, the cars race; then it
 # keeps serving so a person can run another race by hand.
 demo: setup models
-	$(VENV)/bin/drem demo --host 0.0.0.0 --port $${PORT:-5000} --racers $${RACERS:-4} --cars $${CARS:-2}
+	$(VENV)/bin/drem demo --host $${HOST:-127.0.0.1} --port $${PORT:-5000} --racers $${RACERS:-4} --cars $${CARS:-2}
 
 # The same event, faster than real time, printing the final leaderboard and summary.
 demo-headless: setup models

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from drem.demo.launchers import activate_car
 from drem.demo.processes import ManagedProcess, free_port, wait_until
-from drem.platform.config import REPO_ROOT
 
 #: the stand-ins' modules, run by name from the checkout (stand-ins live in tests/)
 STANDIN_MODULE = "tests.standins.deepracer_console"
@@ -27,9 +26,9 @@ DONKEY_STANDIN_MODULE = "tests.standins.donkey_car"
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DREM_INSTANCE_PATH", "DREM_CAR_CONFIG")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    return env
+    """The stand-ins' environment (they run as ``python -m tests.standins...`` from the
+    repository root, the processes' working folder, so ``tests`` is importable)."""
+    return {k: v for k, v in os.environ.items() if k not in ("DREM_INSTANCE_PATH", "DREM_CAR_CONFIG")}
 
 
 def _listening(port: int) -> bool:

@@ -1,7 +1,7 @@
 """Session version on users, expiry on API tokens (issue 18).
 
 Revision ID: f18b5e55104a
-Revises: a13c0ffee001
+Revises: c4a5f0e14a01
 """
 import sqlalchemy as sa
 from alembic import op
@@ -9,7 +9,7 @@ from alembic import op
 from drem.platform.db_types import UTCDateTime
 
 revision = 'f18b5e55104a'
-down_revision = 'a13c0ffee001'
+down_revision = 'c4a5f0e14a01'
 branch_labels = None
 depends_on = None
 

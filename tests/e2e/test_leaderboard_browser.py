@@ -110,6 +110,7 @@ def test_big_screen_and_overlay_follow_a_live_race(page, live_server, console_er
     # the track switch: the combined board of both tracks holds the same two racers
     page.select_option("#sel-track", "combined")
     page.wait_for_function(SHOWN, arg=[racer["id"], fmt(best).replace(".", ",")])  # German: decimal comma
+    page.wait_for_function("document.getElementById('lb-sub').textContent.startsWith('Gesamt')")
     assert page.inner_text("#lb-sub").startswith("Gesamt")
     assert console_errors == []
 
