@@ -35,6 +35,7 @@ from car_client.daemon.model_store import DownloadError, ModelStore
 from car_client.daemon.outbox import Outbox, new_id
 from car_client.daemon.settings import MAX_SPEED_MPS, MIN_SPEED_MPS, Settings
 from car_client.daemon.state import COMMAND_TYPES, CommandRefused, StateMachine
+from car_client.pilots.donkey import ModelSettings
 from car_client.protocol import TAIL_LIGHTS
 from car_client.vehicle.base import LapCallback, Vehicle, VehicleError
 
@@ -64,6 +65,13 @@ def validate_command(command_type: str, params) -> str | None:
         size = params.get("size")
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
             return "load_model size must be a non-negative integer"
+        if params.get("model_settings") is not None:
+            if not isinstance(params["model_settings"], dict):
+                return "load_model model_settings must be a JSON object"
+            try:
+                ModelSettings.from_dict(params["model_settings"])
+            except ValueError as exc:
+                return f"load_model model_settings: {exc}"
     elif command_type == "delete_models":
         ids = params.get("model_ids")
         if not isinstance(ids, list):
@@ -284,6 +292,7 @@ class CommandDispatcher:
                                    name=str(params.get("name") or ""),
                                    model_format=str(params.get("format") or ""),
                                    size=params.get("size"), progress=lambda f: progress(f * share),
+                                   settings=params.get("model_settings"),
                                    cancel=self._cancel_download)
             if prepare:
                 progress(share)

@@ -3,8 +3,11 @@
 Layout under the store folder (``<data dir>/models``)::
 
     index.json                 {"<model_id>": {model_id, name, format, sha256, size,
-                                               file, stored_at}}
+                                               file, stored_at, settings}}
     <model_id>/<name>          the verified model file
+    <model_id>/model_settings.json  the model's Donkey settings from ``load_model``
+                               (``categorical_throttle_range``, ``crop_top``, ``crop_bottom``;
+                               absent when it carries none), read by the Donkey backend
     .partial/<sha256>.part     an unfinished download (resumed with HTTP Range)
 
 A download resumes from its ``.part`` file with ``Range: bytes=N-``; if the server
@@ -28,6 +31,7 @@ from pathlib import Path
 
 import requests
 
+from car_client.pilots.donkey import MODEL_SETTINGS_FILE, ModelSettings
 from car_client.vehicle.base import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -133,24 +137,34 @@ class ModelStore:
         size: int | None = None,
         progress: Callable[[float], None] | None = None,
         cancel: threading.Event | None = None,
+        settings: dict | None = None,
     ) -> ModelSpec:
         """Download, verify and keep a model; return its :class:`ModelSpec`.
 
         ``sha256``: expected hex digest; ``size``: expected bytes (optional);
         ``progress(fraction)`` is called as bytes arrive; setting ``cancel`` stops
         the download (the part file is kept for a later resume). A model already
-        stored with the same sha256 is not downloaded again.
+        stored with the same sha256 is not downloaded again (its settings are
+        replaced). ``settings``: the model's Donkey settings (see
+        :class:`~car_client.pilots.donkey.ModelSettings`), kept beside the model.
 
         Raises :class:`DownloadError` with reasons such as ``"checksum mismatch"``,
         ``"download refused: HTTP 403 …"``, ``"download interrupted: …"``,
-        ``"download cancelled"``.
+        ``"download cancelled"``, ``"bad model settings: …"``.
         """
         model_id = str(model_id)
+        try:
+            chosen = ModelSettings.from_dict(settings).to_dict()
+        except ValueError as exc:
+            raise DownloadError(f"bad model settings: {exc}") from exc
         sha256 = str(sha256 or "").lower()
         if not re.fullmatch(r"[0-9a-f]{64}", sha256):
             raise DownloadError("load_model needs a sha256 hex digest")
         existing = self._index.get(model_id)
         if existing and existing["sha256"] == sha256:
+            with self._lock:
+                self._write_settings(model_id, chosen)
+                self._write_index()
             if progress:
                 progress(1.0)
             return self.get(model_id)  # type: ignore[return-value]
@@ -174,9 +188,26 @@ class ModelStore:
         if _sha256_of(part).hexdigest() != sha256:
             part.unlink(missing_ok=True)
             raise DownloadError("checksum mismatch")
-        return self._keep(model_id, part, sha256, name, model_format)
+        return self._keep(model_id, part, sha256, name, model_format, chosen)
 
-    def _keep(self, model_id: str, part: Path, sha256: str, name: str, fmt: str) -> ModelSpec:
+    def settings(self, model_id: str) -> dict:
+        """The stored model's settings (``{}`` when it carries none or is not on the car)."""
+        with self._lock:
+            return dict((self._index.get(str(model_id)) or {}).get("settings") or {})
+
+    def _write_settings(self, model_id: str, settings: dict) -> None:
+        """Keep ``settings`` beside the model and in the index (caller holds the lock)."""
+        path = self.folder / safe_name(model_id) / MODEL_SETTINGS_FILE
+        if settings:
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps(settings, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, path)
+        else:
+            path.unlink(missing_ok=True)
+        self._index[model_id]["settings"] = settings
+
+    def _keep(self, model_id: str, part: Path, sha256: str, name: str, fmt: str,
+              settings: dict) -> ModelSpec:
         folder = self.folder / safe_name(model_id)
         with self._lock:
             shutil.rmtree(folder, ignore_errors=True)
@@ -188,6 +219,7 @@ class ModelStore:
                 "sha256": sha256, "size": (folder / file_name).stat().st_size,
                 "file": f"{folder.name}/{file_name}", "stored_at": time.time(),
             }
+            self._write_settings(model_id, settings)
             self._write_index()
         return self.get(model_id)  # type: ignore[return-value]
 

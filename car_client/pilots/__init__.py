@@ -10,6 +10,7 @@ runs it in a confined model process (:mod:`car_client.pilots.sandbox`, see
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from car_client.pilots.base import GREY, RGB, Action, Pilot, Pose
@@ -39,7 +40,7 @@ def guess_format(path: str | Path) -> str:
 
 
 def load_pilot(path: str | Path, model_format: str | None = None,
-               sandbox: bool = True) -> Pilot:
+               sandbox: bool = True, settings: Mapping | None = None) -> Pilot:
     """Load a driving model as a :class:`Pilot`.
 
     model_format: one of :data:`MODEL_FORMATS`, or None to guess from the file name.
@@ -48,10 +49,14 @@ def load_pilot(path: str | Path, model_format: str | None = None,
     loads and runs it in a confined process (:class:`~car_client.pilots.sandbox.SandboxedPilot`:
     not root, no writes outside its scratch folder). ``sandbox=False`` loads it in this
     process (training tools on a racer's computer, unit tests of the pilots).
+    ``settings``: the model's Donkey settings (``categorical_throttle_range``,
+    ``crop_top``, ``crop_bottom``; see :class:`car_client.pilots.donkey.ModelSettings`),
+    passed into the model process.
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` with a clear
     message for a model the car cannot or will not run (unknown format, an op outside
-    the allow-list, LiDAR or stereo sensors, wrong input shape, unrecognised outputs);
+    the allow-list, LiDAR or stereo sensors, wrong input shape, unrecognised outputs,
+    bad settings or a crop that does not match the input shape);
     ``RuntimeError`` when the model process cannot be confined."""
     p = Path(path)
     if not p.exists():
@@ -60,5 +65,5 @@ def load_pilot(path: str | Path, model_format: str | None = None,
     if fmt not in MODEL_FORMATS:
         raise ValueError(f"unknown model format {fmt!r} (expected one of: {', '.join(MODEL_FORMATS)})")
     if sandbox:
-        return SandboxedPilot(p, fmt)
-    return load_local(p, fmt)
+        return SandboxedPilot(p, fmt, settings=settings)
+    return load_local(p, fmt, settings)

@@ -1,8 +1,10 @@
 """Run Keras (``.h5``, ``.keras``) and SavedModel (zipped or a folder) Donkey models.
 
-Each loader returns ``(run, sizes)``: ``run(x)`` maps a float32 ``[1, 120, 160, 3]``
+Each loader returns ``(run, sizes)``: ``run(x)`` maps a float32 ``[1, H, 160, 3]``
 batch to ``{output name: numpy array}`` through a compiled ``tf.function`` (about a
 millisecond, unlike ``model.predict``); ``sizes`` maps output names to value counts.
+``H`` is 120, or fewer rows for a model trained on a cropped frame (Donkey's
+``ROI_CROP_TOP`` / ``ROI_CROP_BOTTOM``); ``run.input_rows`` says which.
 """
 
 from __future__ import annotations
@@ -18,18 +20,21 @@ INPUT_SHAPE = (120, 160, 3)
 Runner = Callable[[np.ndarray], dict]
 
 
-def _check_input(shape, what: str) -> None:
+def _check_input(shape, what: str) -> int:
+    """The input's rows (1..120; a free height counts as 120). ValueError for any
+    shape other than ``[?, rows, 160, 3]``."""
     dims = tuple(None if d is None else int(d) for d in shape)
-    if len(dims) != 4 or dims[1:] != INPUT_SHAPE:
+    if len(dims) != 4 or dims[2:] != INPUT_SHAPE[1:] or not (dims[1] is None or 1 <= dims[1] <= INPUT_SHAPE[0]):
         raise ValueError(f"{what} expects input {list(dims)}; the car gives "
-                         f"[1, 120, 160, 3] (160x120 RGB)")
+                         f"[1, 120, 160, 3] (160x120 RGB), cropped to fewer rows at most")
+    return INPUT_SHAPE[0] if dims[1] is None else dims[1]
 
 
 def load_keras(path: str | Path) -> tuple[Runner, dict[str, int]]:
     """Load a Keras ``.h5`` / ``.keras`` model (not compiled).
 
     Raises ``ValueError`` if it cannot be loaded, has more than one input (IMU,
-    behaviour or memory models) or an input other than ``[?, 120, 160, 3]``."""
+    behaviour or memory models) or an input other than ``[?, H <= 120, 160, 3]``."""
     import keras
     import tensorflow as tf
 
@@ -40,7 +45,7 @@ def load_keras(path: str | Path) -> tuple[Runner, dict[str, int]]:
     if len(model.inputs) != 1:
         raise ValueError(f"the model has {len(model.inputs)} inputs; the car gives only "
                          "one camera image")
-    _check_input(model.inputs[0].shape, "the model")
+    rows = _check_input(model.inputs[0].shape, "the model")
     try:
         names = list(model.output_names)
     except AttributeError:
@@ -49,7 +54,7 @@ def load_keras(path: str | Path) -> tuple[Runner, dict[str, int]]:
         names = [f"output_{i}" for i in range(len(model.outputs))]
     sizes = {n: int(np.prod(o.shape[1:])) for n, o in zip(names, model.outputs, strict=True)}
 
-    @tf.function(input_signature=[tf.TensorSpec([1, *INPUT_SHAPE], tf.float32)])
+    @tf.function(input_signature=[tf.TensorSpec([1, rows, *INPUT_SHAPE[1:]], tf.float32)])
     def call(x):
         out = model(x, training=False)
         return list(out) if isinstance(out, (list, tuple)) else [out]
@@ -57,6 +62,7 @@ def load_keras(path: str | Path) -> tuple[Runner, dict[str, int]]:
     def run(x: np.ndarray) -> dict:
         return {n: t.numpy() for n, t in zip(names, call(tf.constant(x)), strict=True)}
 
+    run.input_rows = rows
     return run, sizes
 
 
@@ -108,7 +114,7 @@ def load_saved_model(path: str | Path) -> tuple[Runner, dict[str, int]]:
         raise ValueError(f"the model has {len(inputs)} inputs; the car gives only one "
                          "camera image")
     in_name, spec = next(iter(inputs.items()))
-    _check_input(spec.shape, "the model")
+    rows = _check_input(spec.shape, "the model")
     sizes = {n: int(np.prod(s.shape[1:])) for n, s in sig.structured_outputs.items()}
     fn = tf.function(sig)
 
@@ -116,5 +122,6 @@ def load_saved_model(path: str | Path) -> tuple[Runner, dict[str, int]]:
         out = fn(**{in_name: tf.constant(x, dtype=spec.dtype)})
         return {n: t.numpy() for n, t in out.items()}
 
+    run.input_rows = rows
     run._keep = (loaded, tmp)  # keep the model and its files alive with the runner
     return run, sizes

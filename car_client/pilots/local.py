@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,13 @@ from car_client.protocol import MODEL_FORMATS
 __all__ = ["load_local"]
 
 
-def load_local(path: str | Path, model_format: str) -> Pilot:
+def load_local(path: str | Path, model_format: str, settings: Mapping | None = None) -> Pilot:
     """Check ``path``'s graph (:func:`refuse_unsafe_model`) and load it as a Pilot.
 
-    Raises ``ValueError`` for a refused or unloadable model or an unknown format.
+    settings: Donkey per-model settings (``{"categorical_throttle_range", "crop_top",
+    "crop_bottom"}``, see :class:`car_client.pilots.donkey.ModelSettings`); ignored
+    for DeepRacer models. Raises ``ValueError`` for a refused or unloadable model, an
+    unknown format, bad settings or a crop that does not match the model's input.
     TensorFlow / LiteRT are imported here, on first use."""
     p = Path(path)
     if model_format not in MODEL_FORMATS:
@@ -32,8 +36,9 @@ def load_local(path: str | Path, model_format: str) -> Pilot:
         from car_client.pilots.deepracer import DeepRacerPilot  # imports TensorFlow
 
         return DeepRacerPilot(p)
-    from car_client.pilots.donkey import DonkeyPilot
+    from car_client.pilots.donkey import DEFAULT_THROTTLE_RANGE, DonkeyPilot, ModelSettings
 
+    chosen = ModelSettings.from_dict(settings)
     if model_format == "keras":
         from car_client.pilots.keras_runner import load_keras as loader  # TensorFlow
     elif model_format == "savedmodel":
@@ -41,6 +46,8 @@ def load_local(path: str | Path, model_format: str) -> Pilot:
     else:
         from car_client.pilots.tflite import load_tflite as loader  # LiteRT
     run, sizes = loader(p)
-    pilot = DonkeyPilot(run, sizes, name=p.name)
+    pilot = DonkeyPilot(run, sizes, name=p.name,
+                        throttle_range=chosen.categorical_throttle_range or DEFAULT_THROTTLE_RANGE,
+                        crop_top=chosen.crop_top, crop_bottom=chosen.crop_bottom)
     pilot.predict(np.zeros((120, 160, 3), np.uint8))  # fail now, not on the track
     return pilot

@@ -1,7 +1,7 @@
 """The model process: confine, check, load, then answer frames.
 
 Started by :class:`car_client.pilots.sandbox.SandboxedPilot` as
-``python -m car_client.pilots.model_process SCRATCH MODEL FORMAT``; the wire format is
+``python -m car_client.pilots.model_process SCRATCH MODEL FORMAT [SETTINGS_JSON]``; the wire format is
 described there. :func:`main` confines the process before anything of the model is
 read (:func:`car_client.pilots.confine.confine`), then loads it with
 :func:`car_client.pilots.local.load_local` (which checks the graph first).
@@ -65,13 +65,15 @@ def _preload(model_format: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Run the model process; ``argv`` is ``[SCRATCH, MODEL, FORMAT]``. Returns the exit code."""
+    """Run the model process; ``argv`` is ``[SCRATCH, MODEL, FORMAT]`` and optionally the
+    model's Donkey settings as a JSON object. Returns the exit code."""
     out = os.fdopen(os.dup(1), "wb")
     inp = os.fdopen(os.dup(0), "rb")
     os.dup2(2, 1)  # what the model prints goes to stderr, never into the replies
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
-    scratch, model, model_format = argv
+    scratch, model, model_format = argv[:3]
+    settings_json = argv[3] if len(argv) > 3 else "{}"
     _preload(model_format)
     try:
         confinement = confine(scratch)
@@ -80,7 +82,10 @@ def main(argv: list[str]) -> int:
                     "confinement_failed": True})
         return 2
     try:
-        pilot = load_local(model, model_format)
+        settings = json.loads(settings_json)
+        if not isinstance(settings, dict):
+            raise ValueError("the model settings must be a JSON object")
+        pilot = load_local(model, model_format, settings)
     except ValueError as exc:
         _send(out, {"ok": False, "error": str(exc)})
         return 1

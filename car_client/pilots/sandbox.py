@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import weakref
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -58,7 +59,8 @@ class SandboxedPilot(Pilot):
     path: the model file (or SavedModel folder); model_format: one of
     ``MODEL_FORMATS``; user: whom the child becomes when the car is root (default
     ``$CAR_MODEL_USER`` or ``nobody``); scratch_root: where the scratch folder is made
-    (default the system temporary folder).
+    (default the system temporary folder); settings: the model's Donkey settings
+    (a JSON object, passed to the model process as its fourth argument).
 
     Raises ``ValueError`` when the car refuses or cannot load the model (the child's
     message), ``RuntimeError`` when the child cannot be confined or dies.
@@ -67,7 +69,7 @@ class SandboxedPilot(Pilot):
     ``confinement`` (``{"uid", "landlock_abi"}`` of the child)."""
 
     def __init__(self, path: str | Path, model_format: str, user: str | None = None,
-                 scratch_root: str | Path | None = None) -> None:
+                 scratch_root: str | Path | None = None, settings: Mapping | None = None) -> None:
         src = Path(path)
         self.name = src.name
         self.kind: str | None = None
@@ -84,7 +86,7 @@ class SandboxedPilot(Pilot):
                 _give_to(self._scratch, user)
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "car_client.pilots.model_process", str(self._scratch),
-                 str(model), model_format],
+                 str(model), model_format, json.dumps(dict(settings or {}))],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=self._scratch,
                 env=_child_env(self._scratch, user), close_fds=True)
         except BaseException:

@@ -17,7 +17,7 @@ def load_tflite(path: str | Path, num_threads: int = 1) -> tuple[Runner, dict[st
     """Load a ``.tflite`` model; returns ``(run, sizes)`` like the Keras loaders.
 
     Raises ``ValueError`` for an unreadable file, several signatures or inputs, an input
-    other than float32 ``[1, 120, 160, 3]``."""
+    other than float32 ``[1, H <= 120, 160, 3]`` (``run.input_rows`` = H)."""
     from ai_edge_litert.interpreter import Interpreter
 
     try:
@@ -36,7 +36,7 @@ def load_tflite(path: str | Path, num_threads: int = 1) -> tuple[Runner, dict[st
         in_name = sig["inputs"][0]
         in_detail = runner.get_input_details()[in_name]
         out_details = runner.get_output_details()
-        _check(in_detail)
+        rows = _check(in_detail)
         sizes = {n: int(np.prod(d["shape"][1:])) for n, d in out_details.items()}
 
         def run(x: np.ndarray) -> dict:
@@ -46,7 +46,7 @@ def load_tflite(path: str | Path, num_threads: int = 1) -> tuple[Runner, dict[st
         ins = interp.get_input_details()
         if len(ins) != 1:
             raise ValueError(f"the model has {len(ins)} inputs; the car gives only one image")
-        _check(ins[0])
+        rows = _check(ins[0])
         outs = interp.get_output_details()
         sizes = {d["name"]: int(np.prod(d["shape"][1:])) for d in outs}
         in_index = ins[0]["index"]
@@ -56,15 +56,17 @@ def load_tflite(path: str | Path, num_threads: int = 1) -> tuple[Runner, dict[st
             interp.invoke()
             return {d["name"]: interp.get_tensor(d["index"]).copy() for d in outs}
 
+    run.input_rows = rows
     run._keep = interp  # the interpreter must outlive the runner
     return run, sizes
 
 
-def _check(detail: dict) -> None:
+def _check(detail: dict) -> int:
     shape = tuple(int(d) for d in detail["shape"])
-    if len(shape) != 4 or shape[1:] != INPUT_SHAPE:
+    if len(shape) != 4 or shape[2:] != INPUT_SHAPE[1:] or not 1 <= shape[1] <= INPUT_SHAPE[0]:
         raise ValueError(f"the model expects input {list(shape)}; the car gives "
-                         "[1, 120, 160, 3] (160x120 RGB)")
+                         "[1, 120, 160, 3] (160x120 RGB), cropped to fewer rows at most")
     if detail["dtype"] != np.float32:
         raise ValueError(f"the model expects {np.dtype(detail['dtype']).name} input; "
                          "only float32 (0..1) inputs are supported")
+    return shape[1]

@@ -26,8 +26,11 @@ throttle (``speed / FULL_THROTTLE_MPS``), so these two values must be the ones t
 pilot maps with (30 degrees and 4 m/s for :mod:`car_client.pilots.donkey`). The max
 speed cap limits the throttle to ``max_speed / FULL_THROTTLE_MPS``. E-stop writes the
 stopped pulse at once and the drive loop writes nothing after it (within one frame).
-``MODEL_CATEGORICAL_MAX_THROTTLE_RANGE`` is the throttle range categorical models were
-trained with (Donkey's default 0.8; drem's pilot default 0.5).
+``MODEL_CATEGORICAL_MAX_THROTTLE_RANGE`` is only the fallback throttle range for a
+categorical model that carries none: the racer's per-model settings (throttle range and
+crop, set at upload or read from the shipped ``myconfig.py``) travel with the model in
+``load_model`` and are kept beside it (:func:`car_client.pilots.donkey.read_model_settings`);
+:meth:`DonkeyVehicle.start_driving` applies them when it starts the model.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from car_client.pilots import load_pilot
+from car_client.pilots.donkey import read_model_settings
 from car_client.protocol import TAIL_LIGHTS
 from car_client.vehicle.base import LapCallback, ModelSpec, Vehicle
 
@@ -252,13 +256,21 @@ class DonkeyVehicle(Vehicle):
             raise ValueError("max_speed_mps must be positive")
         self._max_speed = float(max_speed_mps)
 
+    def model_settings(self, model: ModelSpec) -> dict:
+        """The settings ``model`` is driven with: those stored beside it, the car's
+        ``MODEL_CATEGORICAL_MAX_THROTTLE_RANGE`` when it carries no throttle range.
+        Raises ``ValueError`` for a bad settings file."""
+        settings = read_model_settings(model.path).to_dict()
+        settings.setdefault("categorical_throttle_range", float(self.config.MODEL_CATEGORICAL_MAX_THROTTLE_RANGE))
+        return settings
+
     def start_driving(self, model: ModelSpec, on_lap: LapCallback) -> None:
-        """Load the model (ValueError if this car cannot run it) and drive."""
+        """Load the model with its settings (:meth:`model_settings`: throttle range,
+        crop) and drive. ValueError if this car cannot run it or its crop does not
+        match its input."""
         if model.model_format not in self.model_formats:
             raise ValueError(f"a Donkey car runs {', '.join(self.model_formats)} models, not {model.model_format}")
-        pilot = load_pilot(model.path, model.model_format)
-        if hasattr(pilot, "throttle_range"):  # categorical models: the range they were trained with
-            pilot.throttle_range = float(self.config.MODEL_CATEGORICAL_MAX_THROTTLE_RANGE)
+        pilot = load_pilot(model.path, model.model_format, settings=self.model_settings(model))
         if self._thread is not None:
             self.stop_driving()
         stop = threading.Event()

@@ -85,7 +85,7 @@ def _params(command_type: str, params: dict, car: Car) -> tuple[dict, int | None
             raise ServiceError("that model is not available (it must be scanned clean first)", "model_id") from None
         check_car_runs(car, model)
         return {"model_id": str(model.id), "name": model.filename, "format": model.model_format,
-                "sha256": model.sha256, "size": model.size,
+                "sha256": model.sha256, "size": model.size, "model_settings": model.model_settings or {},
                 "url": signed_model_path(model.id, car.id)}, model.id
     if command_type == "delete_models":
         ids = params.get("model_ids") or []

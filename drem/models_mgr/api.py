@@ -6,6 +6,7 @@ from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user
 
 from drem.models_mgr import service
+from drem.models_mgr.donkey_settings import settings_from_upload
 from drem.models_mgr.download import send_model_file
 from drem.platform.effects import commit
 from drem.platform.errors import ServiceError
@@ -19,8 +20,10 @@ bp = Blueprint("models_api", __name__, url_prefix="/api/models")
 @require("models.upload")
 def upload():
     """Upload one model. Raw body with ``?filename=NAME`` (streamed straight to storage),
-    or ``multipart/form-data`` with a ``file`` field. Answers 201 with the model (status
-    ``uploaded``); its scan runs in the background."""
+    or ``multipart/form-data`` with a ``file`` field. Donkey models take optional
+    settings (query or form fields ``categorical_throttle_range``, ``crop_top``,
+    ``crop_bottom``; 400 naming the field for a bad value). Answers 201 with the model
+    (status ``uploaded``); its scan runs in the background."""
     event_id = id_arg("event_id")
     if request.mimetype == "multipart/form-data":
         limit = current_app.config["UPLOAD_LIMIT_BYTES"]
@@ -29,10 +32,13 @@ def upload():
         upload_file = request.files.get("file")
         if upload_file is None:
             raise ServiceError("send the model in a form field called 'file'", "file")
-        model = service.upload_model(current_user, upload_file.filename or "", upload_file.stream, None, event_id)
+        settings = settings_from_upload({**request.args.to_dict(), **request.form.to_dict()})
+        model = service.upload_model(current_user, upload_file.filename or "", upload_file.stream, None, event_id,
+                                     settings)
     else:
+        settings = settings_from_upload(request.args.to_dict())
         model = service.upload_model(current_user, request.args.get("filename", ""), request.stream,
-                                     request.content_length, event_id)
+                                     request.content_length, event_id, settings)
     try:
         commit()
     except Exception:

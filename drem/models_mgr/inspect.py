@@ -70,6 +70,7 @@ from drem.models_mgr.archive_guard import (
     read_limited,
     scan_zip,
 )
+from drem.models_mgr.donkey_settings import CONFIG_FILE_NAMES, parse_donkey_config
 from drem.models_mgr.inspect_types import FORMATS, InspectLimits, ModelInfo, ModelRejected
 from drem.models_mgr.metadata import SUPPORTED_SENSORS, load_json, parse_deepracer_metadata
 
@@ -305,6 +306,7 @@ def _inspect_keras_zip(
     keras_meta = parsed["metadata.json"]
     config = parsed["config.json"]
     _refuse_graph(info.filename, keras_config_problems(config))
+    info.input_rows = keras_input_rows(config)
     info.version = str(keras_meta["keras_version"]) if "keras_version" in keras_meta else None
     info.metadata = {
         "metadata": keras_meta,
@@ -334,6 +336,44 @@ def _inspect_savedmodel_zip(
         graph = read_limited(fh, limits.max_graph_bytes, "saved_model.pb")  # type: ignore[arg-type]
     _refuse_graph(pbs[0], saved_model_problems(graph))
     info.saved_model_dir = folder
+    info.shipped_settings = _shipped_settings(zf, files, folder, limits)
+
+
+def _shipped_settings(zf: zipfile.ZipFile, files: dict[str, zipfile.ZipInfo], folder: str,
+                      limits: InspectLimits) -> dict[str, Any] | None:
+    """Settings from a donkeycar config at the zip's top or beside ``saved_model.pb``."""
+    for name in CONFIG_FILE_NAMES:
+        for where in dict.fromkeys(["", folder]):
+            member = posixpath.join(where, name) if where else name
+            if member in files:
+                with zf.open(files[member]) as fh:
+                    raw = read_limited(fh, limits.max_metadata_bytes, member)  # type: ignore[arg-type]
+                return parse_donkey_config(raw, member)
+    return None
+
+
+def keras_input_rows(config: Any) -> int | None:
+    """The input height of a Keras model config (``config.json`` of a ``.keras`` file or
+    an ``.h5`` file's ``model_config``): the ``batch_shape`` (Keras 3) or
+    ``batch_input_shape`` (Keras 2) of its one ``InputLayer``, or its
+    ``build_config.input_shape``. None when the config does not say (one free height,
+    several inputs, not a 4-D image input)."""
+    if not isinstance(config, dict):
+        return None
+    layers = (config.get("config") or {}).get("layers") if isinstance(config.get("config"), dict) else None
+    shapes = []
+    for layer in layers if isinstance(layers, list) else []:
+        if isinstance(layer, dict) and layer.get("class_name") == "InputLayer":
+            cfg = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+            shapes.append(cfg.get("batch_shape") or cfg.get("batch_input_shape"))
+    if not shapes:
+        build = config.get("build_config")
+        if isinstance(build, dict):
+            shapes.append(build.get("input_shape"))
+    if len(shapes) != 1 or not isinstance(shapes[0], list) or len(shapes[0]) != 4:
+        return None
+    rows = shapes[0][1]
+    return rows if isinstance(rows, int) and not isinstance(rows, bool) and rows > 0 else None
 
 
 def _h5_model_config(path: Path, filename: str, limits: InspectLimits) -> Any:
@@ -450,7 +490,9 @@ def inspect_model_file(
         if size < 512:
             raise ModelRejected(f"{filename} is too small to be a Keras HDF5 model.")
         info = ModelInfo("keras", filename, size, sha256, md5, container="hdf5")
-        _refuse_graph(filename, keras_config_problems(_h5_model_config(path, filename, limits)))
+        h5_config = _h5_model_config(path, filename, limits)
+        _refuse_graph(filename, keras_config_problems(h5_config))
+        info.input_rows = keras_input_rows(h5_config)
         return info
     if content == "tflite":
         (root_offset,) = struct.unpack_from("<I", head, 0)

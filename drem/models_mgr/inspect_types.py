@@ -81,6 +81,11 @@ class ModelInfo:
         metadata: the parsed ``model_metadata.json`` (DeepRacer) or
             ``{"metadata": ..., "config_class": ...}`` for ``.keras``; else None.
         saved_model_dir: folder holding ``saved_model.pb`` inside the zip ("" = top).
+        input_rows: a Donkey model's input height (rows of the camera frame it takes,
+            120 uncropped) when its config says it (Keras), else None.
+        shipped_settings: Donkey settings read from a ``myconfig.py`` / ``config.py``
+            in the zip (``{"categorical_throttle_range", "crop_top", "crop_bottom"}``,
+            keys present only when set there), else None.
     """
 
     format: str
@@ -103,6 +108,8 @@ class ModelInfo:
     version: str | None = None
     metadata: dict[str, Any] | None = None
     saved_model_dir: str | None = None
+    input_rows: int | None = None
+    shipped_settings: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict of all fields."""

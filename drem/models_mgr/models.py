@@ -42,6 +42,9 @@ class RacerModel(db.Model):
     neural_network: Mapped[str | None] = mapped_column(String(64))
     training_algorithm: Mapped[str | None] = mapped_column(String(32))
     details: Mapped[dict | None] = mapped_column(JSON)
+    # Donkey settings the car drives the model with (drem.models_mgr.donkey_settings):
+    # {"categorical_throttle_range": float, "crop_top": rows, "crop_bottom": rows}
+    model_settings: Mapped[dict | None] = mapped_column(JSON)
     virus_signature: Mapped[str | None] = mapped_column(String(255))
     scan_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
@@ -64,6 +67,7 @@ class RacerModel(db.Model):
             "model_pb_md5": self.model_pb_md5, "sensors": self.sensors,
             "action_space_type": self.action_space_type, "action_space": self.action_space,
             "neural_network": self.neural_network, "training_algorithm": self.training_algorithm,
+            "model_settings": self.model_settings or {},
             "virus_signature": self.virus_signature, "scan_attempts": self.scan_attempts,
             "uploaded_at": self.uploaded_at.isoformat(),
             "scanned_at": self.scanned_at.isoformat() if self.scanned_at else None,

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from flask import current_app
 
+from drem.models_mgr.donkey_settings import DONKEY_FORMATS, resolve_settings
 from drem.models_mgr.inspect import InspectLimits, ModelInfo, ModelRejected, inspect_model_file
 from drem.models_mgr.models import AVAILABLE, INVALID, PENDING, QUARANTINED, SCANNING, RacerModel
 from drem.models_mgr.scanner import ScannerUnavailable, scanner_from_url
@@ -110,10 +111,16 @@ def process_model(model_id: int) -> str | None:
         return model.status
     if error is not None:
         raise error  # unexpected (a read error): the runner logs it; the claim runs out, then a retry
+    if rejected is None:
+        try:
+            settings = _model_settings(model, info)
+        except ModelRejected as exc:
+            rejected = exc
     if rejected is not None:
         model.status, model.status_reason = INVALID, rejected.reason
     else:
         _apply_info(model, info)
+        model.model_settings = settings or None
         model.status, model.status_reason = AVAILABLE, None
     _finish(model)
     return model.status
@@ -163,6 +170,14 @@ def _quarantine(model: RacerModel, signature: str) -> None:
     model.status_reason = f"a virus was found ({signature}); the file is quarantined"
     db.session.flush()
     storage.delete(old_key)
+
+
+def _model_settings(model: RacerModel, info: ModelInfo) -> dict:
+    """The racer's settings merged with a shipped config and checked against the input
+    height (ModelRejected on a mismatch); ``{}`` for DeepRacer models."""
+    if info.format not in DONKEY_FORMATS:
+        return {}
+    return resolve_settings(model.model_settings, info.shipped_settings, info.input_rows)
 
 
 def _apply_info(model: RacerModel, info) -> None:

@@ -94,9 +94,14 @@ def _extension(name: str) -> str:
 
 
 def upload_model(owner: User, filename: str, stream: BinaryIO, content_length: int | None,
-                 event_id: int | None = None) -> RacerModel:
+                 event_id: int | None = None, settings: dict | None = None) -> RacerModel:
     """Stream an upload into storage and record it as ``uploaded``; the scan job is woken
     after the commit.
+
+    ``settings``: the racer's Donkey settings, already checked
+    (:func:`drem.models_mgr.donkey_settings.settings_from_upload`); refused with a
+    ServiceError for a DeepRacer archive. Inspection merges them with a shipped config
+    and the model's input height.
 
     ``content_length`` (bytes, None for chunked bodies) is checked first; the limit is
     enforced again while streaming. Raises TooLarge (413) over ``UPLOAD_LIMIT_BYTES`` or
@@ -104,6 +109,9 @@ def upload_model(owner: User, filename: str, stream: BinaryIO, content_length: i
     ServiceError for a bad name or an empty file.
     """
     name = clean_filename(filename)
+    if settings and _extension(name) in (".tar.gz", ".tgz"):
+        raise ServiceError("throttle range and crop are Donkey Car settings; a DeepRacer model "
+                           "carries its own in model_metadata.json", "categorical_throttle_range")
     limit = current_app.config["UPLOAD_LIMIT_BYTES"]
     if content_length is not None and content_length > limit:
         raise TooLarge(f"the file is {content_length / 1e6:.0f} MB; the limit is {limit // 2**20} MB")
@@ -128,6 +136,7 @@ def upload_model(owner: User, filename: str, stream: BinaryIO, content_length: i
     now = utcnow()
     model = RacerModel(owner_id=owner.id, event_id=event_id, filename=name, storage_key=key, status=UPLOADED,
                        size=put.size, sha256=put.sha256, md5=put.md5, uploaded_at=now, next_attempt_at=now,
+                       model_settings=dict(settings) if settings else None,
                        expires_at=now + timedelta(days=current_app.config["MODEL_RETENTION_DAYS"]))
     db.session.add(model)
     db.session.flush()
