@@ -61,9 +61,9 @@ def donkey(donkey_models):
 
 
 def expected_pulses(model_path, fmt, frames, cap_mps):
-    pilot = load_pilot(model_path, fmt)
-    if hasattr(pilot, "throttle_range"):
-        pilot.throttle_range = CALIBRATED.MODEL_CATEGORICAL_MAX_THROTTLE_RANGE
+    # the model carries no settings: the car's throttle range is the fallback
+    pilot = load_pilot(model_path, fmt,
+                       settings={"categorical_throttle_range": CALIBRATED.MODEL_CATEGORICAL_MAX_THROTTLE_RANGE})
     out = []
     for frame in frames:
         action = pilot.act(frame)
