@@ -138,10 +138,15 @@ def resolve_settings(uploaded: Mapping | None, shipped: Mapping | None, input_ro
     uploaded: the racer's (:func:`settings_from_upload`), they win; shipped: from a
     config in the zip (:func:`parse_donkey_config`); input_rows: the model's input
     height when inspection could read it (None: the car checks it when it loads).
-    A known height fills in the crop (``crop_top = 120 - rows`` when neither crop is
+    The crop is one setting: a racer who gives either crop replaces the shipped crop
+    whole. A known height fills in the crop (``crop_top = 120 - rows`` when neither crop is
     given, the other one when one is). Raises :class:`ModelRejected` when the crop
     does not match the height, with both numbers in the message."""
-    merged = {**dict(shipped or {}), **dict(uploaded or {})}
+    uploaded, shipped = dict(uploaded or {}), dict(shipped or {})
+    if "crop_top" in uploaded or "crop_bottom" in uploaded:
+        shipped.pop("crop_top", None)
+        shipped.pop("crop_bottom", None)
+    merged = {**shipped, **uploaded}
     try:
         settings = checked_settings(merged)
     except ValueError as exc:

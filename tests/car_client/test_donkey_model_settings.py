@@ -17,7 +17,13 @@ from car_client.daemon.commands import validate_command
 from car_client.daemon.model_store import DownloadError, ModelStore
 from car_client.pilots import load_pilot
 from car_client.pilots.donkey import MODEL_SETTINGS_FILE, ModelSettings, read_model_settings
-from car_client.vehicle.donkey import DonkeyConfig, DonkeyVehicle, PwmOutputs, steering_pulse, throttle_pulse
+from car_client.vehicle.donkey import (
+    DonkeyConfig,
+    DonkeyVehicle,
+    PwmOutputs,
+    steering_pulse,
+    throttle_pulse,
+)
 from tests.car_client import model_factories as mf
 from tests.car_client.peers import ModelFileServer, wait_until
 from tests.car_client.test_daemon_donkey import SimulatorCamera
