@@ -18,6 +18,7 @@ import uuid
 
 from car_client.pilots import load_pilot
 from car_client.pilots.base import Pilot
+from car_client.pilots.donkey import read_model_settings
 from car_client.protocol import TAIL_LIGHTS
 from car_client.sim.camera import CAMERA_KINDS, Camera
 from car_client.sim.dynamics import CarParams
@@ -116,7 +117,8 @@ class SimulatedVehicle(Vehicle):
         """Load ``model`` as a pilot (``ValueError`` if the car cannot run it)."""
         if is_reference(model):
             return ReferencePilot(self.track, self.params)
-        return load_pilot(model.path, model.model_format or None)
+        return load_pilot(model.path, model.model_format or None,
+                          settings=read_model_settings(model.path).to_dict())
 
     def camera(self) -> Camera:
         """The camera renderer (built once, on first use)."""

@@ -20,7 +20,13 @@
   function upload(file) {
     const li = row(file);
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", "/api/models?filename=" + encodeURIComponent(file.name));
+    let url = "/api/models?filename=" + encodeURIComponent(file.name);
+    // Donkey models' own settings (categorical throttle range, crop), when the racer typed them
+    for (const [id, name] of [["ds-range", "categorical_throttle_range"], ["ds-top", "crop_top"], ["ds-bottom", "crop_bottom"]]) {
+      const el = document.getElementById(id);
+      if (el && el.value.trim()) url += "&" + name + "=" + encodeURIComponent(el.value.trim());
+    }
+    xhr.open("POST", url);
     xhr.setRequestHeader("X-CSRFToken", csrf);
     xhr.setRequestHeader("Content-Type", "application/octet-stream");
     xhr.upload.onprogress = (e) => { if (e.lengthComputable) li.querySelector("progress").value = 100 * e.loaded / e.total; };
