@@ -1,4 +1,4 @@
-"""Laps as they happen: operator capture, car reports, timer crossings; resets, DNF, undo.
+"""Laps as they happen: operator capture, car reports (timer crossings: ``crossings``); resets, DNF, undo.
 
 Every lap carries the sender's id (``source_id``): the same id twice is stored once.
 Lap times are whole milliseconds. A lap finishing after the race time ran out still
@@ -6,8 +6,6 @@ counts and then ends the race; a lap-count race ends at its target.
 """
 
 from __future__ import annotations
-
-from flask import current_app
 
 from drem.events.models import ENDED, MIN_LAP_MS, PAUSED, RUNNING, Lap, Race, max_lap_ms
 from drem.platform.db_types import utcnow
@@ -98,37 +96,6 @@ def car_lap(car, report, race_id: int | None) -> dict | None:
     report.race_id = race.id
     return {"stored": True, "race_id": race.id, "lap_number": lap.lap_number,
             "outcome": f"lap {lap.lap_number} of race {race.id}"}
-
-
-def timer_crossing(device, crossing_id: str, device_time_ms: int) -> dict:
-    """A lap timer saw the car cross the line at ``device_time_ms`` (the device's own clock).
-
-    The first crossing of a race starts its first timed lap; each later one ends a lap
-    whose time is the difference of the device's timestamps. Crossings closer than
-    ``TIMER_DEBOUNCE_MS`` to the previous one are ignored; a repeated ``crossing_id`` is
-    stored once. Returns the ack (``stored``, ``reason``, ``lap_number``).
-    """
-    race = db.session.scalar(db.select(Race).where(Race.live_track_id == device.track_id))
-    if race is None or race.status != RUNNING:
-        return {"ok": True, "stored": False, "reason": "no running race on this track"}
-    source_id = f"timer:{device.id}:{crossing_id}"
-    if existing_lap(race, source_id) is not None:
-        return {"ok": True, "stored": True, "duplicate": True}
-    last = race.timer_last_crossing_ms
-    if last is None:
-        race.timer_last_crossing_ms = device_time_ms
-        race.lap_start_ms = clock.elapsed_ms(race, utcnow())
-        push_state(race)
-        return {"ok": True, "stored": False, "reason": "first crossing: lap started"}
-    lap_ms = device_time_ms - last
-    debounce = current_app.config["TIMER_DEBOUNCE_MS"]
-    if 0 <= lap_ms < debounce:
-        return {"ok": True, "stored": False, "reason": f"within the {debounce} ms debounce"}
-    if not MIN_LAP_MS <= lap_ms <= max_lap_ms(race.time_limit_ms):
-        return {"ok": False, "stored": False, "reason": f"lap time {lap_ms} ms is not plausible (device clock?)"}
-    race.timer_last_crossing_ms = device_time_ms
-    lap = _record(race, lap_ms, "timer", source_id)
-    return {"ok": True, "stored": True, "lap_number": lap.lap_number}
 
 
 def change_resets(actor, race: Race, delta: int) -> Race:
