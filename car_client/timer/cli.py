@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import sys
 import threading
@@ -80,25 +81,34 @@ def activate(server, code, config_path, hostname, pins, pull_up, edge, bounce_ms
     click.echo(f"wrote {path} (mode 0600)")
 
 
-def _mock_input(program, stream) -> None:
-    """Drive gpiozero mock pins from ``stream``: each line ``<sensor>`` is one crossing (the
-    pin goes to its crossing level and back). For the demo, tests and benchmarks only."""
-    for line in stream:
-        word = line.strip()
-        if not word:
-            continue
-        try:
-            config: SensorConfig = next(s for s in program.sensors.configs if s.sensor == int(word))
-        except (ValueError, StopIteration):
-            logging.getLogger(__name__).warning("mock input: no sensor %r", word)
-            continue
-        pin = program.sensors.pin_of(config.sensor)
-        if config.edge == "rising":
-            pin.drive_high()
-            pin.drive_low()
-        else:
-            pin.drive_low()
-            pin.drive_high()
+MOCK_FIFO = "mock-pins.fifo"
+
+
+def _mock_input(program, fifo: Path) -> None:
+    """Drive gpiozero's mock pins from the named pipe ``fifo``: each line ``<sensor>`` is one
+    crossing (the pin goes to its crossing level and back). For the demo, tests and
+    benchmarks only; several writers may come and go."""
+    while True:
+        with open(fifo, encoding="ascii") as stream:  # blocks until a writer opens the pipe
+            for line in stream:
+                _pulse(program, line.strip())
+
+
+def _pulse(program, word: str) -> None:
+    if not word:
+        return
+    try:
+        config: SensorConfig = next(s for s in program.sensors.configs if s.sensor == int(word))
+    except (ValueError, StopIteration):
+        logging.getLogger(__name__).warning("mock input: no sensor %r", word)
+        return
+    pin = program.sensors.pin_of(config.sensor)
+    if config.edge == "rising":
+        pin.drive_high()
+        pin.drive_low()
+    else:
+        pin.drive_low()
+        pin.drive_high()
 
 
 @timer.command()
@@ -106,7 +116,8 @@ def _mock_input(program, stream) -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Outbox and crossing log (default: the config file's folder).")
 @click.option("--mock-pins", is_flag=True,
-              help="Use gpiozero's mock pins, driven by lines '<sensor number>' on stdin (demo and tests).")
+              help=f"Use gpiozero's mock pins, driven by lines '<sensor number>' written to the named pipe "
+                   f"{MOCK_FIFO} in the data dir (demo, tests, benchmarks).")
 @click.option("--ack-timeout", type=float, default=10.0, show_default=True,
               help="Seconds to wait for the server's ack of a crossing.")
 @click.option("--log-level", default="INFO", show_default=True,
@@ -122,9 +133,11 @@ def run(config_path, data_dir, mock_pins, ack_timeout, log_level) -> None:
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     factory = MockFactory() if mock_pins else None
-    program = TimerProgram(config, Path(data_dir) if data_dir else path.parent, pin_factory=factory,
-                           ack_timeout_s=ack_timeout)
+    data = Path(data_dir) if data_dir else path.parent
+    program = TimerProgram(config, data, pin_factory=factory, ack_timeout_s=ack_timeout)
     if mock_pins:
-        threading.Thread(target=_mock_input, args=(program, sys.stdin), name="timer-mock-input",
-                         daemon=True).start()
+        fifo = data / MOCK_FIFO
+        if not fifo.exists():
+            os.mkfifo(fifo, 0o600)
+        threading.Thread(target=_mock_input, args=(program, fifo), name="timer-mock-input", daemon=True).start()
     sys.exit(program.run())
