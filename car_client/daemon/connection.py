@@ -348,7 +348,7 @@ class Connection:
         if isinstance(ack, dict) and ack.get("ok") is True:
             self.outbox.delete(entry.id)
             if ack.get("stored") is False:
-                log.info("server kept %s %s without a race: %s", entry.kind, entry.id,
+                log.info("server kept %s %s but stored nothing from it: %s", entry.kind, entry.id,
                          ack.get("reason"))
             return True
         if isinstance(ack, dict) and ack.get("ok") is False:
