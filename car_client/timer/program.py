@@ -60,11 +60,12 @@ class ClockOffset:
             self._samples.append((round(trip), round(offset)))
 
     def best(self) -> tuple[int | None, int | None]:
-        """``(offset_ms, round_trip_ms)`` of the sample with the smallest round trip, or Nones."""
+        """``(offset_ms, round_trip_ms)`` of the sample with the smallest round trip (the newest
+        of equal ones), or Nones."""
         with self._lock:
             if not self._samples:
                 return None, None
-            trip, offset = min(self._samples)
+            trip, _newest, offset = min((trip, -i, offset) for i, (trip, offset) in enumerate(self._samples))
         return offset, trip
 
 
