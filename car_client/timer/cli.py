@@ -86,7 +86,9 @@ MOCK_FIFO = "mock-pins.fifo"
 
 def _mock_input(program, fifo: Path) -> None:
     """Drive gpiozero's mock pins from the named pipe ``fifo``: each line ``<sensor>`` is one
-    crossing (the pin goes to its crossing level and back). For the demo, tests and
+    crossing now (the pin goes to its crossing level and back), ``<sensor> <ns>`` one at
+    ``time.monotonic_ns() == ns`` (a pulse schedule, as from a signal generator: lines are
+    played in order, so a whole schedule may be written at once). For the demo, tests and
     benchmarks only; several writers may come and go."""
     while True:
         with open(fifo, encoding="ascii") as stream:  # blocks until a writer opens the pipe
@@ -94,14 +96,22 @@ def _mock_input(program, fifo: Path) -> None:
                 _pulse(program, line.strip())
 
 
-def _pulse(program, word: str) -> None:
-    if not word:
+def _pulse(program, line: str) -> None:
+    words = line.split()
+    if not words:
         return
     try:
-        config: SensorConfig = next(s for s in program.sensors.configs if s.sensor == int(word))
+        config: SensorConfig = next(s for s in program.sensors.configs if s.sensor == int(words[0]))
+        at_ns = int(words[1]) if len(words) > 1 else None
     except (ValueError, StopIteration):
-        logging.getLogger(__name__).warning("mock input: no sensor %r", word)
+        logging.getLogger(__name__).warning("mock input: cannot read %r", line)
         return
+    if at_ns is not None:
+        wait_s = (at_ns - time.monotonic_ns()) / 1e9
+        if wait_s > 0.002:
+            time.sleep(wait_s - 0.002)
+        while time.monotonic_ns() < at_ns:  # the last 2 ms: spin, a sleep wakes up late
+            pass
     pin = program.sensors.pin_of(config.sensor)
     if config.edge == "rising":
         pin.drive_high()

@@ -75,14 +75,24 @@ class TimerProcess:
             raise RuntimeError(f"the timer exited ({self.process.returncode}):\n{self.log_tail()}")
         return self
 
-    def pulse(self, sensor: int = 1) -> int:
-        """Make ``sensor`` see one crossing now; returns ``time.monotonic_ns()`` just before the
-        write (the program stamps the crossing on its own clock when it reads the line)."""
+    def pulse(self, sensor: int = 1, at_ns: int | None = None) -> int:
+        """Make ``sensor`` see one crossing, now or at ``time.monotonic_ns() == at_ns`` (the
+        program drives its mock pin then; pulses play in the order they were sent). Returns
+        the time of the pulse (ns, this machine's monotonic clock)."""
         if self._pipe is None:
             self._pipe = os.open(self.data_dir / FIFO, os.O_WRONLY)  # blocks until the program reads it
-        at = time.monotonic_ns()
-        os.write(self._pipe, f"{sensor}\n".encode())
-        return at
+        if at_ns is None:
+            at_ns = time.monotonic_ns()
+            os.write(self._pipe, f"{sensor}\n".encode())
+        else:
+            os.write(self._pipe, f"{sensor} {at_ns}\n".encode())
+        return at_ns
+
+    def pulse_schedule(self, offsets_s: list[float], sensor: int = 1, lead_s: float = 0.5) -> list[int]:
+        """Send a whole pulse schedule at once: one crossing of ``sensor`` at each offset
+        (seconds from ``lead_s`` from now). Returns the scheduled times (ns, monotonic)."""
+        start = time.monotonic_ns() + int(lead_s * 1e9)
+        return [self.pulse(sensor, start + int(offset * 1e9)) for offset in offsets_s]
 
     def _close_pipe(self) -> None:
         if self._pipe is not None:

@@ -122,13 +122,8 @@ def test_a_race_timed_by_pulses_only(live_server, page, console_errors, timed):
     indicator(page, "timer connected")
     race_id = set_up_race(live_server, s)
     page.locator("#tk-status", has_text="ready").wait_for()
-    schedule_s = [0.0, 2.35, 5.05, 7.9, 10.4]        # laps of 2.35, 2.70, 2.85 and 2.50 s
-    sent_ns = []
-    start = time.monotonic()
-    for at in schedule_s:
-        while time.monotonic() - start < at:
-            time.sleep(0.0002)
-        sent_ns.append(timer.pulse(1))
+    # laps of 2.35, 2.7005, 2.8497 and 2.5 s, played by the timer's mock pin on its schedule
+    sent_ns = timer.pulse_schedule([0.0, 2.35, 5.0505, 7.9002, 10.4002])
     page.locator("#tk-laps tbody tr").nth(3).wait_for()
     race = state(live_server, race_id)
     assert race["status"] == "running" and race["elapsed_ms"] >= 10_000  # started by the first pulse

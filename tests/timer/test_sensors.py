@@ -25,7 +25,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch):
     fake = Clock()
-    monkeypatch.setattr(sensors_module, "device_time_ms", fake)
+    monkeypatch.setattr(sensors_module, "device_clock_ms", fake)
     return fake
 
 
