@@ -72,6 +72,14 @@ class CutRelay:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
+    def cut(self) -> None:
+        """Stop relaying: nothing passes until :meth:`restore`."""
+        self.open.clear()
+
+    def restore(self) -> None:
+        """Relay again (held data and held connections go on)."""
+        self.open.set()
+
     def close(self) -> None:
         self.open.set()
         self.listener.close()
