@@ -1,4 +1,5 @@
-"""A real lap-timer process for the demo, the end-to-end tests and ``bench/timer.py``.
+"""A real lap-timer process for the demo, the end-to-end tests and ``bench/timer.py``, and
+the demo's track timer (:class:`DemoTrackTimer`).
 
 :class:`TimerProcess` is one ``python -m car_client timer run --mock-pins`` with its own
 config file and data dir: :meth:`TimerProcess.activate` runs ``car_client timer activate``
@@ -18,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -138,3 +140,78 @@ class TimerProcess:
     def log_tail(self, lines: int = 40) -> str:
         """The last ``lines`` lines of the program's log, under a header naming the timer."""
         return f"---- {self.hostname} timer.log\n" + self.process.log_tail(lines)
+
+
+class DemoTrackTimer:
+    """The demo's lap timer on one track: a :class:`TimerProcess` activated for the track
+    (whose first crossing starts the race) and pulsed at the simulated car's start-line
+    crossings, as a pressure strip would be at a real event.
+
+    The simulated car drives ``speedup`` times faster than the wall clock, so its crossings
+    are replayed in race time: the race's first pulse (the car on the line) starts the race,
+    then each lap the car logs (``laps.jsonl``) schedules the next pulse one car lap time
+    later. The timer's lap times therefore equal the car's own (within the pulse jitter),
+    and the track's races are timed by the timer alone (drem keeps the car's laps in its
+    lap log only). At most ``laps`` pulses follow the start of each race.
+    """
+
+    def __init__(self, api, server_url: str, track_id: int, folder: Path, laps: int):
+        self.api, self.track_id, self.laps = api, track_id, laps
+        self.timer = TimerProcess(folder, hostname=f"demo-timer-{track_id}")
+        api.call("PUT", f"/api/tracks/{track_id}/timing", json={"first_crossing_starts_race": True})
+        code = api.post(f"/api/tracks/{track_id}/timer-codes", {"name": "start line"})["code"]
+        self.timer.activate(server_url, code)
+        self.timed: dict[int, list[dict]] = {}  # race id -> the car laps replayed as pulses
+        self._watch: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def start(self) -> DemoTrackTimer:
+        """Start the timer program and wait until the server lists it online."""
+        self.timer.start()
+        wait_until(lambda: any(t["online"] for t in self.api.get(f"/api/tracks/{self.track_id}/timers")["timers"]),
+                   30, f"the lap timer of track {self.track_id} online", 0.2)
+        return self
+
+    def start_race(self, race_id: int, car_laps: Path) -> None:
+        """The car is on the line: pulse now (the race starts), then replay the car's next
+        laps from ``car_laps`` (its ``laps.jsonl``) as pulses one car lap time apart."""
+        self.end_race()
+        seen = len(_read_lines(car_laps))
+        self.timed[race_id] = []
+        self._stop.clear()
+        at = self.timer.pulse(1)
+        self._watch = threading.Thread(target=self._replay, args=(race_id, car_laps, seen, at),
+                                       name=f"demo-timer-{race_id}", daemon=True)
+        self._watch.start()
+
+    def _replay(self, race_id: int, car_laps: Path, seen: int, at: int) -> None:
+        timed = self.timed[race_id]
+        while not self._stop.wait(0.05) and len(timed) < self.laps:
+            for lap in _read_lines(car_laps)[seen:]:
+                seen += 1
+                if len(timed) >= self.laps:
+                    break
+                at += int(lap["lap_time_ms"]) * 1_000_000
+                self.timer.pulse(1, at)
+                timed.append(lap)
+
+    def end_race(self) -> None:
+        """Stop replaying the car's laps (the pulses already scheduled still play)."""
+        self._stop.set()
+        if self._watch is not None:
+            self._watch.join(5)
+            self._watch = None
+
+    def stop(self) -> None:
+        """Stop replaying and stop the timer program."""
+        self.end_race()
+        self.timer.stop()
+
+
+def _read_lines(path: Path) -> list[dict]:
+    out = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                out.append(json.loads(line))
+    return out

@@ -11,7 +11,7 @@ from drem.events.models import ENDED, MIN_LAP_MS, PAUSED, RUNNING, Lap, Race, ma
 from drem.platform.db_types import utcnow
 from drem.platform.errors import Conflict, ServiceError
 from drem.platform.extensions import db
-from drem.timekeeper import clock
+from drem.timekeeper import clock, timers
 from drem.timekeeper.service import _need, check_operator, end_race, push_state
 
 CAPTURE_DEBOUNCE_MS = 1500  # two captures closer than this are one crossing (two operators, one press)
@@ -72,6 +72,9 @@ def capture_lap(actor, race: Race, source_id: str) -> tuple[Lap, bool]:
 def car_lap(car, report, race_id: int | None) -> dict | None:
     """Take a lap reported by a car (``report``: its ``CarLapReport``) into the car's race.
 
+    On a track with a lap timer (not revoked) the timer times the race: the car's lap then
+    stays in the car's lap log only (``stored`` False, "this track is timed by its lap timer").
+
     ``race_id`` is the race the car says it drove the lap in (None: the car's live race).
     Returns the ack fields with ``outcome`` (a line for the car's lap log), or None when
     no race is live for the car (the lap then stays in the car's lap log only).
@@ -85,6 +88,9 @@ def car_lap(car, report, race_id: int | None) -> dict | None:
         race = db.session.scalar(db.select(Race).where(Race.car_id == car.id, Race.live_track_id.is_not(None)))
     if race is None:
         return None
+    if timers.list_timers(race.track_id, include_revoked=False):
+        outcome = f"race {race.id}'s track is timed by its lap timer"
+        return {"stored": False, "reason": "this track is timed by its lap timer", "outcome": outcome}
     if race.status != RUNNING:
         return {"stored": False, "reason": f"the race is {race.status}", "outcome": f"race {race.id} is {race.status}"}
     if not MIN_LAP_MS <= report.lap_time_ms <= max_lap_ms(race.time_limit_ms):
