@@ -107,11 +107,10 @@ def _pulse(program, line: str) -> None:
         logging.getLogger(__name__).warning("mock input: cannot read %r", line)
         return
     if at_ns is not None:
-        wait_s = (at_ns - time.monotonic_ns()) / 1e9
-        if wait_s > 0.002:
-            time.sleep(wait_s - 0.002)
-        while time.monotonic_ns() < at_ns:  # the last 2 ms: spin, a sleep wakes up late
-            pass
+        # sleep, never spin: on a busy machine the scheduler puts a thread that slept first
+        # when it wakes, while a spinning one waits for its next time slice
+        while (wait_ns := at_ns - time.monotonic_ns()) > 0:
+            time.sleep(wait_ns / 1e9)
     pin = program.sensors.pin_of(config.sensor)
     if config.edge == "rising":
         pin.drive_high()

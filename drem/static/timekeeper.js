@@ -173,10 +173,9 @@
   const socket = io("/timekeeper", {transports: ["websocket", "polling"]});
   socket.on("connect", () => {
     $("tk-connection").textContent = "live";
+    timers.clear(); renderTimers();  // the watch below sends each timer of the track again
     const askedAt = performance.now();
-    socket.emit("watch", {track_id: trackId}, (answer) => { socketLatency = halfTrip(askedAt); if (answer && answer.ok) {
-      timers.clear(); (answer.timers || []).forEach((t) => timers.set(t.id, t)); renderTimers(); apply(answer.race);
-    } });
+    socket.emit("watch", {track_id: trackId}, (answer) => { socketLatency = halfTrip(askedAt); if (answer && answer.ok) apply(answer.race); });
   });
   socket.on("disconnect", () => { $("tk-connection").textContent = "reconnecting… (the race goes on on the server)"; });
   socket.on("race_state", apply);

@@ -11,7 +11,7 @@ A timer connects with ``auth={"token": "timer_…"}`` and sends ``heartbeat`` an
 from __future__ import annotations
 
 from flask import g, request, session
-from flask_socketio import join_room, leave_room, rooms
+from flask_socketio import emit, join_room, leave_room, rooms
 
 from drem.platform.effects import commit
 from drem.platform.errors import ServiceError
@@ -33,7 +33,8 @@ def connect(auth=None):
 @socketio.on("watch", namespace="/timekeeper")
 @socket_requires("races.view")
 def watch(data):
-    """``{"track_id": N}`` -> ``{"ok": true, "race": state | null}``; joins the track's room.
+    """``{"track_id": N}`` -> ``{"ok": true, "race": state | null}``; joins the track's room
+    and sends the track's timers (one ``timer_status`` each).
     ``{"ok": false, "error"}`` for a track_id that is not an id."""
     try:
         track_id = record_id(data if isinstance(data, dict) else {}, "track_id")
@@ -45,10 +46,10 @@ def watch(data):
     join_room(f"tk:{track_id}")
     race = service.live_race(track_id)
     state = service.race_state(race) if race else None
-    listed = [timers.timer_dict(t) for t in timers.list_timers(track_id, include_revoked=False)]
-    timing = timers.track_timing(track_id)
+    for device in timers.list_timers(track_id, include_revoked=False):  # the console's timer indicator
+        emit("timer_status", timers.timer_dict(device), to=request.sid, namespace="/timekeeper")
     db.session.remove()
-    return {"ok": True, "race": state, "timers": listed, "timing": timing}
+    return {"ok": True, "race": state}
 
 
 def _holds_timer_token(*args) -> bool:

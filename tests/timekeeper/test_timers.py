@@ -117,7 +117,9 @@ def test_console_sees_the_timer_go_offline_and_flash_on_crossings(app, client, s
     factory.login(console_http, s["operator"])
     console = socketio.test_client(app, namespace="/timekeeper", flask_test_client=console_http)
     watched = console.emit("watch", {"track_id": s["track_id"]}, namespace="/timekeeper", callback=True)
-    assert [(t["id"], t["online"]) for t in watched["timers"]] == [(timer["id"], True)]
+    assert watched == {"ok": True, "race": None}
+    on_watch = [m["args"][0] for m in console.get_received("/timekeeper") if m["name"] == "timer_status"]
+    assert [(t["id"], t["online"]) for t in on_watch] == [(timer["id"], True)]
     cross(timer["sio"], 1000, "c-idle")
     timer["sio"].disconnect("/timer")
     got = console.get_received("/timekeeper")
