@@ -12,6 +12,7 @@ from drem.platform.db_types import utcnow
 from drem.platform.errors import Conflict, ServiceError
 from drem.platform.extensions import db
 from drem.timekeeper import clock, timers
+from drem.timekeeper.models import COUNTED_CROSSINGS, UNDONE, TimerCrossing
 from drem.timekeeper.service import _need, check_operator, end_race, push_state
 
 CAPTURE_DEBOUNCE_MS = 1500  # two captures closer than this are one crossing (two operators, one press)
@@ -141,11 +142,28 @@ def undo_last_lap(actor, race: Race) -> Race:
     lap = race.laps[-1]
     race.lap_start_ms = max(0, race.lap_start_ms - lap.time_ms)
     race.current_resets = lap.resets
+    if lap.source == "timer":
+        _undo_crossing(race, lap)
     race.laps.remove(lap)
     db.session.delete(lap)
     push_state(race, rerank=True)
     db.session.flush()
     return race
+
+
+def _undo_crossing(race: Race, lap: Lap) -> None:
+    """The timer crossing that ended ``lap`` no longer counts (status ``undone``, restorable):
+    the next lap is measured from the counted crossing before it."""
+    crossing = db.session.scalar(db.select(TimerCrossing).where(TimerCrossing.lap_id == lap.id))
+    if crossing is None:
+        return
+    crossing.status, crossing.lap_id = UNDONE, None
+    crossing.reason = f"lap {lap.lap_number} undone on the console"
+    db.session.flush()
+    previous = db.session.scalar(db.select(TimerCrossing).where(
+        TimerCrossing.race_id == race.id, TimerCrossing.status.in_(COUNTED_CROSSINGS))
+        .order_by(TimerCrossing.device_time_ms.desc()).limit(1))
+    race.timer_last_crossing_ms = previous.device_time_ms if previous is not None else None
 
 
 def invalidate_lap(actor, race: Race, lap_number: int, invalid: bool = True) -> Lap:

@@ -25,11 +25,12 @@ TOO_SHORT = "too_short"        # a lap under MIN_LAP_MS (or a device clock that 
 TOO_LONG = "too_long"          # a lap longer than the race allows (device clock jump)
 OUTSIDE_RACE = "outside_race"  # no running race on the track
 RESTORED = "restored"          # a rejected crossing a marshal turned into a lap (``lap_id``)
-CROSSING_STATUSES = (FIRST, LAP, DEBOUNCED, DUPLICATE, TOO_SHORT, TOO_LONG, OUTSIDE_RACE, RESTORED)
+UNDONE = "undone"              # its lap was undone on the console (a false finish)
+CROSSING_STATUSES = (FIRST, LAP, DEBOUNCED, DUPLICATE, TOO_SHORT, TOO_LONG, OUTSIDE_RACE, RESTORED, UNDONE)
 #: Crossings that count on the race's timeline (lap times are measured between them).
 COUNTED_CROSSINGS = (FIRST, LAP, RESTORED)
 #: Rejected crossings a marshal may restore as a lap (when they belong to a race).
-RESTORABLE = (DEBOUNCED, DUPLICATE, TOO_SHORT, TOO_LONG, OUTSIDE_RACE)
+RESTORABLE = (DEBOUNCED, DUPLICATE, TOO_SHORT, TOO_LONG, OUTSIDE_RACE, UNDONE)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -247,3 +247,19 @@ def test_timers_page_lists_and_console_links_it(client, setup, timer, factory): 
     assert page.status_code == 200 and "Activate a timer" in page.get_data(as_text=True)
     console = client.get(f"/timekeeper/tracks/{s['track_id']}").get_data(as_text=True)
     assert f"/timekeeper/tracks/{s['track_id']}/timers" in console and 'id="tk-timer"' in console
+
+
+def test_undoing_a_timer_lap_measures_the_next_one_from_the_crossing_before(client, setup, timer):  # noqa: F811
+    s, h, sio = setup, setup["op_h"], timer["sio"]
+    rid = new_race(client, s)["race_id"]
+    client.post(f"/api/races/{rid}/start", headers=h)
+    cross(sio, 10_000, "c1")
+    false_finish = cross(sio, 14_000, "c2")                  # something else crossed the line
+    assert false_finish["lap_number"] == 1
+    assert client.post(f"/api/races/{rid}/undo", headers=h).status_code == 200
+    assert cross(sio, 21_000, "c3")["lap_number"] == 1
+    assert laps(client, s, rid) == [(1, 11_000, "timer")]
+    undone = [c for c in client.get(f"/api/races/{rid}/crossings", headers=h).get_json()["crossings"]
+              if c["crossing_id"] == "c2"][0]
+    assert (undone["status"], undone["reason"], undone["restorable"]) == \
+        ("undone", "lap 1 undone on the console", True)
