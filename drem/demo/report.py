@@ -71,13 +71,13 @@ def compare_with_car_logs(api, cars, races: list[dict], boards: dict, event: dic
                 name = race["racer"]
                 best_from_logs[name] = min(best_from_logs.get(name, 10**12), int(lap["lap_time_ms"]))
     timer_laps, tolerance, timer_mismatches = 0, {}, {}
-    for race_id, car_laps in (timed or {}).items():
+    for race_id, replayed in (timed or {}).items():
         race = counted.get(race_id)
         if race is None:
             continue
         name = race["racer"]
         got = [lap["time_ms"] for lap in race["laps"] if lap["source"] == "timer"]
-        want = [int(lap["lap_time_ms"]) for lap in car_laps][:len(got)]
+        want = [int(lap["lap_time_ms"]) for lap in replayed][:len(got)]
         timer_laps += len(got)
         if len(want) != len(got) or any(abs(a - b) > TIMER_TOLERANCE_MS for a, b in zip(got, want, strict=False)):
             timer_mismatches[f"race {race_id} (lap timer)"] = {"car_logs": want, "leaderboard": got}
