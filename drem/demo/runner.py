@@ -244,8 +244,8 @@ class DemoEvent:
             self.cars.append(car)
         for car in self.cars:
             wait_until(lambda c=car: self._car(c)["online"], 60, f"{car.hostname} online", 0.2)
-        self.track_timer = DemoTrackTimer(self.operator, self.url, tracks[0]["id"], o.instance / "timer",
-                                          o.laps).start()
+        self.track_timer = DemoTrackTimer(self.operator, self.url, tracks[0]["id"], o.instance / "timer", o.laps)
+        self.track_timer.start()  # after the assignment: stop() ends it whenever Ctrl-C comes
         o.log(f"{len(self.cars)} cars online; a lap timer times {tracks[0]['name']}")
 
     def car_server_url(self, index: int) -> str:
