@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.timekeeper.test_car_laps import car, lap  # noqa: F401 - fixture reuse
 from tests.timekeeper.test_race_flow import new_race, setup, shift  # noqa: F401 - fixture reuse
 
 
@@ -263,3 +264,27 @@ def test_undoing_a_timer_lap_measures_the_next_one_from_the_crossing_before(clie
               if c["crossing_id"] == "c2"][0]
     assert (undone["status"], undone["reason"], undone["restorable"]) == \
         ("undone", "lap 1 undone on the console", True)
+
+
+def test_a_timed_track_takes_its_laps_from_the_timer_not_the_car(client, setup, timer, car):  # noqa: F811
+    s, h = setup, setup["op_h"]
+    rid = new_race(client, s, car_id=car["id"])["race_id"]
+    client.post(f"/api/races/{rid}/start", headers=h)
+    answer = lap(car["sio"], 9_000)
+    assert (answer["ok"], answer["stored"], answer["reason"]) == (True, False, "this track is timed by its lap timer")
+    cross(timer["sio"], 10_000, "c1")
+    cross(timer["sio"], 19_000, "c2")
+    assert laps(client, s, rid) == [(1, 9_000, "timer")]
+    car_log = client.get(f"/api/fleet/cars/{car['id']}/laps", headers=h).get_json()["laps"]
+    assert [x["lap_time_ms"] for x in car_log] == [9_000]   # kept in the car's lap log
+
+
+def test_http_crossing_refuses_a_bad_sensor(client, setup, timer):  # noqa: F811
+    th = {"Authorization": f"Bearer {timer['token']}"}
+    bad = client.post("/api/timer/crossings", json={"crossing_id": "x", "device_time_ms": 5, "sensor": 3}, headers=th)
+    assert bad.status_code == 400 and bad.get_json()["error"] == "sensor must be between 1 and 2, got 3"
+    as_text = client.post("/api/timer/crossings", json={"crossing_id": "y", "device_time_ms": 5, "sensor": "1"},
+                          headers=th)
+    assert as_text.status_code == 400 and as_text.get_json()["error"] == "sensor must be a whole number"
+    rows = client.get(f"/api/tracks/{timer['answer']['track_id']}/crossings", headers=setup["op_h"]).get_json()
+    assert rows["crossings"] == []                                 # nothing stored
