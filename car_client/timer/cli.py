@@ -82,14 +82,16 @@ def activate(server, code, config_path, hostname, pins, pull_up, edge, bounce_ms
 
 
 MOCK_FIFO = "mock-pins.fifo"
+MOCK_PLAYED = "mock-pins.played"  # "<sensor> <scheduled ns or -> <played ns>" per pulse, for tests and benchmarks
 
 
 def _mock_input(program, fifo: Path) -> None:
     """Drive gpiozero's mock pins from the named pipe ``fifo``: each line ``<sensor>`` is one
     crossing now (the pin goes to its crossing level and back), ``<sensor> <ns>`` one at
     ``time.monotonic_ns() == ns`` (a pulse schedule, as from a signal generator: lines are
-    played in order, so a whole schedule may be written at once). For the demo, tests and
-    benchmarks only; several writers may come and go."""
+    played in order, so a whole schedule may be written at once). Each pulse is logged with
+    the time it was really played (``mock-pins.played``: a busy machine may wake the player
+    late). For the demo, tests and benchmarks only; several writers may come and go."""
     while True:
         with open(fifo, encoding="ascii") as stream:  # blocks until a writer opens the pipe
             for line in stream:
@@ -112,12 +114,15 @@ def _pulse(program, line: str) -> None:
         while (wait_ns := at_ns - time.monotonic_ns()) > 0:
             time.sleep(wait_ns / 1e9)
     pin = program.sensors.pin_of(config.sensor)
+    played_ns = time.monotonic_ns()
     if config.edge == "rising":
         pin.drive_high()
         pin.drive_low()
     else:
         pin.drive_low()
         pin.drive_high()
+    with open(program.data_dir / MOCK_PLAYED, "a", encoding="ascii") as played:  # when each pulse really came
+        played.write(f"{config.sensor} {at_ns if at_ns is not None else '-'} {played_ns}\n")
 
 
 @timer.command()

@@ -96,6 +96,18 @@ class TimerProcess:
         start = time.monotonic_ns() + int(lead_s * 1e9)
         return [self.pulse(sensor, start + int(offset * 1e9)) for offset in offsets_s]
 
+    def played(self) -> list[tuple[int, int | None, int]]:
+        """The pulses the program played: ``(sensor, scheduled ns or None, played ns)`` in order
+        (``mock-pins.played``); the played time is this machine's monotonic clock just before
+        the program drove its mock pin."""
+        path = self.data_dir / "mock-pins.played"
+        out = []
+        if path.exists():
+            for line in path.read_text().splitlines():
+                sensor, scheduled, played = line.split()
+                out.append((int(sensor), None if scheduled == "-" else int(scheduled), int(played)))
+        return out
+
     def _close_pipe(self) -> None:
         if self._pipe is not None:
             with contextlib.suppress(OSError):

@@ -3,7 +3,7 @@ mock pins, pulsed through its pipe), the real server (gunicorn) and the console 
 admin in Chromium.
 
 - a race with no car and no key press, started and timed by pulses only: lap times equal
-  the pulse intervals within 1 ms;
+  the pulse intervals within 1 ms (the intervals of the pulses as the mock pin played them);
 - a crossing during a 20 s network cut arrives once, and the console's indicator goes
   "timer offline" and back to "timer connected";
 - a debounced crossing is listed on race admin with its reason and restored as a lap.
@@ -135,7 +135,12 @@ def test_a_race_timed_by_pulses_only(live_server, page, console_errors, timed):
     page.locator("#tk-laps tbody tr").nth(3).wait_for()
     race = state(live_server, race_id)
     assert race["status"] == "running" and race["elapsed_ms"] >= 10_000  # started by the first pulse
-    intervals_ms = [(b - a) / 1e6 for a, b in zip(sent_ns, sent_ns[1:], strict=False)]
+    # the pulses as the stand-in really played them: a busy machine may wake its player late,
+    # which moves the edge (bench/timer.py measures that against the schedule)
+    played = timer.played()
+    assert [p[1] for p in played] == sent_ns
+    edges = [p[2] for p in played]
+    intervals_ms = [(b - a) / 1e6 for a, b in zip(edges, edges[1:], strict=False)]
     lap_ms = [lap["time_ms"] for lap in race["laps"]]
     assert [lap["source"] for lap in race["laps"]] == ["timer"] * 4
     errors = [abs(lap - want) for lap, want in zip(lap_ms, intervals_ms, strict=True)]
