@@ -114,6 +114,10 @@ def main() -> None:
     edges = [p[2] for p in played]
     played_errors = [abs(lap["time_ms"] - (b - a) / 1e6) for lap, a, b in zip(laps, edges, edges[1:], strict=False)]
     late_ms = [(p[2] - p[1]) / 1e6 for p in played]
+    from_edge_ms = [(seen[n] - played[n][2]) / 1e6 for n in range(1, min(args.crossings, len(played))) if n in seen]
+    print(f"played pulse -> display latency ms: p50 {percentile(from_edge_ms, 50):.1f}  "
+          f"p95 {percentile(from_edge_ms, 95):.1f}  p99 {percentile(from_edge_ms, 99):.1f}  "
+          f"max {max(from_edge_ms, default=float('nan')):.1f}")
     print(f"timing error ms |lap - pulses as played|: p50 {statistics.median(played_errors):.3f}  "
           f"max {max(played_errors):.3f}; the mock pin played pulses late by p50 {statistics.median(late_ms):.3f}  "
           f"max {max(late_ms):.3f} ms (the stand-in's wake-up on this machine)")
