@@ -1,4 +1,5 @@
-"""``car-client`` command line: activate, run the daemon, drive, record, train, export.
+"""``car-client`` command line: activate, run the daemon, drive, record, train, export, and
+the lap timer (``car-client timer activate|run``).
 
 Each sub-command lives beside the code it drives; heavy imports (TensorFlow,
 OpenCV) happen inside the commands, so ``car-client --help`` stays fast.
@@ -27,3 +28,6 @@ main.add_command(export_deepracer_cmd)
 from car_client.vehicle.calibrate import calibrate  # noqa: E402
 
 main.add_command(calibrate)
+from car_client.timer.cli import timer  # noqa: E402
+
+main.add_command(timer)

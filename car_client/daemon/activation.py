@@ -1,4 +1,6 @@
-"""One-time activation: trade an activation code for a car token (protocol section 1)."""
+"""One-time activation: trade an activation code for a car token (protocol section 1).
+
+:func:`exchange_code` is shared with the lap timer (``car_client.timer``)."""
 
 from __future__ import annotations
 
@@ -26,28 +28,21 @@ def _error_text(response: requests.Response) -> str:
     return f"HTTP {response.status_code}"
 
 
-def activate(
-    server: str,
-    code: str,
-    hostname: str,
-    software_version: str = __version__,
-    timeout_s: float = 10.0,
-) -> CarConfig:
-    """POST the activation code to ``server`` and return the car's new config.
+def exchange_code(server: str, path: str, body: dict, device: str = "car",
+                  timeout_s: float = 10.0) -> dict:
+    """POST a one-time code exchange ``body`` to ``server + path`` and return the JSON answer.
 
-    ``server``: base URL such as ``http://drem.local:5000``; ``code``: the one-time
-    code; ``hostname``: the car's name. Raises :class:`ActivationError` with a clear
-    message when the server is unreachable, refuses the code (403: expired, already
-    used, unknown), rejects the request (400) or answers something unexpected.
+    Shared by the car (``/api/car/activate``) and the lap timer (``/api/timer/activate``);
+    ``device`` names the device in messages. Raises :class:`ActivationError` with a clear
+    message when the server is unreachable, refuses the code (403: expired, already used,
+    unknown), rejects the request (400) or answers something that is not a JSON object.
     """
-    server = normalize_server_url(server)
-    url = server + ACTIVATE_PATH
-    body = {"code": code.strip(), "hostname": hostname, "software_version": software_version}
+    url = server + path
     try:
         response = requests.post(url, json=body, timeout=timeout_s)
     except requests.exceptions.ConnectionError as exc:
         raise ActivationError(
-            f"cannot reach the drem server at {server}: is it running, and is this car on "
+            f"cannot reach the drem server at {server}: is it running, and is this {device} on "
             f"the venue network? ({exc.__class__.__name__})"
         ) from exc
     except requests.exceptions.Timeout as exc:
@@ -70,11 +65,36 @@ def activate(
         )
     try:
         data = response.json()
+    except ValueError as exc:
+        raise ActivationError(f"the server's activation answer is not JSON: {response.text[:200]!r}") from exc
+    if not isinstance(data, dict):
+        raise ActivationError(f"the server's activation answer is not an object: {response.text[:200]!r}")
+    return data
+
+
+def activate(
+    server: str,
+    code: str,
+    hostname: str,
+    software_version: str = __version__,
+    timeout_s: float = 10.0,
+) -> CarConfig:
+    """POST the activation code to ``server`` and return the car's new config.
+
+    ``server``: base URL such as ``http://drem.local:5000``; ``code``: the one-time
+    code; ``hostname``: the car's name. Raises :class:`ActivationError` with a clear
+    message when the server is unreachable, refuses the code (403: expired, already
+    used, unknown), rejects the request (400) or answers something unexpected.
+    """
+    server = normalize_server_url(server)
+    body = {"code": code.strip(), "hostname": hostname, "software_version": software_version}
+    data = exchange_code(server, ACTIVATE_PATH, body, "car", timeout_s)
+    try:
         token = str(data["token"])
         car_id = data["car_id"]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError) as exc:
         raise ActivationError(
-            f"the server's activation answer lacks a token or car id: {response.text[:200]!r}"
+            f"the server's activation answer lacks a token or car id: {data!r:.200}"
         ) from exc
     try:
         interval = float(data.get("heartbeat_interval_s") or DEFAULT_HEARTBEAT_S)

@@ -14,6 +14,9 @@ Three threads:
 Server ``command`` messages are handed to ``on_command(message)``, which must not
 block (the dispatcher queues the work).
 
+The lap timer (``car_client.timer``) uses the same class on ``/timer``: ``namespace``,
+``token_refusal`` and ``on_heartbeat_ack`` are its parameters, and it takes no commands.
+
 Sending uses :meth:`Connection.call`: like ``socketio.Client.call`` (emit with an
 ack callback, wait for the ack) but it also gives up as soon as the connection
 drops, instead of waiting out the whole timeout.
@@ -83,7 +86,11 @@ class Connection:
     """The car's connection to the server (see the module docstring).
 
     ``heartbeat_payload()`` returns the heartbeat dict without ``ip`` (added here);
-    ``on_command(message)`` receives each server ``command`` dict.
+    ``on_command(message)`` receives each server ``command`` dict (None: no commands).
+    ``namespace`` (default ``/car``) is the Socket.IO namespace; a connect refusal whose
+    reason contains ``token_refusal`` stops the connection for good. ``on_heartbeat_ack(ack,
+    sent_at, received_at)`` gets each heartbeat's ack with the ``time.monotonic()`` of the
+    send and of the answer (the timer measures its clock offset from them).
     """
 
     def __init__(
@@ -98,8 +105,16 @@ class Connection:
         backoff_base_s: float = 1.0,
         backoff_cap_s: float = 30.0,
         transports: list[str] | None = None,
+        namespace: str = NAMESPACE,
+        token_refusal: str = TOKEN_REFUSED,
+        on_heartbeat_ack: Callable[[object, float, float], None] | None = None,
+        thread_prefix: str = "car",
     ) -> None:
         self.server_url = server_url
+        self.namespace = namespace
+        self._token_refusal = token_refusal
+        self._on_heartbeat_ack = on_heartbeat_ack
+        self._thread_prefix = thread_prefix
         self._token = token
         self.outbox = outbox
         self._on_command = on_command
@@ -123,10 +138,10 @@ class Connection:
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
         """Start the connection, heartbeat and sender threads (returns at once)."""
-        for name, target in (("car-connection", self._run_connection),
-                             ("car-heartbeat", self._run_heartbeat),
-                             ("car-sender", self._run_sender)):
-            thread = threading.Thread(target=target, name=name, daemon=True)
+        for name, target in (("connection", self._run_connection),
+                             ("heartbeat", self._run_heartbeat),
+                             ("sender", self._run_sender)):
+            thread = threading.Thread(target=target, name=f"{self._thread_prefix}-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
@@ -163,9 +178,10 @@ class Connection:
     # -- socket ------------------------------------------------------------
     def _new_client(self) -> socketio.Client:
         sio = socketio.Client(reconnection=False, handle_sigint=False)
-        sio.on("connect_error", self._on_connect_error, namespace=NAMESPACE)
-        sio.on("disconnect", self._on_disconnect, namespace=NAMESPACE)
-        sio.on("command", self._on_command_message, namespace=NAMESPACE)
+        sio.on("connect_error", self._on_connect_error, namespace=self.namespace)
+        sio.on("disconnect", self._on_disconnect, namespace=self.namespace)
+        if self._on_command is not None:
+            sio.on("command", self._on_command_message, namespace=self.namespace)
         return sio
 
     def _on_connect_error(self, data=None) -> None:
@@ -188,12 +204,12 @@ class Connection:
             self._refusal = None
             self._dropped.clear()
             try:
-                sio.connect(self.server_url, auth={"token": self._token}, namespaces=[NAMESPACE],
+                sio.connect(self.server_url, auth={"token": self._token}, namespaces=[self.namespace],
                             transports=self._transports, wait_timeout=5)
             except (socketio.exceptions.ConnectionError, ValueError, OSError) as exc:
                 self._close_quietly(sio)
-                if self._refusal and TOKEN_REFUSED in self._refusal:
-                    log.error("the server refused this car's token (%s): re-activate the car",
+                if self._refusal and self._token_refusal in self._refusal:
+                    log.error("the server refused this device's token (%s): activate it again",
                               self._refusal)
                     self.token_refused.set()
                     return
@@ -209,7 +225,7 @@ class Connection:
                 self._sio = sio
             self.connect_count += 1
             self.connected.set()
-            log.info("connected to %s as sid %s", self.server_url, sio.get_sid(NAMESPACE))
+            log.info("connected to %s as sid %s", self.server_url, sio.get_sid(self.namespace))
             self.heartbeat_now()
             self.outbox.notify()
             self._dropped.wait()
@@ -240,7 +256,7 @@ class Connection:
         closer.join(wait_s)
 
     def call(self, event: str, payload: dict, timeout_s: float | None = None):
-        """Emit ``event`` to ``/car`` and return the server's ack data.
+        """Emit ``event`` to the namespace (``/car``) and return the server's ack data.
 
         Raises :class:`NotConnected` if not connected or the connection drops while
         waiting, and ``TimeoutError`` if no ack comes within ``timeout_s``
@@ -258,7 +274,7 @@ class Connection:
             answered.set()
 
         try:
-            sio.emit(event, payload, namespace=NAMESPACE, callback=on_ack)
+            sio.emit(event, payload, namespace=self.namespace, callback=on_ack)
         except (socketio.exceptions.SocketIOError, OSError) as exc:
             raise NotConnected(str(exc)) from exc
         deadline = time.monotonic() + (self.ack_timeout_s if timeout_s is None else timeout_s)
@@ -284,17 +300,24 @@ class Connection:
             try:
                 payload = dict(self._heartbeat_payload())
                 payload["ip"] = self.local_ip
-                sio.emit("heartbeat", payload, namespace=NAMESPACE, callback=self._heartbeat_ack)
+                sent_at = time.monotonic()
+                sio.emit("heartbeat", payload, namespace=self.namespace,
+                         callback=lambda *args, sent_at=sent_at: self._heartbeat_ack(sent_at, *args))
             except (socketio.exceptions.SocketIOError, OSError) as exc:
                 log.debug("heartbeat not sent: %s", exc)
             except Exception:  # noqa: BLE001 - a vehicle status bug must not stop heartbeats
                 log.exception("cannot build the heartbeat")
 
-    @staticmethod
-    def _heartbeat_ack(*args) -> None:
+    def _heartbeat_ack(self, sent_at: float, *args) -> None:
+        received_at = time.monotonic()
         ack = args[0] if args else None
         if not (isinstance(ack, dict) and ack.get("ok")):
             log.warning("server refused a heartbeat: %r", ack)
+        elif self._on_heartbeat_ack is not None:
+            try:
+                self._on_heartbeat_ack(ack, sent_at, received_at)
+            except Exception:  # noqa: BLE001 - never let a handler bug kill the socket thread
+                log.exception("heartbeat ack handler failed")
 
     # -- outbox sender -----------------------------------------------------
     def _run_sender(self) -> None:
@@ -325,7 +348,7 @@ class Connection:
         if isinstance(ack, dict) and ack.get("ok") is True:
             self.outbox.delete(entry.id)
             if ack.get("stored") is False:
-                log.info("server kept %s %s without a race: %s", entry.kind, entry.id,
+                log.info("server kept %s %s but stored nothing from it: %s", entry.kind, entry.id,
                          ack.get("reason"))
             return True
         if isinstance(ack, dict) and ack.get("ok") is False:

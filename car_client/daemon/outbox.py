@@ -1,5 +1,7 @@
 """The durable outbox (protocol section 4) and the car's append-only lap log.
 
+Shared with the lap timer (``car_client.timer``), whose outbox holds ``crossing`` entries.
+
 Outbox: a SQLite file (``outbox.sqlite`` in the data dir, WAL, synchronous FULL).
 Each entry has an id made on the car (uuid4 hex; for a lap it is the ``lap_id``,
 for a command result the ``result_id``), a kind (``lap`` | ``command_result``), a
@@ -33,7 +35,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-KINDS = ("lap", "command_result")
+KINDS = ("lap", "command_result")  # the car's kinds; the lap timer's outbox holds ("crossing",)
 MAX_REFUSALS = 5
 REFUSAL_DELAY_MAX_S = 60.0
 
@@ -41,7 +43,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL CHECK (kind IN ('lap', 'command_result')),
+    kind TEXT NOT NULL CHECK (kind IN ({kinds})),
     payload TEXT NOT NULL,
     created_at REAL NOT NULL,
     refusals INTEGER NOT NULL DEFAULT 0,
@@ -79,11 +81,15 @@ class Outbox:
     """The SQLite outbox at ``path``; safe to use from several threads.
 
     Several processes may open the same file (SQLite locking); the daemon is the
-    only sender.
+    only sender. ``kinds``: the entry kinds this outbox holds (default :data:`KINDS`, the
+    car's; the lap timer uses ``("crossing",)``).
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, kinds: tuple[str, ...] = KINDS) -> None:
+        if not kinds or not all(k.isidentifier() for k in kinds):
+            raise ValueError(f"outbox kinds must be plain words, got {kinds!r}")
         self.path = Path(path)
+        self.kinds = tuple(kinds)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(
@@ -91,17 +97,17 @@ class Outbox:
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(_SCHEMA.replace("{kinds}", ", ".join(f"'{k}'" for k in self.kinds)))
         self._added = threading.Condition(self._lock)
 
     def put(self, kind: str, payload: dict, entry_id: str | None = None) -> str:
         """Store an entry durably (committed before returning) and return its id.
 
-        ``kind``: ``lap`` or ``command_result``; ``payload``: JSON-serialisable dict.
-        An existing ``entry_id`` is kept as it is (the put is idempotent).
-        Raises ValueError for an unknown kind.
+        ``kind``: one of this outbox's kinds (the car's: ``lap`` or ``command_result``);
+        ``payload``: JSON-serialisable dict. An existing ``entry_id`` is kept as it is
+        (the put is idempotent). Raises ValueError for an unknown kind.
         """
-        if kind not in KINDS:
+        if kind not in self.kinds:
             raise ValueError(f"unknown outbox kind {kind!r}")
         entry_id = entry_id or new_id()
         text = json.dumps(payload, separators=(",", ":"), sort_keys=True)

@@ -27,8 +27,18 @@ def car_log(data_dir: Path) -> list[dict]:
     return out
 
 
-def compare_with_car_logs(api, cars, races: list[dict], boards: dict, event: dict) -> dict:
-    """Compare (see module docstring). Returns ``{"car_laps", "lost_laps", "doubled_laps",
+#: How far a lap timed by the demo's lap timer may be from the car's own time (ms): the
+#: pulse is played on the car's schedule, stamped at the mock pin's edge.
+TIMER_TOLERANCE_MS = 2
+
+
+def compare_with_car_logs(api, cars, races: list[dict], boards: dict, event: dict,
+                          timed: dict[int, list[dict]] | None = None) -> dict:
+    """Compare (see module docstring). ``timed``: race id -> the car laps the demo's lap
+    timer replayed for that race (its track is timed by the timer: each timer lap must be
+    within :data:`TIMER_TOLERANCE_MS` of the car's lap, and the racer's best lap on the
+    board within it of the best replayed car lap; the timer's laps carry the operator's
+    resets, none). Returns ``{"car_laps", "lost_laps", "doubled_laps", "timer_laps",
     "leaderboard_matches_car_logs", "mismatches"}``."""
     limit = event["race_config"]["resets_allowed_per_lap"]
     counted = {r["id"]: r for r in races if r["status"] == "submitted"}
@@ -60,6 +70,20 @@ def compare_with_car_logs(api, cars, races: list[dict], boards: dict, event: dic
             if valid:
                 name = race["racer"]
                 best_from_logs[name] = min(best_from_logs.get(name, 10**12), int(lap["lap_time_ms"]))
+    timer_laps, tolerance, timer_mismatches = 0, {}, {}
+    for race_id, replayed in (timed or {}).items():
+        race = counted.get(race_id)
+        if race is None:
+            continue
+        name = race["racer"]
+        got = [lap["time_ms"] for lap in race["laps"] if lap["source"] == "timer"]
+        want = [int(lap["lap_time_ms"]) for lap in replayed][:len(got)]
+        timer_laps += len(got)
+        if len(want) != len(got) or any(abs(a - b) > TIMER_TOLERANCE_MS for a, b in zip(got, want, strict=False)):
+            timer_mismatches[f"race {race_id} (lap timer)"] = {"car_logs": want, "leaderboard": got}
+        if want:
+            best_from_logs[name] = min(best_from_logs.get(name, 10**12), min(want))
+            tolerance[name] = TIMER_TOLERANCE_MS
     best_board: dict[str, int] = {}
     for entries in boards.values():
         for e in entries:
@@ -67,8 +91,10 @@ def compare_with_car_logs(api, cars, races: list[dict], boards: dict, event: dic
                 best_board[e["username"]] = min(best_board.get(e["username"], 10**12), e["summary"]["best_lap_ms"])
     mismatches = {name: {"car_logs": best_from_logs.get(name), "leaderboard": best_board.get(name)}
                   for name in set(best_from_logs) | set(best_board)
-                  if best_from_logs.get(name) != best_board.get(name)}
-    return {"car_laps": car_laps, "lost_laps": len(lost), "doubled_laps": doubled,
+                  if best_from_logs.get(name) is None or best_board.get(name) is None
+                  or abs(best_from_logs[name] - best_board[name]) > tolerance.get(name, 0)}
+    mismatches.update(timer_mismatches)
+    return {"car_laps": car_laps, "lost_laps": len(lost), "doubled_laps": doubled, "timer_laps": timer_laps,
             "leaderboard_matches_car_logs": not mismatches and not lost, "mismatches": mismatches}
 
 
@@ -89,6 +115,9 @@ def format_summary(summary: dict) -> str:
     lines.append(f"  laps in the cars' logs {summary['car_laps']} · lost laps {summary['lost_laps']} · "
                  f"doubled laps {summary['doubled_laps']} · leaderboard matches the cars' logs: "
                  f"{'yes' if summary['leaderboard_matches_car_logs'] else 'NO'}")
+    if summary.get("timer_laps"):
+        lines.append(f"  laps timed by the lap timer {summary['timer_laps']} (equal to the cars' own times "
+                     f"within {TIMER_TOLERANCE_MS} ms)")
     for name, m in summary["mismatches"].items():
         lines.append(f"    mismatch {name}: car logs {m['car_logs']} ms, leaderboard {m['leaderboard']} ms")
     return "\n".join(lines)

@@ -3,8 +3,10 @@
 Starts clamd, the server (gunicorn) and car clients with simulated cars on real
 tracks; creates the event and racers through the API; each racer uploads a trained
 demo model over HTTP (so it is virus-scanned); the operator loads the models onto
-the cars and runs the races, whose laps the cars report by themselves. At the end
-the leaderboard is checked against the cars' own lap logs.
+the cars and runs the races, whose laps the cars report by themselves, except on the
+first track: a lap-timer process times it from the cars' start-line crossings
+(:class:`drem.demo.timer_process.DemoTrackTimer`). At the end the leaderboard is
+checked against the cars' own lap logs.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from drem.demo.processes import ManagedProcess, free_port, wait_until
 from drem.demo.real_cars import DeepRacerDemoCar, DonkeyDemoCar, start_deepracer, start_donkey
 from drem.demo.report import compare_with_car_logs, format_summary
 from drem.demo.scaleout import ScaleoutServices, WebCluster
+from drem.demo.timer_process import DemoTrackTimer
 from drem.platform.config import REPO_ROOT, demo_models_dir
 
 DEMO_TRACKS = (("re:Invent 2018", "reinvent_base"), ("A to Z Speedway", "reInvent2019_wide"))
@@ -112,6 +115,7 @@ class DemoEvent:
         self.racers: list[dict] = []
         self.race_ids: list[int] = []
         self.errors: list[str] = []
+        self.track_timer: DemoTrackTimer | None = None
 
     # ------------------------------------------------------------------ services
     def start_services(self) -> None:
@@ -243,7 +247,9 @@ class DemoEvent:
             self.cars.append(car)
         for car in self.cars:
             wait_until(lambda c=car: self._car(c)["online"], 60, f"{car.hostname} online", 0.2)
-        o.log(f"{len(self.cars)} cars online")
+        self.track_timer = DemoTrackTimer(self.operator, self.url, tracks[0]["id"], o.instance / "timer", o.laps)
+        self.track_timer.start()  # after the assignment: stop() ends it whenever Ctrl-C comes
+        o.log(f"{len(self.cars)} cars online; a lap timer times {tracks[0]['name']}")
         if o.real_cars:  # issue 14: beside the simulated cars, not in the races (it reports no laps)
             self.real_cars.append(start_deepracer(self.operator, self.url, o.instance / "cars", self.event,
                                                   o.speedup, o.log))
@@ -292,10 +298,17 @@ class DemoEvent:
         self.race_ids.append(rid)
         wait_until(lambda: any(m["model_id"] == str(racer["model_id"]) for m in self._car(car)["loaded_models"]),
                     180, f"{racer['model_file']} on {car.hostname}", 0.3)
-        op.post(f"/api/races/{rid}/start")
-        o.log(f"race {rid}: {racer['user']['username']} on {car.hostname} ({car.layout}) started")
-        per_lap_s = 90 / max(o.speedup, 0.1)
+        timed = self.track_timer is not None and self.track_timer.track_id == track_id
+        if timed:  # the car is on the line: the timer's first crossing starts the race
+            self.track_timer.start_race(rid, car.data_dir / "laps.jsonl")
+        else:
+            op.post(f"/api/races/{rid}/start")
+        o.log(f"race {rid}: {racer['user']['username']} on {car.hostname} ({car.layout}) started"
+              + (" by the lap timer" if timed else ""))
+        per_lap_s = 90 / max(o.speedup, 0.1) if not timed else 90
         state = wait_until(lambda: self._race_done(rid), 30 + o.laps * per_lap_s * 3, f"{o.laps} laps in race {rid}", 0.2)
+        if timed:
+            self.track_timer.end_race()
         if state["status"] in ("running", "paused"):
             state = op.post(f"/api/races/{rid}/end")
         op.post(f"/api/races/{rid}/submit")
@@ -323,7 +336,8 @@ class DemoEvent:
         boards = {t["name"]: self.operator.get(f"/api/events/{self.event['id']}/leaderboard",
                                                params={"track": t["id"]})["entries"] for t in self.event["tracks"]}
         races = self.operator.get(f"/api/events/{self.event['id']}/races")["races"]
-        check = compare_with_car_logs(self.operator, self.cars, races, boards, self.event)
+        check = compare_with_car_logs(self.operator, self.cars, races, boards, self.event,
+                                      self.track_timer.timed if self.track_timer else None)
         return {"event_id": self.event["id"], "url": self.url, "leaderboards": boards,
                 "races": len(races), "laps": sum(len(r["laps"]) for r in races),
                 "resets": sum(lap["resets"] for r in races for lap in r["laps"]),
@@ -338,6 +352,8 @@ class DemoEvent:
         for car in self.cars:
             if car.proc is not None:
                 car.proc.stop()
+        if self.track_timer is not None:
+            self.track_timer.stop()
         if self.server is not None:
             self.server.stop()
         if self.cluster is not None:

@@ -1,11 +1,22 @@
-"""Race admin after the fact: list races, edit and delete laps, delete races. Audited;
+"""Race admin after the fact: list races, edit, delete and restore laps, delete races. Audited;
 after the commit each changed race is announced once with
 :data:`drem.platform.signals.race_changed` (the leaderboard ranks again)."""
 
 from __future__ import annotations
 
-from drem.events.models import ENDED, LIVE, MAX_LAP_MS, MIN_LAP_MS, PAUSED, RUNNING, Lap, Race
+from drem.events.models import (
+    DISCARDED,
+    ENDED,
+    LIVE,
+    MAX_LAP_MS,
+    MIN_LAP_MS,
+    PAUSED,
+    RUNNING,
+    Lap,
+    Race,
+)
 from drem.platform.audit import record_audit
+from drem.platform.db_types import utcnow
 from drem.platform.effects import after_commit
 from drem.platform.errors import Conflict, NotFound, ServiceError
 from drem.platform.extensions import db
@@ -106,3 +117,44 @@ def delete_race(actor, race: Race) -> None:
     _announce(race)
     db.session.delete(race)
     db.session.flush()
+
+
+def restore_lap(actor, race: Race, time_ms: int, source: str, source_id: str, *, split: Lap | None = None,
+                split_time_ms: int | None = None, detail: dict | None = None) -> Lap:
+    """Add a lap a marshal restored (e.g. a timer crossing that was rejected). Audited
+    (``lap.restore``, with ``detail``); the race is ranked again after the commit.
+
+    ``time_ms`` (whole ms) is the new lap's time. With ``split`` (a lap of ``race``) the
+    new lap ends inside that lap: it takes ``split``'s number, ``split`` keeps the rest
+    (``split_time_ms``) and later laps move up by one. Without it the lap is appended.
+    Raises ServiceError when a time is outside ``MIN_LAP_MS``..``MAX_LAP_MS`` and
+    Conflict for a discarded race; nothing changes then.
+    """
+    if race.status == DISCARDED:
+        raise Conflict("the race was discarded: its laps do not count")
+    times = [time_ms] if split is None else [time_ms, split_time_ms]
+    for value in times:
+        if value is None or not MIN_LAP_MS <= value <= MAX_LAP_MS:
+            shown = "none" if value is None else f"{value} ms"
+            raise ServiceError(f"a restored lap would last {shown}: a lap lasts {MIN_LAP_MS}-{MAX_LAP_MS} ms")
+    if split is not None and split.race_id != race.id:
+        raise ServiceError("that lap belongs to another race")
+    if split is None:
+        number = len(race.laps) + 1
+    else:
+        number = split.lap_number
+        for other in sorted(race.laps, key=lambda x: -x.lap_number):
+            if other.lap_number >= number:
+                other.lap_number += 1
+        db.session.flush()
+        split.time_ms = split_time_ms
+    lap = Lap(race=race, lap_number=number, time_ms=int(time_ms), resets=0, source=source,
+              source_id=source_id[:64], recorded_at=utcnow())
+    db.session.add(lap)
+    db.session.flush()
+    race.laps.sort(key=lambda x: x.lap_number)
+    record_audit(actor, "lap.restore", "lap", lap.id, race_id=race.id, lap_number=number, time_ms=lap.time_ms,
+                 split_lap_id=split.id if split is not None else None, split_time_ms=split_time_ms,
+                 **(detail or {}))
+    _announce(race)
+    return lap

@@ -170,12 +170,37 @@
     if (name && state && !$("tk-race").hidden) { ev.preventDefault(); act(name); }
   });
 
+  // Lap timers of this track: "timer connected" / "timer offline", live; a flash per crossing.
+  const timers = new Map();
+  function timerOnline(t) {
+    return t.online && !t.revoked && t.last_seen_at && (Date.now() - Date.parse(t.last_seen_at)) / 1000 <= t.offline_after_s;
+  }
+  function renderTimers() {
+    const el = $("tk-timer"), live = [...timers.values()].filter((t) => !t.revoked);
+    if (!live.length) { el.textContent = "no lap timer"; el.dataset.state = "none"; el.className = "badge"; return; }
+    const up = live.filter(timerOnline);
+    el.dataset.state = up.length ? "online" : "offline";
+    el.className = "badge " + (up.length ? "ok" : "warn");
+    el.textContent = up.length ? "timer connected" + (live.length > 1 ? " (" + up.length + "/" + live.length + ")" : "")
+                               : "timer offline";
+  }
+  setInterval(renderTimers, 1000);
+  function flashCrossing(c) {
+    const el = $("tk-timer");
+    if (el.animate) el.animate([{background: "#f5c400", color: "#000"}, {}], {duration: 700});
+    el.dataset.crossings = String(Number(el.dataset.crossings || 0) + 1);
+    $("tk-timer-crossing").textContent = "crossing: " + (c.lap_number ? "lap " + c.lap_number : c.status) + (c.reason ? " (" + c.reason + ")" : "");
+  }
+
   const socket = io("/timekeeper", {transports: ["websocket", "polling"]});
   socket.on("connect", () => {
     $("tk-connection").textContent = "live";
+    timers.clear(); renderTimers();  // the watch below sends each timer of the track again
     const askedAt = performance.now();
     socket.emit("watch", {track_id: trackId}, (answer) => { socketLatency = halfTrip(askedAt); if (answer && answer.ok) apply(answer.race); });
   });
   socket.on("disconnect", () => { $("tk-connection").textContent = "reconnecting… (the race goes on on the server)"; });
   socket.on("race_state", apply);
+  socket.on("timer_status", (t) => { if (t.track_id === trackId) { timers.set(t.id, t); renderTimers(); } });
+  socket.on("timer_crossing", flashCrossing);
 })();

@@ -13,11 +13,11 @@ from drem.events.service import get_race
 from drem.platform.effects import commit
 from drem.platform.errors import Forbidden, ServiceError
 from drem.platform.extensions import db
-from drem.platform.inputs import flag, record_id, text, whole_number
+from drem.platform.inputs import flag, int_arg, record_id, text, whole_number
 from drem.platform.permissions import public, require
 from drem.platform.tokens import bearer_token
 from drem.platform.web import json_body, no_csrf
-from drem.timekeeper import laps, service, timers
+from drem.timekeeper import crossings, laps, service, timers
 
 bp = Blueprint("timekeeper_api", __name__, url_prefix="/api")
 
@@ -139,16 +139,38 @@ def racers(track_id: int):
 @bp.post("/tracks/<int:track_id>/timers")
 @require("races.run")
 def create_timer(track_id: int):
-    """Register a lap timer: ``{name}`` -> ``{timer, token}`` (token shown once)."""
+    """Register a lap timer by hand: ``{name}`` -> ``{timer, token}`` (token shown once)."""
     device, token = timers.create_timer(current_user, track_id, text(json_body(), "name", default=""))
     commit()
-    return jsonify(timer=device.to_dict(), token=token), 201
+    return jsonify(timer=timers.timer_dict(device), token=token), 201
+
+
+@bp.post("/tracks/<int:track_id>/timer-codes")
+@require("races.run")
+def create_timer_code(track_id: int):
+    """A one-time activation code for a timer of this track: ``{name}`` ->
+    ``{code, name, track_id, expires_at}`` (the code is shown once)."""
+    row, code = timers.create_activation_code(current_user, track_id, text(json_body(), "name", default=""))
+    commit()
+    return jsonify(code=code, name=row.name, track_id=row.track_id, expires_at=row.expires_at.isoformat()), 201
 
 
 @bp.get("/tracks/<int:track_id>/timers")
-@require("races.run")
+@require("races.view")
 def list_timers(track_id: int):
-    return jsonify(timers=[t.to_dict() for t in timers.list_timers(track_id)])
+    """The track's timers (``online``, last seen, last crossing, clock offset) and its timing option."""
+    return jsonify(timers=[timers.timer_dict(t) for t in timers.list_timers(track_id)],
+                   timing=timers.track_timing(track_id))
+
+
+@bp.put("/tracks/<int:track_id>/timing")
+@require("races.run")
+def set_timing(track_id: int):
+    """``{first_crossing_starts_race: bool}`` -> the track's timing option. Audited."""
+    timing = timers.set_track_timing(current_user, track_id,
+                                     flag(json_body(), "first_crossing_starts_race", default=False))
+    commit()
+    return jsonify(timing)
 
 
 @bp.post("/timers/<int:timer_id>/revoke")
@@ -158,7 +180,47 @@ def revoke_timer(timer_id: int):
     its crossings are refused from then on (403 "invalid timer token")."""
     device = timers.revoke_timer(current_user, timer_id)
     commit()
-    return jsonify(device.to_dict())
+    return jsonify(timers.timer_dict(device))
+
+
+@bp.get("/races/<int:race_id>/crossings")
+@require("races.view")
+def race_crossings(race_id: int):
+    """Every crossing a timer reported during this race, with its status and reason."""
+    get_race(race_id)
+    return jsonify(crossings=[c.to_dict() for c in crossings.list_crossings(race_id=race_id)])
+
+
+@bp.get("/tracks/<int:track_id>/crossings")
+@require("races.view")
+def track_crossings(track_id: int):
+    """The track's latest crossings (``?limit=``, default 100, at most 500), oldest first."""
+    rows = crossings.list_crossings(track_id=track_id, limit=500)
+    return jsonify(crossings=[c.to_dict() for c in rows[-int_arg("limit", 100, 1, 500):]])
+
+
+@bp.post("/crossings/<int:crossing_id>/restore")
+@require("races.run")
+@retried
+def restore_crossing(crossing_id: int):
+    """Turn a rejected crossing into a lap (audited) -> ``{crossing, race}``."""
+    row = crossings.restore_crossing(current_user, crossing_id)
+    commit()
+    return jsonify(crossing=row.to_dict(), race=service.race_state(get_race(row.race_id)))
+
+
+@bp.post("/timer/activate")
+@public
+@no_csrf
+def activate_timer():
+    """A timer device trades a one-time code for its token: ``{code, hostname?, software_version?}``
+    -> ``{timer_id, token, name, track_id, heartbeat_interval_s}`` (docs/timer-protocol.md)."""
+    data = json_body()
+    device, token = timers.activate_timer(text(data, "code", 0, 40, default=""), text(data, "hostname", 0, 200),
+                                          text(data, "software_version", 0, 200))
+    commit()
+    return jsonify(timer_id=device.id, token=token, name=device.name, track_id=device.track_id,
+                   heartbeat_interval_s=timers.HEARTBEAT_INTERVAL_S), 201
 
 
 @bp.post("/timer/crossings")
@@ -167,12 +229,14 @@ def revoke_timer(timer_id: int):
 @retried
 def crossing():
     """A lap timer reports a crossing: ``Authorization: Bearer timer_…``,
-    ``{crossing_id, device_time_ms}`` (docs/timer-protocol.md)."""
+    ``{crossing_id, device_time_ms, sensor?}`` (docs/timer-protocol.md)."""
     device = timers.timer_for_token(bearer_token(request))
     if device is None:
         raise Forbidden("invalid timer token")
     data = json_body()
     device_ms = whole_number(data, "device_time_ms", 0, 2**63 - 1, strict=True)
-    answer = laps.timer_crossing(device, text(data, "crossing_id", 1, 48, default=str(device_ms)), device_ms)
+    sensor = whole_number(data, "sensor", 1, 2, required=False, default=1, strict=True)
+    answer = crossings.report_crossing(device, text(data, "crossing_id", 1, 48, default=str(device_ms)), device_ms,
+                                       sensor)
     commit()
     return jsonify(answer), 200 if answer.get("ok") else 400

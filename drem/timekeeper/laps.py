@@ -1,4 +1,4 @@
-"""Laps as they happen: operator capture, car reports, timer crossings; resets, DNF, undo.
+"""Laps as they happen: operator capture, car reports (timer crossings: ``crossings``); resets, DNF, undo.
 
 Every lap carries the sender's id (``source_id``): the same id twice is stored once.
 Lap times are whole milliseconds. A lap finishing after the race time ran out still
@@ -7,13 +7,12 @@ counts and then ends the race; a lap-count race ends at its target.
 
 from __future__ import annotations
 
-from flask import current_app
-
 from drem.events.models import ENDED, MIN_LAP_MS, PAUSED, RUNNING, Lap, Race, max_lap_ms
 from drem.platform.db_types import utcnow
 from drem.platform.errors import Conflict, ServiceError
 from drem.platform.extensions import db
-from drem.timekeeper import clock
+from drem.timekeeper import clock, timers
+from drem.timekeeper.models import COUNTED_CROSSINGS, UNDONE, TimerCrossing
 from drem.timekeeper.service import _need, check_operator, end_race, push_state
 
 CAPTURE_DEBOUNCE_MS = 1500  # two captures closer than this are one crossing (two operators, one press)
@@ -74,6 +73,9 @@ def capture_lap(actor, race: Race, source_id: str) -> tuple[Lap, bool]:
 def car_lap(car, report, race_id: int | None) -> dict | None:
     """Take a lap reported by a car (``report``: its ``CarLapReport``) into the car's race.
 
+    On a track with a lap timer (not revoked) the timer times the race: the car's lap then
+    stays in the car's lap log only (``stored`` False, "this track is timed by its lap timer").
+
     ``race_id`` is the race the car says it drove the lap in (None: the car's live race).
     Returns the ack fields with ``outcome`` (a line for the car's lap log), or None when
     no race is live for the car (the lap then stays in the car's lap log only).
@@ -87,6 +89,9 @@ def car_lap(car, report, race_id: int | None) -> dict | None:
         race = db.session.scalar(db.select(Race).where(Race.car_id == car.id, Race.live_track_id.is_not(None)))
     if race is None:
         return None
+    if timers.list_timers(race.track_id, include_revoked=False):
+        outcome = f"race {race.id}'s track is timed by its lap timer"
+        return {"stored": False, "reason": "this track is timed by its lap timer", "outcome": outcome}
     if race.status != RUNNING:
         return {"stored": False, "reason": f"the race is {race.status}", "outcome": f"race {race.id} is {race.status}"}
     if not MIN_LAP_MS <= report.lap_time_ms <= max_lap_ms(race.time_limit_ms):
@@ -98,37 +103,6 @@ def car_lap(car, report, race_id: int | None) -> dict | None:
     report.race_id = race.id
     return {"stored": True, "race_id": race.id, "lap_number": lap.lap_number,
             "outcome": f"lap {lap.lap_number} of race {race.id}"}
-
-
-def timer_crossing(device, crossing_id: str, device_time_ms: int) -> dict:
-    """A lap timer saw the car cross the line at ``device_time_ms`` (the device's own clock).
-
-    The first crossing of a race starts its first timed lap; each later one ends a lap
-    whose time is the difference of the device's timestamps. Crossings closer than
-    ``TIMER_DEBOUNCE_MS`` to the previous one are ignored; a repeated ``crossing_id`` is
-    stored once. Returns the ack (``stored``, ``reason``, ``lap_number``).
-    """
-    race = db.session.scalar(db.select(Race).where(Race.live_track_id == device.track_id))
-    if race is None or race.status != RUNNING:
-        return {"ok": True, "stored": False, "reason": "no running race on this track"}
-    source_id = f"timer:{device.id}:{crossing_id}"
-    if existing_lap(race, source_id) is not None:
-        return {"ok": True, "stored": True, "duplicate": True}
-    last = race.timer_last_crossing_ms
-    if last is None:
-        race.timer_last_crossing_ms = device_time_ms
-        race.lap_start_ms = clock.elapsed_ms(race, utcnow())
-        push_state(race)
-        return {"ok": True, "stored": False, "reason": "first crossing: lap started"}
-    lap_ms = device_time_ms - last
-    debounce = current_app.config["TIMER_DEBOUNCE_MS"]
-    if 0 <= lap_ms < debounce:
-        return {"ok": True, "stored": False, "reason": f"within the {debounce} ms debounce"}
-    if not MIN_LAP_MS <= lap_ms <= max_lap_ms(race.time_limit_ms):
-        return {"ok": False, "stored": False, "reason": f"lap time {lap_ms} ms is not plausible (device clock?)"}
-    race.timer_last_crossing_ms = device_time_ms
-    lap = _record(race, lap_ms, "timer", source_id)
-    return {"ok": True, "stored": True, "lap_number": lap.lap_number}
 
 
 def change_resets(actor, race: Race, delta: int) -> Race:
@@ -168,11 +142,28 @@ def undo_last_lap(actor, race: Race) -> Race:
     lap = race.laps[-1]
     race.lap_start_ms = max(0, race.lap_start_ms - lap.time_ms)
     race.current_resets = lap.resets
+    if lap.source == "timer":
+        _undo_crossing(race, lap)
     race.laps.remove(lap)
     db.session.delete(lap)
     push_state(race, rerank=True)
     db.session.flush()
     return race
+
+
+def _undo_crossing(race: Race, lap: Lap) -> None:
+    """The timer crossing that ended ``lap`` no longer counts (status ``undone``, restorable):
+    the next lap is measured from the counted crossing before it."""
+    crossing = db.session.scalar(db.select(TimerCrossing).where(TimerCrossing.lap_id == lap.id))
+    if crossing is None:
+        return
+    crossing.status, crossing.lap_id = UNDONE, None
+    crossing.reason = f"lap {lap.lap_number} undone on the console"
+    db.session.flush()
+    previous = db.session.scalar(db.select(TimerCrossing).where(
+        TimerCrossing.race_id == race.id, TimerCrossing.status.in_(COUNTED_CROSSINGS))
+        .order_by(TimerCrossing.device_time_ms.desc()).limit(1))
+    race.timer_last_crossing_ms = previous.device_time_ms if previous is not None else None
 
 
 def invalidate_lap(actor, race: Race, lap_number: int, invalid: bool = True) -> Lap:

@@ -1,4 +1,5 @@
-"""The timekeeper console page (big touch buttons, keyboard shortcuts, live clock)."""
+"""The timekeeper console page (big touch buttons, keyboard shortcuts, live clock) and the
+track's lap-timers page."""
 
 from __future__ import annotations
 
@@ -26,3 +27,11 @@ def console(track_id: int):
     fleet_ids = set(db.session.scalars(db.select(Fleet.id).where(Fleet.track_id == track.id)))
     cars = [car_dict(c) for c in list_cars() if not fleet_ids or c.fleet_id in fleet_ids]
     return render_template("timekeeper/console.html", track=track, event=track.event, cars=cars)
+
+
+@bp.get("/tracks/<int:track_id>/timers")
+@require("races.run")
+def timers_page(track_id: int):
+    """Lap timers of a track: activate one with a one-time code, see them live, revoke one."""
+    track = get_track(track_id)
+    return render_template("timekeeper/timers.html", track=track, event=track.event)

@@ -29,6 +29,8 @@ REPO = Path(__file__).resolve().parents[2]
 EXPECTED = {
     ("/car", "connect"): "car token", ("/car", "disconnect"): "car token", ("/car", "heartbeat"): "car token",
     ("/car", "lap"): "car token", ("/car", "command_result"): "car token",
+    ("/timer", "connect"): "timer token", ("/timer", "disconnect"): "timer token",
+    ("/timer", "heartbeat"): "timer token", ("/timer", "crossing"): "timer token",
     ("/fleet", "connect"): "fleet.view", ("/models", "connect"): "models.upload",
     ("/timekeeper", "connect"): "races.view", ("/timekeeper", "watch"): "races.view",
     ("/leaderboard", "connect"): None, ("/leaderboard", "join"): None,
@@ -39,7 +41,7 @@ def test_every_socket_handler_of_the_app_declares_its_permission(app):
     check_socket_handlers(socketio)  # raises if one declares nothing
     declared = {(ns, event): handler.required_permission for ns, event, handler in socket_handlers(socketio)}
     assert declared == EXPECTED
-    assert all(p is None or p in PERMISSIONS or p == "car token" for p in declared.values())
+    assert all(p is None or p in PERMISSIONS or p in ("car token", "timer token") for p in declared.values())
 
 
 def test_check_names_every_undeclared_handler_before_and_after_init_app():

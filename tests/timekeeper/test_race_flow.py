@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from unittest.mock import ANY
 
 import pytest
 
@@ -152,7 +153,8 @@ def test_timer_device_laps(app, client, setup):
     token = resp.get_json()["token"]
     th = {"Authorization": f"Bearer {token}"}
     idle = client.post("/api/timer/crossings", json={"crossing_id": "x0", "device_time_ms": 1}, headers=th)
-    assert idle.get_json() == {"ok": True, "stored": False, "reason": "no running race on this track"}
+    assert idle.get_json() == {"ok": True, "stored": False, "reason": "no running race on this track",
+                               "status": "outside_race", "crossing": ANY}
     rid = new_race(client, s)["race_id"]
     client.post(f"/api/races/{rid}/start", headers=h)
     assert client.post("/api/timer/crossings", json={"crossing_id": "c1", "device_time_ms": 100_000},
@@ -160,7 +162,8 @@ def test_timer_device_laps(app, client, setup):
     bounce = client.post("/api/timer/crossings", json={"crossing_id": "c2", "device_time_ms": 100_400}, headers=th)
     assert "debounce" in bounce.get_json()["reason"]
     lap = client.post("/api/timer/crossings", json={"crossing_id": "c3", "device_time_ms": 109_876}, headers=th)
-    assert lap.get_json() == {"ok": True, "stored": True, "lap_number": 1}
+    assert lap.get_json() == {"ok": True, "stored": True, "lap_number": 1, "status": "lap",
+                              "reason": "lap 1: 9876 ms", "crossing": ANY}
     again = client.post("/api/timer/crossings", json={"crossing_id": "c3", "device_time_ms": 109_876}, headers=th)
     assert again.get_json()["duplicate"] is True
     absurd = client.post("/api/timer/crossings", json={"crossing_id": "c4", "device_time_ms": 50}, headers=th)
