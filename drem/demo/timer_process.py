@@ -219,6 +219,15 @@ class DemoTrackTimer:
         self.end_race()
         self.timer.stop()
 
+    def max_late_ms(self) -> float:
+        """How late (ms) the stand-in played its latest pulse against the car's schedule, at
+        most: a pulse scheduled in the past (the car's lap arrived late, e.g. after its client
+        was killed) or played by a thread that woke late moves the crossing; a pressure
+        strip at a real event has no such delay. 0 when nothing was played late."""
+        late = [(played - scheduled) / 1e6 for _sensor, scheduled, played in self.timer.played()
+                if scheduled is not None]
+        return max([0.0, *late])
+
 
 def _read_lines(path: Path) -> list[dict]:
     out = []
