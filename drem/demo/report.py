@@ -3,7 +3,9 @@
 A car writes every lap it drives to ``laps.jsonl`` before it reports it; the server
 stores each lap once per car-made ``lap_id``. So: a lap in a car's log that the server
 never stored is lost; the server cannot hold a lap twice; and the best lap per racer
-computed from the cars' logs must equal the leaderboard's.
+computed from the cars' logs must equal the leaderboard's. A "DeepRacer" (``--real-cars``)
+reports no laps: its races are timed by the lap timer alone, and its "log" is the
+simulator lap log of its console stand-in, which the timer replayed.
 """
 
 from __future__ import annotations
@@ -33,12 +35,16 @@ TIMER_TOLERANCE_MS = 2
 
 
 def compare_with_car_logs(api, cars, races: list[dict], boards: dict, event: dict,
-                          timed: dict[int, list[dict]] | None = None) -> dict:
+                          timed: dict[int, list[dict]] | None = None,
+                          deepracer_races: list[int] | None = None) -> dict:
     """Compare (see module docstring). ``timed``: race id -> the car laps the demo's lap
     timer replayed for that race (its track is timed by the timer: each timer lap must be
     within :data:`TIMER_TOLERANCE_MS` of the car's lap, and the racer's best lap on the
     board within it of the best replayed car lap; the timer's laps carry the operator's
-    resets, none). Returns ``{"car_laps", "lost_laps", "doubled_laps", "timer_laps",
+    resets, none). ``deepracer_races``: the ids of the DeepRacer's races among ``timed``; each
+    of their laps must come from the timer (``source == "timer"``), as many as the stand-in's
+    log holds up to the race's end. Returns ``{"car_laps", "lost_laps", "doubled_laps",
+    "timer_laps", "deepracer": [{"race_id", "racer", "laps_ms", "sources", "standin_laps_ms"}],
     "leaderboard_matches_car_logs", "mismatches"}``."""
     limit = event["race_config"]["resets_allowed_per_lap"]
     counted = {r["id"]: r for r in races if r["status"] == "submitted"}
@@ -84,6 +90,19 @@ def compare_with_car_logs(api, cars, races: list[dict], boards: dict, event: dic
         if want:
             best_from_logs[name] = min(best_from_logs.get(name, 10**12), min(want))
             tolerance[name] = TIMER_TOLERANCE_MS
+    deepracer = []
+    for race_id in deepracer_races or []:
+        race = counted.get(race_id)
+        replayed = [int(lap["lap_time_ms"]) for lap in (timed or {}).get(race_id, [])]
+        if race is None:
+            timer_mismatches[f"race {race_id} (DeepRacer)"] = {"car_logs": replayed, "leaderboard": None}
+            continue
+        sources = sorted({lap["source"] for lap in race["laps"]})
+        deepracer.append({"race_id": race_id, "racer": race["racer"], "laps_ms": [lap["time_ms"] for lap in race["laps"]],
+                          "sources": sources, "standin_laps_ms": replayed})
+        if not race["laps"] or sources != ["timer"]:
+            timer_mismatches[f"race {race_id} (DeepRacer laps not all from the timer: {sources})"] = {
+                "car_logs": replayed, "leaderboard": [lap["time_ms"] for lap in race["laps"]]}
     best_board: dict[str, int] = {}
     for entries in boards.values():
         for e in entries:
@@ -95,7 +114,7 @@ def compare_with_car_logs(api, cars, races: list[dict], boards: dict, event: dic
                   or abs(best_from_logs[name] - best_board[name]) > tolerance.get(name, 0)}
     mismatches.update(timer_mismatches)
     return {"car_laps": car_laps, "lost_laps": len(lost), "doubled_laps": doubled, "timer_laps": timer_laps,
-            "leaderboard_matches_car_logs": not mismatches and not lost, "mismatches": mismatches}
+            "deepracer": deepracer, "leaderboard_matches_car_logs": not mismatches and not lost, "mismatches": mismatches}
 
 
 def format_summary(summary: dict) -> str:
@@ -118,6 +137,11 @@ def format_summary(summary: dict) -> str:
     if summary.get("timer_laps"):
         lines.append(f"  laps timed by the lap timer {summary['timer_laps']} (equal to the cars' own times "
                      f"within {TIMER_TOLERANCE_MS} ms)")
+    for race in summary.get("deepracer") or []:
+        laps = ", ".join(f"{ms / 1000:.3f}" for ms in race["laps_ms"])
+        lines.append(f"  DeepRacer race {race['race_id']} ({race['racer']}): laps {laps} s from "
+                     f"{'/'.join(race['sources']) or 'nothing'}; stand-in's simulator laps "
+                     f"{', '.join(f'{ms / 1000:.3f}' for ms in race['standin_laps_ms'])} s")
     for name, m in summary["mismatches"].items():
         lines.append(f"    mismatch {name}: car logs {m['car_logs']} ms, leaderboard {m['leaderboard']} ms")
     return "\n".join(lines)
