@@ -8,15 +8,19 @@ stop in the middle of a load.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
 from drem.demo.car_process import CarProcess
+from drem.demo.client import Api
 from drem.demo.live_server import LiveServer, ensure_demo_models
 from drem.demo.processes import wait_until
 from drem.demo.real_cars import DeepRacerDemoCar, DonkeyDemoCar
+from drem.demo.report import TIMER_TOLERANCE_MS, compare_with_car_logs
+from drem.demo.timer_process import DemoTrackTimer
 from tests.e2e.fleet_harness import FleetApi, activation_code, upload_model
 from tests.e2e.pages import login
 from tests.e2e.timekeeper_helpers import open_console, race_setup
@@ -212,26 +216,60 @@ def test_timekeeper_console_shows_the_race_cars_load_before_start(page, live_ser
     assert console_errors == []
 
 
-def test_demo_deepracer_drives_the_simulator_with_the_loaded_model(live_server: LiveServer, tmp_path: Path) -> None:
-    """``drem demo --real-cars``'s "DeepRacer": the console stand-in drives the simulator."""
-    racer = live_server.create_user("racer")
+def test_demo_deepracer_races_on_the_track_timed_by_the_lap_timer(live_server: LiveServer, tmp_path: Path) -> None:
+    """``drem demo --real-cars``'s "DeepRacer" in a race: the console stand-in drives the
+    simulator with the loaded model, the demo's lap timer (a real timer program on mock
+    pins) is pulsed at its simulated start-line crossings, and every lap of the race comes
+    from the timer and equals the stand-in's simulator lap log; the demo's final check
+    (:func:`drem.demo.report.compare_with_car_logs`) agrees."""
+    s = race_setup(live_server)
+    operator = Api(live_server.url, s["operator"]["token"])
     steady = tmp_path / "steady.tar.gz"
     shutil.copyfile(ensure_demo_models() / "steady.tar.gz", steady)
-    model = upload_model(live_server, racer, steady, timeout=90)
+    model = upload_model(live_server, s["racer"], steady, timeout=90)
     car = DeepRacerDemoCar(tmp_path / "demo-dr", "demo-dr", "reinvent_base", speedup=8.0)
+    timer = DemoTrackTimer(Api(live_server.url, live_server.admin_token), live_server.url, s["track_id"],
+                           tmp_path / "timer", laps=3)
     try:
         car.start(live_server.url, activation_code(live_server, "demo-dr"))
         api = FleetApi(live_server)
         api.wait_car(car.car_id, lambda c: c["online"] and c["model_formats"] == ["deepracer"], timeout=60)
-        [load] = api.send([car.car_id], "load_model", {"model_id": model["id"]})
-        assert api.wait_command(load["id"], timeout=90)["status"] == "done"
-        [start] = api.send([car.car_id], "start_driving", {"model_id": model["id"]})
-        assert api.wait_command(start["id"], timeout=60)["status"] == "done"
-        wait_until(lambda: "simulated laps (ms): [" in (tmp_path / "demo-dr" / "console.log").read_text(), 120,
-                   what="a simulated lap driven with the loaded model")
-        [stop] = api.send([car.car_id], "stop_driving")
-        assert api.wait_command(stop["id"])["status"] == "done"
+        timer.start()
+
+        # the operator sets the race up: the model is loaded through the console's routes
+        rid = operator.post("/api/races", {"track_id": s["track_id"], "racer_id": s["racer"]["id"],
+                                           "car_id": car.car_id, "model_id": model["id"]})["race_id"]
+        api.wait_car(car.car_id, lambda c: any(m["model_id"] == str(model["id"]) for m in c["loaded_models"]),
+                     timeout=90, what="the model loaded on the DeepRacer")
+        assert car.lap_log.exists() is False  # not driven yet
+
+        # the car on the line: the timer's first crossing starts the race and the car drives
+        timer.start_race(rid, car.lap_log)
+        race = wait_until(lambda: (lambda r: r if len(r["laps"]) >= 3 else None)(operator.get(f"/api/races/{rid}")),
+                          120, what="3 laps timed by the lap timer")
+        timer.end_race()
+        operator.post(f"/api/races/{rid}/end")
+        operator.post(f"/api/races/{rid}/submit")
+        race = operator.get(f"/api/races/{rid}")
+        assert [lap["source"] for lap in race["laps"]] == ["timer"] * 3, race["laps"]
+        standin = [json.loads(line)["lap_time_ms"] for line in car.lap_log.read_text().splitlines()]
+        assert len(standin) >= 3 and [lap["lap_time_ms"] for lap in timer.timed[rid]] == standin[:3]
+        for lap, driven in zip(race["laps"], standin[:3], strict=True):
+            assert abs(lap["time_ms"] - driven) <= TIMER_TOLERANCE_MS, (race["laps"], standin)
+        assert "PUT /api/start_stop" in (tmp_path / "demo-dr" / "console.log").read_text()
+
+        # the demo's final check covers the DeepRacer's race
+        event_id = s["event"]["id"]
+        races = operator.get(f"/api/events/{event_id}/races")["races"]
+        boards = {"Track 1": operator.get(f"/api/events/{event_id}/leaderboard",
+                                          params={"track": s["track_id"]})["entries"]}
+        check = compare_with_car_logs(operator, [], races, boards, s["event"], timer.timed, [rid])
+        assert check["leaderboard_matches_car_logs"] is True and check["mismatches"] == {}, check
+        assert check["timer_laps"] == 3 and check["lost_laps"] == 0 and check["doubled_laps"] == 0
+        [entry] = check["deepracer"]
+        assert entry["race_id"] == rid and entry["sources"] == ["timer"] and entry["standin_laps_ms"] == standin[:3]
     finally:
+        timer.stop()
         car.stop()
 
 
