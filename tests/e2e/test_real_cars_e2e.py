@@ -19,7 +19,7 @@ from drem.demo.client import Api
 from drem.demo.live_server import LiveServer, ensure_demo_models
 from drem.demo.processes import wait_until
 from drem.demo.real_cars import DeepRacerDemoCar, DonkeyDemoCar
-from drem.demo.report import TIMER_TOLERANCE_MS, compare_with_car_logs
+from drem.demo.report import TIMER_TOLERANCE_MS, compare_with_car_logs, format_summary
 from drem.demo.timer_process import DemoTrackTimer
 from tests.e2e.fleet_harness import FleetApi, activation_code, upload_model
 from tests.e2e.pages import login
@@ -297,3 +297,34 @@ def test_demo_donkey_car_drives_the_simulator_through_its_pwm(live_server: LiveS
         assert api.wait_command(stop["id"])["status"] == "done"
     finally:
         car.stop()
+
+
+def test_demo_check_flags_a_deepracer_race_whose_laps_are_not_all_from_the_timer() -> None:
+    """The demo's final check (no processes): a DeepRacer race with a lap from anywhere but
+    the timer, a lap time off the stand-in's log, or a race missing from the results fails."""
+    event = {"race_config": {"resets_allowed_per_lap": 3}}
+    replayed = [{"lap_time_ms": 9137, "resets": 0}, {"lap_time_ms": 8800, "resets": 0}]
+    board = {"T": [{"username": "ada", "summary": {"best_lap_ms": 8800}}]}
+
+    def race(*laps: tuple[str, int]) -> dict:
+        return {"id": 7, "status": "submitted", "racer": "ada",
+                "laps": [{"source": src, "time_ms": ms, "invalidated": False, "resets": 0} for src, ms in laps]}
+
+    good = compare_with_car_logs(None, [], [race(("timer", 9138), ("timer", 8800))], board, event, {7: replayed}, [7])
+    assert good["leaderboard_matches_car_logs"] is True and good["mismatches"] == {}
+    assert good["deepracer"] == [{"race_id": 7, "racer": "ada", "laps_ms": [9138, 8800], "sources": ["timer"],
+                                  "standin_laps_ms": [9137, 8800]}]
+
+    by_hand = compare_with_car_logs(None, [], [race(("timer", 9137), ("operator", 8800))], board, event,
+                                    {7: replayed}, [7])
+    assert by_hand["leaderboard_matches_car_logs"] is False
+    assert "race 7 (DeepRacer laps not all from the timer: ['operator', 'timer'])" in by_hand["mismatches"]
+
+    off = compare_with_car_logs(None, [], [race(("timer", 9137), ("timer", 8900))], board, event, {7: replayed}, [7])
+    assert off["mismatches"]["race 7 (lap timer)"] == {"car_logs": [9137, 8800], "leaderboard": [9137, 8900]}
+
+    missing = compare_with_car_logs(None, [], [], board, event, {7: replayed}, [7])
+    assert missing["mismatches"]["race 7 (DeepRacer)"] == {"car_logs": [9137, 8800], "leaderboard": None}
+    assert "DeepRacer race 7 (ada): laps 9.138, 8.800 s from timer" in format_summary(
+        {"event_id": 1, "url": "u", "leaderboards": {}, "races": 1, "laps": 2, "resets": 0, "seconds": 1.0,
+         "lost_laps": 0} | good)

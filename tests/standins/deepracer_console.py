@@ -22,10 +22,13 @@ order, ``uploads``, ``loaded``, ``led``, ``throttle``, ``running``, ``drive_mode
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
 import shutil
+import signal
+import ssl
 import subprocess
 import tarfile
 import threading
@@ -37,6 +40,8 @@ from flask import Flask, jsonify, make_response, request
 from flask_wtf.csrf import CSRFProtect, generate_csrf
 from werkzeug.serving import make_server
 from werkzeug.utils import secure_filename
+
+from car_client.vehicle.base import ModelSpec
 
 LOGIN_PAGE = """<!doctype html><html><head><meta name="csrf-token" content="{token}">
 <title>AWS DeepRacer</title></head><body><form method="post" action="/login">
@@ -94,8 +99,6 @@ class DeepRacerConsole:
 
     def start(self) -> DeepRacerConsole:
         """Serve (again, on the same port after :meth:`stop`)."""
-        import ssl
-
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(self.cert, self.key)
         self._server = make_server("127.0.0.1", self._port, self.app, threaded=True, ssl_context=ctx)
@@ -335,8 +338,6 @@ class SimDrive:
                 fh.write(json.dumps(line) + "\n")
 
     def __call__(self, running: bool, archive: Path | None, throttle_pct: float) -> None:
-        from car_client.vehicle.base import ModelSpec
-
         self.vehicle.set_max_speed(max(0.1, 4.0 * float(throttle_pct) / 100.0))
         if running and archive is not None and self._driving != archive:
             self._driving = archive  # start_driving stops a drive already running, puts the car on the line
@@ -348,9 +349,6 @@ class SimDrive:
 
 def main(argv: list[str] | None = None) -> None:
     """Serve one stand-in console until SIGTERM (``--help`` for the options)."""
-    import argparse
-    import signal
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", required=True, type=Path)
     parser.add_argument("--port", type=int, required=True)
