@@ -27,6 +27,8 @@ from drem.demo.processes import ManagedProcess, wait_until
 from drem.platform.config import REPO_ROOT
 
 FIFO = "mock-pins.fifo"  # car_client.timer.cli.MOCK_FIFO (drem does not import car_client.timer)
+#: how far ahead (s) the demo's lap timer schedules a race's first pulse (see DemoTrackTimer.start_race)
+START_LEAD_S = 0.3
 
 
 class TimerProcess:
@@ -184,14 +186,20 @@ class DemoTrackTimer:
                    30, f"the lap timer of track {self.track_id} online", 0.2)
         return self
 
-    def start_race(self, race_id: int, car_laps: Path) -> None:
-        """The car is on the line: pulse now (the race starts), then replay the car's next
-        laps from ``car_laps`` (its ``laps.jsonl``) as pulses one car lap time apart."""
+    def start_race(self, race_id: int, car_laps: Path, lead_s: float = START_LEAD_S) -> None:
+        """The car is on the line: pulse in ``lead_s`` seconds (the race starts), then replay
+        the car's next laps from ``car_laps`` (its ``laps.jsonl``: the simulated car's, or
+        the DeepRacer console stand-in's simulator lap log) as pulses one car lap time apart.
+
+        Every pulse, the first one included, is scheduled, so the program plays each at its
+        time and the timer's laps equal the car's to the mock pin's jitter; a first pulse
+        played "now" would be late by however long the program took to read it (several ms
+        on a busy machine), shortening the first lap by that much."""
         self.end_race()
         seen = len(_read_lines(car_laps))
         self.timed[race_id] = []
         self._stop.clear()
-        at = self.timer.pulse(1)
+        at = self.timer.pulse(1, time.monotonic_ns() + int(lead_s * 1e9))
         self._watch = threading.Thread(target=self._replay, args=(race_id, car_laps, seen, at),
                                        name=f"demo-timer-{race_id}", daemon=True)
         self._watch.start()

@@ -150,6 +150,8 @@ def test_session_expiry_reboot_mid_upload_and_emergency_stop_mid_load(live_serve
     car, console = deepracers(live_server, "dr-faults", load_delay_s=20)
     car.start()
     api.wait_car(car.car_id, lambda c: c["online"] and c["battery_pct"] == 80, cars=[car])
+    # the bridge gave the car its saved tail light (white) at start: the LED below is the command's
+    wait_until(lambda: console.led == (255, 255, 255), 10, what="the saved tail light applied at start")
 
     # the console's hour is over: the bridge logs in again and the command still works
     logins = console.api_paths().count("POST /login")
