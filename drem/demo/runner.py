@@ -381,7 +381,8 @@ class DemoEvent:
         races = self.operator.get(f"/api/events/{self.event['id']}/races")["races"]
         check = compare_with_car_logs(self.operator, self.cars, races, boards, self.event,
                                       self.track_timer.timed if self.track_timer else None,
-                                      self.deepracer_races)
+                                      self.deepracer_races,
+                                      self.track_timer.late_ms() if self.track_timer else None)
         return {"event_id": self.event["id"], "url": self.url, "leaderboards": boards,
                 "races": len(races), "laps": sum(len(r["laps"]) for r in races),
                 "resets": sum(lap["resets"] for r in races for lap in r["laps"]),

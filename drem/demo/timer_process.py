@@ -176,6 +176,7 @@ class DemoTrackTimer:
         code = api.post(f"/api/tracks/{track_id}/timer-codes", {"name": "start line"})["code"]
         self.timer.activate(server_url, code)
         self.timed: dict[int, list[dict]] = {}  # race id -> the car laps replayed as pulses
+        self.scheduled: dict[int, list[int]] = {}  # race id -> its pulses' scheduled times (ns, monotonic)
         self._watch: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -200,6 +201,7 @@ class DemoTrackTimer:
         self.timed[race_id] = []
         self._stop.clear()
         at = self.timer.pulse(1, time.monotonic_ns() + int(lead_s * 1e9))
+        self.scheduled[race_id] = [at]
         self._watch = threading.Thread(target=self._replay, args=(race_id, car_laps, seen, at),
                                        name=f"demo-timer-{race_id}", daemon=True)
         self._watch.start()
@@ -213,7 +215,17 @@ class DemoTrackTimer:
                     break
                 at += int(lap["lap_time_ms"]) * 1_000_000
                 self.timer.pulse(1, at)
+                self.scheduled[race_id].append(at)
                 timed.append(lap)
+
+    def late_ms(self) -> dict[int, list[float]]:
+        """Race id -> how late (ms, >= 0) the program played each of the race's pulses after
+        its scheduled time (``mock-pins.played``; a busy machine delays the mock pin's edge):
+        the timer's lap ``i`` may differ from the car's by the lateness of pulses ``i`` and
+        ``i + 1``. A pulse not played (yet) counts 0."""
+        played = {scheduled: at for _, scheduled, at in self.timer.played() if scheduled is not None}
+        return {race_id: [max(0.0, (played.get(at, at) - at) / 1e6) for at in pulses]
+                for race_id, pulses in self.scheduled.items()}
 
     def end_race(self) -> None:
         """Stop replaying the car's laps (the pulses already scheduled still play)."""
