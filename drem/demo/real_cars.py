@@ -6,7 +6,12 @@ No DeepRacer exists here, so the car is the device-console stand-in of the tests
 with ``--sim-track``: while the console says start it drives the simulator with the
 model loaded on it) and, in front of it, a real ``car-client run --vehicle deepracer``
 bridge: everything from the bridge up (car client, server, pages) is the real code.
-A real car reports no laps of its own; the stand-in logs the simulator's laps.
+A real car reports no laps of its own: the "DeepRacer" races on the demo's first track,
+which the demo's lap timer times (:class:`drem.demo.timer_process.DemoTrackTimer`,
+pulsed at each start-line crossing of the simulated DeepRacer, which the stand-in appends
+to its lap log, :attr:`DeepRacerDemoCar.lap_log`). The Donkey Car's laps cannot be timed
+(the second track has no timer, and a real Donkey reports none), so it drives its model
+without a race (:func:`drive_without_race`).
 """
 
 from __future__ import annotations
@@ -57,12 +62,15 @@ class DeepRacerDemoCar:
         self.password_file.write_text(password + "\n", encoding="utf-8")
         self.password_file.chmod(0o600)
         self.config = self.folder / "config.json"
+        #: the simulated laps the console stand-in drove, one JSON line each (``lap_time_ms``,
+        #: ``resets``): what the car drove, for the demo's lap timer and final check
+        self.lap_log = self.folder / "sim" / "laps.jsonl"
         env = _env()
         self.console = ManagedProcess(
             f"{hostname}-console",
             [sys.executable, "-m", STANDIN_MODULE, "--folder", str(self.folder / "console"), "--port",
              str(self.port), "--password-file", str(self.password_file), "--sim-track", track,
-             "--speedup", str(speedup)],
+             "--speedup", str(speedup), "--lap-log", str(self.lap_log)],
             self.folder / "console.log", env)
         self.bridge = ManagedProcess(
             hostname,
@@ -127,6 +135,25 @@ def start_deepracer(operator, server_url: str, folder: Path, event: dict, speedu
     wait_until(lambda: operator.get(f"/api/fleet/cars/{car.car_id}")["online"], 60, f"{hostname} online", 0.3)
     log(f"{hostname} online: a DeepRacer bridged to its console stand-in on {track['layout']}")
     return car
+
+
+def drive_without_race(operator, car_id: int, model_id: int, hostname: str, log, timeout_s: float = 120) -> None:
+    """Load ``model_id`` onto car ``car_id`` and start it driving, outside any race (its
+    laps cannot be timed). ``operator``: :class:`drem.demo.client.Api`. RuntimeError when
+    a command fails, with the car's reason, or does not finish within ``timeout_s``."""
+    for command_type, params in (("load_model", {"model_id": model_id}), ("start_driving", {"model_id": model_id})):
+        [command] = operator.post("/api/fleet/commands", {"car_ids": [car_id], "type": command_type,
+                                                          "params": params})["commands"]
+        done = wait_until(lambda c=command: _finished(operator, c["id"]), timeout_s,
+                          f"{command_type} on {hostname}", 0.3)
+        if done["status"] != "done":
+            raise RuntimeError(f"{command_type} on {hostname} failed: {done.get('reason')}")
+    log(f"{hostname} drives model {model_id} without a race (a Donkey Car's laps are not timed here)")
+
+
+def _finished(operator, command_id: int) -> dict | None:
+    command = operator.get(f"/api/fleet/commands/{command_id}")
+    return command if command["status"] in ("done", "failed") else None
 
 
 def start_donkey(operator, server_url: str, folder: Path, event: dict, log) -> DonkeyDemoCar:

@@ -3,13 +3,14 @@
 A car writes every lap it drives to ``laps.jsonl`` before it reports it; the server
 stores each lap once per car-made ``lap_id``. So: a lap in a car's log that the server
 never stored is lost; the server cannot hold a lap twice; and the best lap per racer
-computed from the cars' logs must equal the leaderboard's.
+computed from the cars' logs must equal the leaderboard's. A "DeepRacer" (``--real-cars``)
+reports no laps: its races are timed by the lap timer alone, and its "log" is the
+simulator lap log of its console stand-in, which the timer replayed.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 
@@ -34,16 +35,20 @@ TIMER_TOLERANCE_MS = 2
 
 
 def compare_with_car_logs(api, cars, races: list[dict], boards: dict, event: dict,
-                          timed: dict[int, list[dict]] | None = None, timer_late_ms: float = 0.0) -> dict:
+                          timed: dict[int, list[dict]] | None = None,
+                          deepracer_races: list[int] | None = None,
+                          late_ms: dict[int, list[float]] | None = None) -> dict:
     """Compare (see module docstring). ``timed``: race id -> the car laps the demo's lap
     timer replayed for that race (its track is timed by the timer: each timer lap must be
     within :data:`TIMER_TOLERANCE_MS` of the car's lap, and the racer's best lap on the
     board within it of the best replayed car lap; the timer's laps carry the operator's
-    resets, none). ``timer_late_ms``: how late the demo's pulse generator played a pulse at
-    most (``DemoTrackTimer.max_late_ms``), added to the tolerance, since a pulse played late
-    moves the crossing the timer sees. Returns ``{"car_laps", "lost_laps", "doubled_laps",
-    "timer_laps", "timer_tolerance_ms", "leaderboard_matches_car_logs", "mismatches"}``."""
-    timer_tolerance = TIMER_TOLERANCE_MS + math.ceil(timer_late_ms)
+    resets, none). ``deepracer_races``: the ids of the DeepRacer's races among ``timed``; each
+    of their laps must come from the timer (``source == "timer"``), as many as the stand-in's
+    log holds up to the race's end. ``late_ms``: race id -> how late the timer program played
+    each pulse of the race (:meth:`drem.demo.timer_process.DemoTrackTimer.late_ms`); timer lap
+    ``i`` may also differ from the car's by the lateness of pulses ``i`` and ``i + 1``. Returns ``{"car_laps", "lost_laps", "doubled_laps",
+    "timer_laps", "deepracer": [{"race_id", "racer", "laps_ms", "sources", "standin_laps_ms"}],
+    "leaderboard_matches_car_logs", "mismatches"}``."""
     limit = event["race_config"]["resets_allowed_per_lap"]
     counted = {r["id"]: r for r in races if r["status"] == "submitted"}
     car_laps, lost, doubled = 0, [], 0
@@ -83,11 +88,26 @@ def compare_with_car_logs(api, cars, races: list[dict], boards: dict, event: dic
         got = [lap["time_ms"] for lap in race["laps"] if lap["source"] == "timer"]
         want = [int(lap["lap_time_ms"]) for lap in replayed][:len(got)]
         timer_laps += len(got)
-        if len(want) != len(got) or any(abs(a - b) > timer_tolerance for a, b in zip(got, want, strict=False)):
+        late = (late_ms or {}).get(race_id, [])
+        allowed = [TIMER_TOLERANCE_MS + sum(late[i:i + 2]) for i in range(len(got))]
+        if len(want) != len(got) or any(abs(a - b) > ok for a, b, ok in zip(got, want, allowed, strict=False)):
             timer_mismatches[f"race {race_id} (lap timer)"] = {"car_logs": want, "leaderboard": got}
         if want:
             best_from_logs[name] = min(best_from_logs.get(name, 10**12), min(want))
-            tolerance[name] = timer_tolerance
+            tolerance[name] = max(tolerance.get(name, 0), *allowed, TIMER_TOLERANCE_MS)
+    deepracer = []
+    for race_id in deepracer_races or []:
+        race = counted.get(race_id)
+        replayed = [int(lap["lap_time_ms"]) for lap in (timed or {}).get(race_id, [])]
+        if race is None:
+            timer_mismatches[f"race {race_id} (DeepRacer)"] = {"car_logs": replayed, "leaderboard": None}
+            continue
+        sources = sorted({lap["source"] for lap in race["laps"]})
+        deepracer.append({"race_id": race_id, "racer": race["racer"], "laps_ms": [lap["time_ms"] for lap in race["laps"]],
+                          "sources": sources, "standin_laps_ms": replayed})
+        if not race["laps"] or sources != ["timer"]:
+            timer_mismatches[f"race {race_id} (DeepRacer laps not all from the timer: {sources})"] = {
+                "car_logs": replayed, "leaderboard": [lap["time_ms"] for lap in race["laps"]]}
     best_board: dict[str, int] = {}
     for entries in boards.values():
         for e in entries:
@@ -99,8 +119,7 @@ def compare_with_car_logs(api, cars, races: list[dict], boards: dict, event: dic
                   or abs(best_from_logs[name] - best_board[name]) > tolerance.get(name, 0)}
     mismatches.update(timer_mismatches)
     return {"car_laps": car_laps, "lost_laps": len(lost), "doubled_laps": doubled, "timer_laps": timer_laps,
-            "timer_tolerance_ms": timer_tolerance,
-            "leaderboard_matches_car_logs": not mismatches and not lost, "mismatches": mismatches}
+            "deepracer": deepracer, "leaderboard_matches_car_logs": not mismatches and not lost, "mismatches": mismatches}
 
 
 def format_summary(summary: dict) -> str:
@@ -122,8 +141,12 @@ def format_summary(summary: dict) -> str:
                  f"{'yes' if summary['leaderboard_matches_car_logs'] else 'NO'}")
     if summary.get("timer_laps"):
         lines.append(f"  laps timed by the lap timer {summary['timer_laps']} (equal to the cars' own times "
-                     f"within {summary.get('timer_tolerance_ms', TIMER_TOLERANCE_MS)} ms: 2 ms plus how late "
-                     "the demo played its pulses)")
+                     f"within {TIMER_TOLERANCE_MS} ms plus any lateness of the mock pin's pulses)")
+    for race in summary.get("deepracer") or []:
+        laps = ", ".join(f"{ms / 1000:.3f}" for ms in race["laps_ms"])
+        lines.append(f"  DeepRacer race {race['race_id']} ({race['racer']}): laps {laps} s from "
+                     f"{'/'.join(race['sources']) or 'nothing'}; stand-in's simulator laps "
+                     f"{', '.join(f'{ms / 1000:.3f}' for ms in race['standin_laps_ms'])} s")
     for name, m in summary["mismatches"].items():
         lines.append(f"    mismatch {name}: car logs {m['car_logs']} ms, leaderboard {m['leaderboard']} ms")
     return "\n".join(lines)

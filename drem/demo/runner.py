@@ -5,8 +5,11 @@ tracks; creates the event and racers through the API; each racer uploads a train
 demo model over HTTP (so it is virus-scanned); the operator loads the models onto
 the cars and runs the races, whose laps the cars report by themselves, except on the
 first track: a lap-timer process times it from the cars' start-line crossings
-(:class:`drem.demo.timer_process.DemoTrackTimer`). At the end the leaderboard is
-checked against the cars' own lap logs.
+(:class:`drem.demo.timer_process.DemoTrackTimer`). With ``--real-cars`` a "DeepRacer"
+(console stand-in driving the simulator) also races there with a racer's DeepRacer
+model, timed by that timer, and a Donkey Car drives without a race
+(:mod:`drem.demo.real_cars`). At the end the leaderboard is checked against the cars'
+own lap logs (the DeepRacer's: the stand-in's simulator lap log).
 """
 
 from __future__ import annotations
@@ -39,7 +42,13 @@ from drem.demo.launchers import (
     wait_healthy,
 )
 from drem.demo.processes import ManagedProcess, free_port, wait_until
-from drem.demo.real_cars import DeepRacerDemoCar, DonkeyDemoCar, start_deepracer, start_donkey
+from drem.demo.real_cars import (
+    DeepRacerDemoCar,
+    DonkeyDemoCar,
+    drive_without_race,
+    start_deepracer,
+    start_donkey,
+)
 from drem.demo.report import compare_with_car_logs, format_summary
 from drem.demo.scaleout import ScaleoutServices, WebCluster
 from drem.demo.timer_process import DemoTrackTimer
@@ -70,7 +79,7 @@ class DemoOptions:
     redis_url: str = ""
     storage_url: str = ""
     scaleout: bool = False
-    real_cars: bool = False  # also a "DeepRacer" through its device console (drem/demo/real_cars.py)
+    real_cars: bool = False  # also a "DeepRacer" and a Donkey Car through their backends (drem/demo/real_cars.py)
     job_workers: int = 1
     extra_env: dict = field(default_factory=dict)
     log: callable = print
@@ -116,6 +125,8 @@ class DemoEvent:
         self.race_ids: list[int] = []
         self.errors: list[str] = []
         self.track_timer: DemoTrackTimer | None = None
+        self.deepracer: CarHandle | None = None  # the "DeepRacer" as a racing car (--real-cars)
+        self.deepracer_races: list[int] = []
 
     # ------------------------------------------------------------------ services
     def start_services(self) -> None:
@@ -183,7 +194,8 @@ class DemoEvent:
         self.event = self.operator.post("/api/events", {
             "name": f"drem Demo Cup {time.strftime('%H:%M')}", "date": date.today().isoformat(), "country_code": "DE",
             "race_time_min": 3, "resets_allowed_per_lap": 3, "ranking_method": "best_lap",
-            "max_runs_per_racer": min(5, o.runs + 1),  # one run left for a race by hand
+            # one run left for a race by hand (with --real-cars, one more for the DeepRacer's race)
+            "max_runs_per_racer": min(5 + o.real_cars, o.runs + 1 + o.real_cars),
             "landing_links": [{"title": "Upload your model", "url": "/models/"}],
             "tracks": [{"name": name, "layout": layout, "leaderboard_title": "drem Demo Cup",
                         "leaderboard_footer": "Fastest valid lap wins"} for name, layout in DEMO_TRACKS[:n_tracks]]})
@@ -250,10 +262,18 @@ class DemoEvent:
         self.track_timer = DemoTrackTimer(self.operator, self.url, tracks[0]["id"], o.instance / "timer", o.laps)
         self.track_timer.start()  # after the assignment: stop() ends it whenever Ctrl-C comes
         o.log(f"{len(self.cars)} cars online; a lap timer times {tracks[0]['name']}")
-        if o.real_cars:  # issue 14: beside the simulated cars, not in the races (it reports no laps)
-            self.real_cars.append(start_deepracer(self.operator, self.url, o.instance / "cars", self.event,
-                                                  o.speedup, o.log))
-            self.real_cars.append(start_donkey(self.operator, self.url, o.instance / "cars", self.event, o.log))
+        if o.real_cars:  # issue 14: a DeepRacer racing on the timed track, a Donkey Car driving without a race
+            deepracer = start_deepracer(self.operator, self.url, o.instance / "cars", self.event, o.speedup, o.log)
+            self.real_cars.append(deepracer)
+            self.deepracer = CarHandle(deepracer.hostname, tracks[0]["id"], tracks[0]["layout"], deepracer.config,
+                                       deepracer.lap_log.parent, car_id=deepracer.car_id)
+            donkey = start_donkey(self.operator, self.url, o.instance / "cars", self.event, o.log)
+            self.real_cars.append(donkey)
+            keras = next((r for r in self.racers if not r["model_file"].endswith(".tar.gz")), None)
+            if keras is None:
+                o.log(f"{donkey.hostname} stays parked: no racer has a Keras/tflite model")
+            else:
+                drive_without_race(self.operator, donkey.car_id, keras["model_id"], donkey.hostname, o.log)
 
     def car_server_url(self, index: int) -> str:
         """The server URL car ``index`` is activated with (the drill puts a proxy in between)."""
@@ -269,13 +289,16 @@ class DemoEvent:
         by_track: dict[int, list[CarHandle]] = {}
         for car in self.cars:
             by_track.setdefault(car.track_id, []).append(car)
-        queues: dict[int, list[dict]] = {tid: [] for tid in by_track}
+        queues: dict[int, list[tuple[CarHandle, dict]]] = {tid: [] for tid in by_track}
         track_ids = list(by_track)
         for _ in range(self.opts.runs):
             for i, racer in enumerate(self.racers):
-                queues[track_ids[i % len(track_ids)]].append(racer)
-        threads = [threading.Thread(target=self._track_loop, args=(tid, by_track[tid], queues[tid]), daemon=True)
-                   for tid in track_ids]
+                tid = track_ids[i % len(track_ids)]
+                queues[tid].append((by_track[tid][len(queues[tid]) % len(by_track[tid])], racer))
+        if self.deepracer is not None:  # after the simulated cars' races on its (timed) track
+            queues.setdefault(self.deepracer.track_id, []).append((self.deepracer, self._deepracer_racer()))
+        threads = [threading.Thread(target=self._track_loop, args=(tid, queues[tid]), daemon=True)
+                   for tid in queues]
         for t in threads:
             t.start()
         for t in threads:
@@ -283,10 +306,28 @@ class DemoEvent:
         if self.errors:
             raise RuntimeError("races failed:\n" + "\n".join(self.errors))
 
-    def _track_loop(self, track_id: int, cars: list[CarHandle], queue: list[dict]) -> None:
-        for n, racer in enumerate(queue):
+    def _deepracer_racer(self) -> dict:
+        """The racer who races the DeepRacer, with a DeepRacer model: the first racer who
+        uploaded one; else the first racer uploads the demo's DeepRacer archive now."""
+        for racer in self.racers:
+            if racer["model_file"].endswith(".tar.gz"):
+                return racer
+        racer = self.racers[0]
+        path = next((p for p in self._demo_models() if p.name.endswith(".tar.gz")), None)
+        if path is None:
+            raise RuntimeError(f"no DeepRacer archive among the demo models in {self.opts.models_dir}")
+        with open(path, "rb") as fh:
+            model = racer["api"].call("POST", "/api/models", params={"filename": path.name,
+                                                                     "event_id": self.event["id"]},
+                                      data=fh, headers={"Content-Type": "application/octet-stream"})
+        entry = {**racer, "model_id": model["id"], "model_file": path.name}
+        wait_until(lambda: self._model_ready(entry), 300, f"the scan of {path.name}", 0.5)
+        return entry
+
+    def _track_loop(self, track_id: int, queue: list[tuple[CarHandle, dict]]) -> None:
+        for car, racer in queue:
             try:
-                self._race(track_id, cars[n % len(cars)], racer)
+                self._race(track_id, car, racer)
             except Exception as exc:  # keep the other track going; reported at the end
                 self.errors.append(f"track {track_id}, {racer['user']['username']}: {exc}")
 
@@ -296,6 +337,8 @@ class DemoEvent:
                                        "model_id": racer["model_id"]})
         rid = state["race_id"]
         self.race_ids.append(rid)
+        if car is self.deepracer:
+            self.deepracer_races.append(rid)
         wait_until(lambda: any(m["model_id"] == str(racer["model_id"]) for m in self._car(car)["loaded_models"]),
                     180, f"{racer['model_file']} on {car.hostname}", 0.3)
         timed = self.track_timer is not None and self.track_timer.track_id == track_id
@@ -338,7 +381,8 @@ class DemoEvent:
         races = self.operator.get(f"/api/events/{self.event['id']}/races")["races"]
         check = compare_with_car_logs(self.operator, self.cars, races, boards, self.event,
                                       self.track_timer.timed if self.track_timer else None,
-                                      self.track_timer.max_late_ms() if self.track_timer else 0.0)
+                                      self.deepracer_races,
+                                      self.track_timer.late_ms() if self.track_timer else None)
         return {"event_id": self.event["id"], "url": self.url, "leaderboards": boards,
                 "races": len(races), "laps": sum(len(r["laps"]) for r in races),
                 "resets": sum(lap["resets"] for r in races for lap in r["laps"]),

@@ -27,6 +27,8 @@ from drem.demo.processes import ManagedProcess, wait_until
 from drem.platform.config import REPO_ROOT
 
 FIFO = "mock-pins.fifo"  # car_client.timer.cli.MOCK_FIFO (drem does not import car_client.timer)
+#: how far ahead (s) the demo's lap timer schedules a race's first pulse (see DemoTrackTimer.start_race)
+START_LEAD_S = 0.3
 
 
 class TimerProcess:
@@ -174,6 +176,7 @@ class DemoTrackTimer:
         code = api.post(f"/api/tracks/{track_id}/timer-codes", {"name": "start line"})["code"]
         self.timer.activate(server_url, code)
         self.timed: dict[int, list[dict]] = {}  # race id -> the car laps replayed as pulses
+        self.scheduled: dict[int, list[int]] = {}  # race id -> its pulses' scheduled times (ns, monotonic)
         self._watch: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -184,14 +187,21 @@ class DemoTrackTimer:
                    30, f"the lap timer of track {self.track_id} online", 0.2)
         return self
 
-    def start_race(self, race_id: int, car_laps: Path) -> None:
-        """The car is on the line: pulse now (the race starts), then replay the car's next
-        laps from ``car_laps`` (its ``laps.jsonl``) as pulses one car lap time apart."""
+    def start_race(self, race_id: int, car_laps: Path, lead_s: float = START_LEAD_S) -> None:
+        """The car is on the line: pulse in ``lead_s`` seconds (the race starts), then replay
+        the car's next laps from ``car_laps`` (its ``laps.jsonl``: the simulated car's, or
+        the DeepRacer console stand-in's simulator lap log) as pulses one car lap time apart.
+
+        Every pulse, the first one included, is scheduled, so the program plays each at its
+        time and the timer's laps equal the car's to the mock pin's jitter; a first pulse
+        played "now" would be late by however long the program took to read it (several ms
+        on a busy machine), shortening the first lap by that much."""
         self.end_race()
         seen = len(_read_lines(car_laps))
         self.timed[race_id] = []
         self._stop.clear()
-        at = self.timer.pulse(1)
+        at = self.timer.pulse(1, time.monotonic_ns() + int(lead_s * 1e9))
+        self.scheduled[race_id] = [at]
         self._watch = threading.Thread(target=self._replay, args=(race_id, car_laps, seen, at),
                                        name=f"demo-timer-{race_id}", daemon=True)
         self._watch.start()
@@ -205,7 +215,17 @@ class DemoTrackTimer:
                     break
                 at += int(lap["lap_time_ms"]) * 1_000_000
                 self.timer.pulse(1, at)
+                self.scheduled[race_id].append(at)
                 timed.append(lap)
+
+    def late_ms(self) -> dict[int, list[float]]:
+        """Race id -> how late (ms, >= 0) the program played each of the race's pulses after
+        its scheduled time (``mock-pins.played``; a busy machine delays the mock pin's edge):
+        the timer's lap ``i`` may differ from the car's by the lateness of pulses ``i`` and
+        ``i + 1``. A pulse not played (yet) counts 0."""
+        played = {scheduled: at for _, scheduled, at in self.timer.played() if scheduled is not None}
+        return {race_id: [max(0.0, (played.get(at, at) - at) / 1e6) for at in pulses]
+                for race_id, pulses in self.scheduled.items()}
 
     def end_race(self) -> None:
         """Stop replaying the car's laps (the pulses already scheduled still play)."""
@@ -218,15 +238,6 @@ class DemoTrackTimer:
         """Stop replaying and stop the timer program."""
         self.end_race()
         self.timer.stop()
-
-    def max_late_ms(self) -> float:
-        """How late (ms) the stand-in played its latest pulse against the car's schedule, at
-        most: a pulse scheduled in the past (the car's lap arrived late, e.g. after its client
-        was killed) or played by a thread that woke late moves the crossing; a pressure
-        strip at a real event has no such delay. 0 when nothing was played late."""
-        late = [(played - scheduled) / 1e6 for _sensor, scheduled, played in self.timer.played()
-                if scheduled is not None]
-        return max([0.0, *late])
 
 
 def _read_lines(path: Path) -> list[dict]:

@@ -8,15 +8,19 @@ stop in the middle of a load.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
 from drem.demo.car_process import CarProcess
+from drem.demo.client import Api
 from drem.demo.live_server import LiveServer, ensure_demo_models
 from drem.demo.processes import wait_until
 from drem.demo.real_cars import DeepRacerDemoCar, DonkeyDemoCar
+from drem.demo.report import TIMER_TOLERANCE_MS, compare_with_car_logs, format_summary
+from drem.demo.timer_process import DemoTrackTimer
 from tests.e2e.fleet_harness import FleetApi, activation_code, upload_model
 from tests.e2e.pages import login
 from tests.e2e.timekeeper_helpers import open_console, race_setup
@@ -146,6 +150,8 @@ def test_session_expiry_reboot_mid_upload_and_emergency_stop_mid_load(live_serve
     car, console = deepracers(live_server, "dr-faults", load_delay_s=20)
     car.start()
     api.wait_car(car.car_id, lambda c: c["online"] and c["battery_pct"] == 80, cars=[car])
+    # the bridge gave the car its saved tail light (white) at start: the LED below is the command's
+    wait_until(lambda: console.led == (255, 255, 255), 10, what="the saved tail light applied at start")
 
     # the console's hour is over: the bridge logs in again and the command still works
     logins = console.api_paths().count("POST /login")
@@ -212,26 +218,61 @@ def test_timekeeper_console_shows_the_race_cars_load_before_start(page, live_ser
     assert console_errors == []
 
 
-def test_demo_deepracer_drives_the_simulator_with_the_loaded_model(live_server: LiveServer, tmp_path: Path) -> None:
-    """``drem demo --real-cars``'s "DeepRacer": the console stand-in drives the simulator."""
-    racer = live_server.create_user("racer")
+def test_demo_deepracer_races_on_the_track_timed_by_the_lap_timer(live_server: LiveServer, tmp_path: Path) -> None:
+    """``drem demo --real-cars``'s "DeepRacer" in a race: the console stand-in drives the
+    simulator with the loaded model, the demo's lap timer (a real timer program on mock
+    pins) is pulsed at its simulated start-line crossings, and every lap of the race comes
+    from the timer and equals the stand-in's simulator lap log; the demo's final check
+    (:func:`drem.demo.report.compare_with_car_logs`) agrees."""
+    s = race_setup(live_server)
+    operator = Api(live_server.url, s["operator"]["token"])
     steady = tmp_path / "steady.tar.gz"
     shutil.copyfile(ensure_demo_models() / "steady.tar.gz", steady)
-    model = upload_model(live_server, racer, steady, timeout=90)
+    model = upload_model(live_server, s["racer"], steady, timeout=90)
     car = DeepRacerDemoCar(tmp_path / "demo-dr", "demo-dr", "reinvent_base", speedup=8.0)
+    timer = DemoTrackTimer(Api(live_server.url, live_server.admin_token), live_server.url, s["track_id"],
+                           tmp_path / "timer", laps=3)
     try:
         car.start(live_server.url, activation_code(live_server, "demo-dr"))
         api = FleetApi(live_server)
         api.wait_car(car.car_id, lambda c: c["online"] and c["model_formats"] == ["deepracer"], timeout=60)
-        [load] = api.send([car.car_id], "load_model", {"model_id": model["id"]})
-        assert api.wait_command(load["id"], timeout=90)["status"] == "done"
-        [start] = api.send([car.car_id], "start_driving", {"model_id": model["id"]})
-        assert api.wait_command(start["id"], timeout=60)["status"] == "done"
-        wait_until(lambda: "simulated laps (ms): [" in (tmp_path / "demo-dr" / "console.log").read_text(), 120,
-                   what="a simulated lap driven with the loaded model")
-        [stop] = api.send([car.car_id], "stop_driving")
-        assert api.wait_command(stop["id"])["status"] == "done"
+        timer.start()
+
+        # the operator sets the race up: the model is loaded through the console's routes
+        rid = operator.post("/api/races", {"track_id": s["track_id"], "racer_id": s["racer"]["id"],
+                                           "car_id": car.car_id, "model_id": model["id"]})["race_id"]
+        api.wait_car(car.car_id, lambda c: any(m["model_id"] == str(model["id"]) for m in c["loaded_models"]),
+                     timeout=90, what="the model loaded on the DeepRacer")
+        assert car.lap_log.exists() is False  # not driven yet
+
+        # the car on the line: the timer's first crossing starts the race and the car drives
+        timer.start_race(rid, car.lap_log)
+        race = wait_until(lambda: (lambda r: r if len(r["laps"]) >= 3 else None)(operator.get(f"/api/races/{rid}")),
+                          120, what="3 laps timed by the lap timer")
+        timer.end_race()
+        operator.post(f"/api/races/{rid}/end")
+        operator.post(f"/api/races/{rid}/submit")
+        race = operator.get(f"/api/races/{rid}")
+        assert [lap["source"] for lap in race["laps"]] == ["timer"] * 3, race["laps"]
+        standin = [json.loads(line)["lap_time_ms"] for line in car.lap_log.read_text().splitlines()]
+        assert len(standin) >= 3 and [lap["lap_time_ms"] for lap in timer.timed[rid]] == standin[:3]
+        late = timer.late_ms()[rid]  # how late the mock pin played each pulse (a busy machine)
+        for i, (lap, driven) in enumerate(zip(race["laps"], standin[:3], strict=True)):
+            assert abs(lap["time_ms"] - driven) <= TIMER_TOLERANCE_MS + late[i] + late[i + 1], (race["laps"], late)
+        assert "PUT /api/start_stop" in (tmp_path / "demo-dr" / "console.log").read_text()
+
+        # the demo's final check covers the DeepRacer's race
+        event_id = s["event"]["id"]
+        races = operator.get(f"/api/events/{event_id}/races")["races"]
+        boards = {"Track 1": operator.get(f"/api/events/{event_id}/leaderboard",
+                                          params={"track": s["track_id"]})["entries"]}
+        check = compare_with_car_logs(operator, [], races, boards, s["event"], timer.timed, [rid], timer.late_ms())
+        assert check["leaderboard_matches_car_logs"] is True and check["mismatches"] == {}, check
+        assert check["timer_laps"] == 3 and check["lost_laps"] == 0 and check["doubled_laps"] == 0
+        [entry] = check["deepracer"]
+        assert entry["race_id"] == rid and entry["sources"] == ["timer"] and entry["standin_laps_ms"] == standin[:3]
     finally:
+        timer.stop()
         car.stop()
 
 
@@ -259,3 +300,41 @@ def test_demo_donkey_car_drives_the_simulator_through_its_pwm(live_server: LiveS
         assert api.wait_command(stop["id"])["status"] == "done"
     finally:
         car.stop()
+
+
+def test_demo_check_flags_a_deepracer_race_whose_laps_are_not_all_from_the_timer() -> None:
+    """The demo's final check (no processes): a DeepRacer race with a lap from anywhere but
+    the timer, a lap time off the stand-in's log, or a race missing from the results fails."""
+    event = {"race_config": {"resets_allowed_per_lap": 3}}
+    replayed = [{"lap_time_ms": 9137, "resets": 0}, {"lap_time_ms": 8800, "resets": 0}]
+    board = {"T": [{"username": "ada", "summary": {"best_lap_ms": 8800}}]}
+
+    def race(*laps: tuple[str, int]) -> dict:
+        return {"id": 7, "status": "submitted", "racer": "ada",
+                "laps": [{"source": src, "time_ms": ms, "invalidated": False, "resets": 0} for src, ms in laps]}
+
+    good = compare_with_car_logs(None, [], [race(("timer", 9138), ("timer", 8800))], board, event, {7: replayed}, [7])
+    assert good["leaderboard_matches_car_logs"] is True and good["mismatches"] == {}
+    assert good["deepracer"] == [{"race_id": 7, "racer": "ada", "laps_ms": [9138, 8800], "sources": ["timer"],
+                                  "standin_laps_ms": [9137, 8800]}]
+
+    by_hand = compare_with_car_logs(None, [], [race(("timer", 9137), ("operator", 8800))], board, event,
+                                    {7: replayed}, [7])
+    assert by_hand["leaderboard_matches_car_logs"] is False
+    assert "race 7 (DeepRacer laps not all from the timer: ['operator', 'timer'])" in by_hand["mismatches"]
+
+    off = compare_with_car_logs(None, [], [race(("timer", 9137), ("timer", 8900))], board, event, {7: replayed}, [7])
+    assert off["mismatches"]["race 7 (lap timer)"] == {"car_logs": [9137, 8800], "leaderboard": [9137, 8900]}
+    # a pulse the mock pin played 3 ms late moves the laps either side of it by that much, no more
+    late = {7: [0.0, 3.0, 0.0]}
+    jitter = [race(("timer", 9140), ("timer", 8797))]
+    assert compare_with_car_logs(None, [], jitter, board, event, {7: replayed}, [7], late)["mismatches"] == {}
+    too_far = compare_with_car_logs(None, [], [race(("timer", 9143), ("timer", 8800))], board, event,
+                                    {7: replayed}, [7], late)
+    assert "race 7 (lap timer)" in too_far["mismatches"]
+
+    missing = compare_with_car_logs(None, [], [], board, event, {7: replayed}, [7])
+    assert missing["mismatches"]["race 7 (DeepRacer)"] == {"car_logs": [9137, 8800], "leaderboard": None}
+    assert "DeepRacer race 7 (ada): laps 9.138, 8.800 s from timer" in format_summary(
+        {"event_id": 1, "url": "u", "leaderboards": {}, "races": 1, "laps": 2, "resets": 0, "seconds": 1.0,
+         "lost_laps": 0} | good)

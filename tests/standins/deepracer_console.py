@@ -22,10 +22,13 @@ order, ``uploads``, ``loaded``, ``led``, ``throttle``, ``running``, ``drive_mode
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
 import shutil
+import signal
+import ssl
 import subprocess
 import tarfile
 import threading
@@ -37,6 +40,8 @@ from flask import Flask, jsonify, make_response, request
 from flask_wtf.csrf import CSRFProtect, generate_csrf
 from werkzeug.serving import make_server
 from werkzeug.utils import secure_filename
+
+from car_client.vehicle.base import ModelSpec
 
 LOGIN_PAGE = """<!doctype html><html><head><meta name="csrf-token" content="{token}">
 <title>AWS DeepRacer</title></head><body><form method="post" action="/login">
@@ -94,8 +99,6 @@ class DeepRacerConsole:
 
     def start(self) -> DeepRacerConsole:
         """Serve (again, on the same port after :meth:`stop`)."""
-        import ssl
-
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(self.cert, self.key)
         self._server = make_server("127.0.0.1", self._port, self.app, threaded=True, ssl_context=ctx)
@@ -308,23 +311,37 @@ class DeepRacerConsole:
 
 class SimDrive:
     """The demo's "car": drives the simulator on ``track`` with the loaded DeepRacer model
-    while the console says start; the throttle percent caps the speed (100 % = 4 m/s)."""
+    while the console says start; the throttle percent caps the speed (100 % = 4 m/s).
 
-    def __init__(self, track: str, speedup: float = 1.0) -> None:
-        from car_client.sim.vehicle import SimulatedVehicle
+    A real DeepRacer reports no laps; the simulator's laps are the demo's record of what
+    the car drove: each lap is appended to ``lap_log`` (when given) as one JSON line
+    ``{"lap", "lap_time_ms", "resets", "model"}`` the moment the simulated car crosses the
+    start line, in the format of the car client's ``laps.jsonl`` that the demo's lap timer
+    replays as pulses (``drem.demo.timer_process.DemoTrackTimer``)."""
+
+    def __init__(self, track: str, speedup: float = 1.0, lap_log: Path | None = None) -> None:
+        from car_client.sim.vehicle import SimulatedVehicle  # numpy/tflite: only with --sim-track
 
         self.vehicle = SimulatedVehicle(track=track, speedup=speedup)
         self.laps: list[int] = []
+        self.lap_log = lap_log
+        if lap_log is not None:
+            lap_log.parent.mkdir(parents=True, exist_ok=True)
         self._driving: Path | None = None
 
-    def __call__(self, running: bool, archive: Path | None, throttle_pct: float) -> None:
-        from car_client.vehicle.base import ModelSpec
+    def _lap(self, lap) -> None:
+        self.laps.append(lap.lap_time_ms)
+        if self.lap_log is not None:
+            line = {"lap": len(self.laps), "lap_time_ms": int(lap.lap_time_ms), "resets": int(lap.resets),
+                    "model": self._driving.name if self._driving else None}
+            with self.lap_log.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(line) + "\n")
 
+    def __call__(self, running: bool, archive: Path | None, throttle_pct: float) -> None:
         self.vehicle.set_max_speed(max(0.1, 4.0 * float(throttle_pct) / 100.0))
         if running and archive is not None and self._driving != archive:
-            self.vehicle.start_driving(ModelSpec("demo", str(archive), "deepracer"),
-                                       lambda lap: self.laps.append(lap.lap_time_ms))
-            self._driving = archive
+            self._driving = archive  # start_driving stops a drive already running, puts the car on the line
+            self.vehicle.start_driving(ModelSpec("demo", str(archive), "deepracer"), self._lap)
         elif not running and self._driving is not None:
             self.vehicle.stop_driving()
             self._driving = None
@@ -332,18 +349,17 @@ class SimDrive:
 
 def main(argv: list[str] | None = None) -> None:
     """Serve one stand-in console until SIGTERM (``--help`` for the options)."""
-    import argparse
-    import signal
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", required=True, type=Path)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--password-file", type=Path, required=True)
     parser.add_argument("--sim-track", default=None, help="drive the simulator on this track")
     parser.add_argument("--speedup", type=float, default=1.0)
+    parser.add_argument("--lap-log", type=Path, default=None,
+                        help="append each simulated lap to this JSON-lines file (with --sim-track)")
     args = parser.parse_args(argv)
     password = args.password_file.read_text(encoding="utf-8").splitlines()[0].strip()
-    drive = SimDrive(args.sim_track, args.speedup) if args.sim_track else None
+    drive = SimDrive(args.sim_track, args.speedup, args.lap_log) if args.sim_track else None
     console = DeepRacerConsole(args.folder, password=password, port=args.port, drive=drive,
                                install_delay_s=1.0, load_delay_s=1.0).start()
     print(f"DeepRacer console stand-in on {console.url}", flush=True)
