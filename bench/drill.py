@@ -393,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--reset-database", action="store_true",
                         help="PostgreSQL only: create the DATABASE_URL database if missing, else empty it")
+    parser.add_argument("--lap-timer", action="store_true",
+                        help="time the first track by a lap-timer process, as the demo does (its races then run in "
+                             "real time, not --speedup: the drill takes minutes longer)")
     args = parser.parse_args(argv)
 
     def log(msg: str) -> None:
@@ -402,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         opts = demo_options(headless=True, instance=args.instance, models_dir=args.models_dir, port=args.port,
                             reset_database=args.reset_database, log=log, racers=args.racers, cars=args.cars,
                             speedup=args.speedup, laps=args.laps, runs=args.runs, workers=args.workers,
-                            scaleout=args.scaleout, job_workers=args.job_workers)
+                            scaleout=args.scaleout, job_workers=args.job_workers, lap_timer=args.lap_timer)
     except DemoSetupError as exc:
         parser.error(str(exc))
     summary = run_demo(DrillEvent(opts, outage_s=args.outage), headless=True, echo=print)

@@ -80,6 +80,7 @@ class DemoOptions:
     storage_url: str = ""
     scaleout: bool = False
     real_cars: bool = False  # also a "DeepRacer" and a Donkey Car through their backends (drem/demo/real_cars.py)
+    lap_timer: bool = True  # the first track timed by a lap-timer process (its races then run in real time)
     job_workers: int = 1
     extra_env: dict = field(default_factory=dict)
     log: callable = print
@@ -259,9 +260,12 @@ class DemoEvent:
             self.cars.append(car)
         for car in self.cars:
             wait_until(lambda c=car: self._car(c)["online"], 60, f"{car.hostname} online", 0.2)
-        self.track_timer = DemoTrackTimer(self.operator, self.url, tracks[0]["id"], o.instance / "timer", o.laps)
-        self.track_timer.start()  # after the assignment: stop() ends it whenever Ctrl-C comes
-        o.log(f"{len(self.cars)} cars online; a lap timer times {tracks[0]['name']}")
+        if o.lap_timer or o.real_cars:  # the demo DeepRacer's laps come from the timer
+            self.track_timer = DemoTrackTimer(self.operator, self.url, tracks[0]["id"], o.instance / "timer", o.laps)
+            self.track_timer.start()  # after the assignment: stop() ends it whenever Ctrl-C comes
+            o.log(f"{len(self.cars)} cars online; a lap timer times {tracks[0]['name']}")
+        else:
+            o.log(f"{len(self.cars)} cars online")
         if o.real_cars:  # issue 14: a DeepRacer racing on the timed track, a Donkey Car driving without a race
             deepracer = start_deepracer(self.operator, self.url, o.instance / "cars", self.event, o.speedup, o.log)
             self.real_cars.append(deepracer)
