@@ -54,3 +54,27 @@ def bomb_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     factories.gzip_bomb_member(folder)
     factories.gzip_bomb_after_tar(folder)
     return folder
+
+
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder for model files; the current directory is a sibling 'cwd' folder,
+    so a relative extraction would show up inside tmp_path."""
+    files = tmp_path / "files"
+    files.mkdir()
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    return files
+
+
+@pytest.fixture
+def models_app(app, clamd_url, tmp_path):
+    """The session app pointed at the session's clamd and a fresh storage folder."""
+    old = dict(app.config)
+    app.config.update(CLAMD_URL=clamd_url, JOBS_AUTOSTART=False)
+    app.extensions["drem_storage"] = LocalStorage(tmp_path / "storage")
+    yield app
+    app.config.clear()
+    app.config.update(old)
+    app.extensions.pop("drem_storage", None)

@@ -14,24 +14,11 @@ import pytest
 from drem.models_mgr.donkey_settings import parse_donkey_config, resolve_settings
 from drem.models_mgr.inspect import ModelRejected, inspect_model_file, keras_input_rows
 from drem.models_mgr.models import RacerModel
-from drem.models_mgr.storage import LocalStorage
 from drem.platform.extensions import db
 from tests.fleet.conftest import Fleet, received
 from tests.fleet.test_real_cars_fleet import online_car
 from tests.models_mgr import factories as f
 from tests.models_mgr.test_upload_flow import _model, _run_jobs, _upload
-
-
-@pytest.fixture
-def models_app(app, clamd_url, tmp_path):
-    """The session app pointed at the session's clamd and a fresh storage folder."""
-    old = dict(app.config)
-    app.config.update(CLAMD_URL=clamd_url, JOBS_AUTOSTART=False)
-    app.extensions["drem_storage"] = LocalStorage(tmp_path / "storage")
-    yield app
-    app.config.clear()
-    app.config.update(old)
-    app.extensions.pop("drem_storage", None)
 
 
 def _keras_config(rows: int | None) -> bytes:

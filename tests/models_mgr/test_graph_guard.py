@@ -15,7 +15,6 @@ import pytest
 
 from drem.models_mgr.inspect import ModelRejected, inspect_model_file
 from drem.models_mgr.scan_jobs import run_once
-from drem.models_mgr.storage import LocalStorage
 from tests.car_client import model_factories as mf
 
 
@@ -71,16 +70,6 @@ def test_hostile_models_are_rejected_naming_write_file(hostile_models, name, whe
     assert where in excinfo.value.reason and "'WriteFile'" in excinfo.value.reason
 
 
-@pytest.fixture
-def models_app(app, clamd_url, tmp_path):
-    """The session app pointed at the session's clamd and a fresh storage folder."""
-    old = dict(app.config)
-    app.config.update(CLAMD_URL=clamd_url, JOBS_AUTOSTART=False)
-    app.extensions["drem_storage"] = LocalStorage(tmp_path / "storage")
-    yield app
-    app.config.clear()
-    app.config.update(old)
-    app.extensions.pop("drem_storage", None)
 
 
 def _upload_and_scan(app, client, headers, path: Path) -> dict:

@@ -10,20 +10,6 @@ import pytest
 from tests.models_mgr import factories as f
 
 
-@pytest.fixture
-def models_app(app, clamd_url, tmp_path):
-    """The session app pointed at the session's clamd and a fresh storage folder."""
-    from drem.models_mgr.storage import LocalStorage
-
-    old = dict(app.config)
-    app.config.update(CLAMD_URL=clamd_url, JOBS_AUTOSTART=False)
-    app.extensions["drem_storage"] = LocalStorage(tmp_path / "storage")
-    yield app
-    app.config.clear()
-    app.config.update(old)
-    app.extensions.pop("drem_storage", None)
-
-
 def _upload(client, headers, path: Path, name: str | None = None, **params):
     query = {"filename": name or path.name} | params
     return client.post(
