@@ -45,13 +45,20 @@ class CarConfig:
         return asdict(self)
 
 
-def default_config_path() -> Path:
-    """``$DREM_CAR_CONFIG`` if set, else ``~/.config/drem-car/config.json``."""
-    env = os.environ.get(ENV_VAR)
+def device_config_path(env_var: str, folder: str) -> Path:
+    """Where a device program keeps its config: ``$<env_var>`` if set, else
+    ``$XDG_CONFIG_HOME/<folder>/config.json`` (default ``~/.config/<folder>/config.json``).
+    Shared by the car daemon and the lap-timer program."""
+    env = os.environ.get(env_var)
     if env:
         return Path(env).expanduser()
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(Path.home(), ".config")
-    return Path(base) / "drem-car" / "config.json"
+    return Path(base) / folder / "config.json"
+
+
+def default_config_path() -> Path:
+    """``$DREM_CAR_CONFIG`` if set, else ``~/.config/drem-car/config.json``."""
+    return device_config_path(ENV_VAR, "drem-car")
 
 
 def resolve_config_path(path: str | os.PathLike | None) -> Path:

@@ -19,7 +19,12 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from car_client.daemon.config import ConfigError, normalize_server_url, save_config
+from car_client.daemon.config import (
+    ConfigError,
+    device_config_path,
+    normalize_server_url,
+    save_config,
+)
 
 ENV_VAR = "DREM_TIMER_CONFIG"
 DEFAULT_HEARTBEAT_S = 2.0
@@ -77,11 +82,7 @@ class TimerConfig:
 
 def default_config_path() -> Path:
     """``$DREM_TIMER_CONFIG`` if set, else ``~/.config/drem-timer/config.json``."""
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(Path.home(), ".config")
-    return Path(base) / "drem-timer" / "config.json"
+    return device_config_path(ENV_VAR, "drem-timer")
 
 
 def resolve_config_path(path: str | os.PathLike | None) -> Path:
