@@ -145,6 +145,14 @@ class Connection:
             thread.start()
             self._threads.append(thread)
 
+    def wait_until_stopped(self, stop: threading.Event, poll_s: float = 0.2) -> bool:
+        """Block until ``stop`` is set or the server refuses the token for good; returns
+        True when the token was refused (the program then exits with its refusal code)."""
+        while not stop.wait(poll_s):
+            if self.token_refused.is_set():
+                break
+        return self.token_refused.is_set()
+
     def stop(self, join_timeout_s: float = 5.0) -> None:
         """Disconnect and stop all threads (waits up to ``join_timeout_s`` for them)."""
         self._stop.set()

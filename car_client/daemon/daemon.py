@@ -181,10 +181,7 @@ class Daemon:
         log.info("car %s (id %s) started: %d models, %d outbox entries waiting, state %s",
                  self.hostname, self.config.car_id, len(self.store.ids()), len(self.outbox),
                  self.machine.state)
-        while not self._stop.wait(0.2):
-            if self.connection.token_refused.is_set():
-                break
-        refused = self.connection.token_refused.is_set()
+        refused = self.connection.wait_until_stopped(self._stop)
         self.shutdown()
         if refused:
             log.error("token refused: re-activate this car with 'car-client activate'")

@@ -134,10 +134,7 @@ class TimerProgram:
             signal.signal(signal.SIGINT, self.request_stop)
             sys.setswitchinterval(SWITCH_INTERVAL_S)  # the whole process is the timer's
         self.start()
-        while not self._stop.wait(0.2):
-            if self.connection.token_refused.is_set():
-                break
-        refused = self.connection.token_refused.is_set()
+        refused = self.connection.wait_until_stopped(self._stop)
         self.shutdown()
         if refused:
             log.error("token refused: this timer was revoked; activate it again with 'car-client timer activate'")
