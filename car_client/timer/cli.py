@@ -98,6 +98,21 @@ def _mock_input(program, fifo: Path) -> None:
                 _pulse(program, line.strip())
 
 
+SPIN_NS = 2_000_000
+"""The mock input sleeps until this long before a scheduled pulse, then spins: a sleeping
+thread wakes up to about 0.6 ms late on this kind of machine, a spinning one within a few
+microseconds, as a real edge is stamped by the kernel when it happens."""
+
+
+def _wait_until_ns(at_ns: int) -> None:
+    """Block until ``time.monotonic_ns()`` reaches ``at_ns`` (ns): sleep, then spin the last
+    :data:`SPIN_NS`, so the mock pin's edge lands on its schedule as a real sensor's would."""
+    while (wait_ns := at_ns - time.monotonic_ns()) > SPIN_NS:
+        time.sleep((wait_ns - SPIN_NS) / 1e9)
+    while time.monotonic_ns() < at_ns:
+        pass
+
+
 def _pulse(program, line: str) -> None:
     words = line.split()
     if not words:
@@ -109,10 +124,7 @@ def _pulse(program, line: str) -> None:
         logging.getLogger(__name__).warning("mock input: cannot read %r", line)
         return
     if at_ns is not None:
-        # sleep, never spin: on a busy machine the scheduler puts a thread that slept first
-        # when it wakes, while a spinning one waits for its next time slice
-        while (wait_ns := at_ns - time.monotonic_ns()) > 0:
-            time.sleep(wait_ns / 1e9)
+        _wait_until_ns(at_ns)
     pin = program.sensors.pin_of(config.sensor)
     played_ns = time.monotonic_ns()
     if config.edge == "rising":
