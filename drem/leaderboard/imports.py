@@ -145,6 +145,8 @@ def _check_race(problems: list[str], r, usernames: set[str], track_ids: set) -> 
     where = f"race {r.get('id')!r}"
     if r.get("status") not in STATUSES:
         problems.append(f"{where}: unknown race status {r.get('status')!r}")
+    if r.get("status") == READY and not r.get("laps"):
+        return  # a set-up race without laps is skipped: nothing of it is imported
     if str(r.get("racer") or "").lower() not in usernames:
         problems.append(f"{where}: racer {r.get('racer')!r} is not in the racers list")
     if r.get("track_id") not in track_ids:
@@ -199,10 +201,10 @@ def preview_import(data) -> dict:
             if t.get("layout") not in layouts:
                 out["conflicts"].append(f"track {t.get('name')!r}: layout {t.get('layout')!r} is not on this server; "
                                         "it becomes 'other'")
-    same = db.session.scalar(db.select(Event).where(Event.name == out["event"]["name"]).limit(1))
-    if same is not None and str(same.date) == out["event"]["date"]:
-        out["conflicts"].append(f"an event called {same.name!r} on {same.date} exists already; the import makes "
-                                "a second one")
+    same = db.session.scalars(db.select(Event).where(Event.name == out["event"]["name"]))
+    if any(str(e.date) == out["event"]["date"] for e in same):
+        out["conflicts"].append(f"an event called {out['event']['name']!r} on {out['event']['date']} exists "
+                                "already; the import makes a second one")
     if any(p.startswith("the export has") for p in problems):  # over the caps: count nothing more
         return out
     racers = [r for r in data.get("racers") or [] if isinstance(r, dict)] if isinstance(data.get("racers"), list) else []

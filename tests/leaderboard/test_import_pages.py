@@ -100,7 +100,8 @@ def test_preview_lists_every_problem_and_import_creates_nothing(app, client, fac
     broken["tracks"][1]["name"] = broken["tracks"][0]["name"]
     broken["racers"].append({"username": "op_bob"})
     broken["races"][0]["laps"][1]["time_ms"] = "fast"
-    broken["races"][1]["racer"] = "nobody"
+    next(r for r in broken["races"] if r["status"] == "running")["racer"] = "nobody"
+    next(r for r in broken["races"] if r["status"] == "ready")["track_id"] = 987654  # skipped: no problem
     resp = _upload(client, csrf, broken)
     preview = client.get(resp.location).get_data(as_text=True)
     problems = re.findall(r'<li class="problem">([^<]+)</li>', preview)
