@@ -66,6 +66,8 @@ SMALL_BODY_BYTES = 256 * 1024
 BODY_LIMITS: dict[str, int | None] = {
     "models_api.upload": None,
     "leaderboard_api.import_json": 16 * 1024 * 1024,
+    "leaderboard_api.import_preview": 16 * 1024 * 1024,
+    "leaderboard.import_upload": 16 * 1024 * 1024,
 }
 #: Endpoints that sign someone in (or a car): one shared limit per client address
 #: (``drem.platform.web.sign_in_limit``); those naming an account also one per account.

@@ -38,7 +38,9 @@ def check_username(username: str) -> str:
     return username
 
 
-def _check_password(password: str) -> None:
+def check_new_password(password: str) -> None:
+    """ServiceError (field ``password``) unless ``password`` is text of at least
+    :data:`MIN_PASSWORD` characters."""
     if not isinstance(password, str):
         raise ServiceError("password must be text", "password")
     if len(password) < MIN_PASSWORD:
@@ -87,7 +89,7 @@ def create_user(username: str, password: str | None = None, role: str = RACER,
     if country_code and not COUNTRY_RE.match(country_code):
         raise ServiceError("country code must be two letters (ISO 3166-1, e.g. DE)", "country_code")
     if password is not None:
-        _check_password(password)
+        check_new_password(password)
     if find_user(username):
         raise Conflict(f"the username {username!r} is taken", "username")
     user = User(
@@ -125,7 +127,7 @@ def change_password(user: User, current: str | None, new: str) -> int:
     """
     if user.password_hash and not (isinstance(current, str) and check_password_hash(user.password_hash, current)):
         raise ServiceError("the current password is wrong", "current_password")
-    _check_password(new)
+    check_new_password(new)
     user.password_hash = generate_password_hash(new)
     end_sessions(user)
     revoked = revoke_all_api_tokens(user)
