@@ -8,6 +8,8 @@ package's ``races`` table.
 
 from __future__ import annotations
 
+from sqlalchemy.orm import selectinload
+
 from drem.auth.models import User
 from drem.events.models import Race
 from drem.events.rules import LIVE
@@ -41,7 +43,7 @@ def same_models(model: RacerModel, limit: int = 50) -> list[RacerModel]:
     same = RacerModel.sha256 == model.sha256
     if model.model_pb_sha256:
         same = db.or_(same, RacerModel.model_pb_sha256 == model.model_pb_sha256)
-    query = (db.select(RacerModel)
+    query = (db.select(RacerModel).options(selectinload(RacerModel.owner))
              .where(same, RacerModel.id != model.id, RacerModel.owner_id != model.owner_id,
                     RacerModel.status != DELETED)
              .order_by(RacerModel.uploaded_at.asc(), RacerModel.id.asc()).limit(limit))

@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from typing import BinaryIO
 
 from flask import current_app
+from sqlalchemy.orm import selectinload
 
 from drem.auth.models import User
 from drem.events.models import Event, EventRacer
@@ -231,7 +232,8 @@ def list_models(viewer: User, owner_id: int | None = None, event_id: int | None 
         raise ServiceError(f"unknown order {sort!r}; newest or oldest", "sort")
     order = (RacerModel.uploaded_at.desc(), RacerModel.id.desc()) if sort == "newest" else \
         (RacerModel.uploaded_at.asc(), RacerModel.id.asc())
-    query = db.select(RacerModel).order_by(*order)
+    query = db.select(RacerModel).options(selectinload(RacerModel.owner), selectinload(RacerModel.event)) \
+        .order_by(*order)
     if not allowed(viewer, "models.view_all"):
         owner_id = viewer.id
     if owner_id is not None:

@@ -160,3 +160,18 @@ def test_upload_for_an_event(models_app, client, factory, tmp_path):
     factory.login(client, racer)
     page = client.get("/models/").get_data(as_text=True)
     assert f'<option value="{mine["id"]}" selected>{mine["name"]}' in page and theirs["name"] not in page
+
+
+def test_list_queries_do_not_grow_with_rows(app, client, factory, count_queries):
+    """The list loads each page's racers and events together, not one query per row."""
+    op_h = factory.headers("operator")
+    racers = [factory.user("racer", None, None) for _ in range(4)]
+    events = [factory.event() for _ in range(2)]
+    _rows(app, (racers[0]["id"], "first.tar.gz", {"event_id": events[0]["id"]}))
+    with count_queries:
+        assert len(_ids(client.get("/api/models", headers=op_h))) == 1
+    one = count_queries.count
+    _rows(app, *[(r["id"], f"m{i}.tar.gz", {"event_id": events[i % 2]["id"]}) for i, r in enumerate(racers)])
+    with count_queries:
+        assert len(_ids(client.get("/api/models", headers=op_h))) == 5
+    assert count_queries.count == one, count_queries.statements
