@@ -62,9 +62,12 @@ def cars_holding(model_ids: list[int]) -> dict[int, list[dict]]:
 
 
 def races_using(model: RacerModel, limit: int = 20) -> list[Race]:
-    """The newest ``limit`` races (runs) set up with ``model``."""
-    return list(db.session.scalars(db.select(Race).where(Race.model_id == model.id)
-                                   .order_by(Race.created_at.desc(), Race.id.desc()).limit(limit)))
+    """The newest ``limit`` races (runs) set up with ``model``, with their event, track and
+    racer loaded."""
+    query = (db.select(Race).where(Race.model_id == model.id)
+             .options(selectinload(Race.event), selectinload(Race.track), selectinload(Race.racer))
+             .order_by(Race.created_at.desc(), Race.id.desc()).limit(limit))
+    return list(db.session.scalars(query))
 
 
 def race_counts(model: RacerModel) -> dict[str, int]:
