@@ -27,6 +27,7 @@ from drem.events import views as events_views
 from drem.fleet import api as fleet_api
 from drem.fleet import commands as fleet_commands
 from drem.fleet import sockets as fleet_sockets
+from drem.fleet import subscribers as fleet_subscribers
 from drem.fleet import views as fleet_views
 from drem.leaderboard import api as leaderboard_api
 from drem.leaderboard import sockets as leaderboard_sockets
@@ -54,7 +55,7 @@ from drem.timekeeper import views as timekeeper_views
 #: Modules whose import registers Socket.IO handlers on ``socketio`` (decorators).
 SOCKET_MODULES = (fleet_sockets, leaderboard_sockets, models_sockets, timekeeper_sockets)
 #: Modules whose import connects signal receivers (drem.platform.signals).
-SUBSCRIBER_MODULES = (timekeeper_subscribers, leaderboard_subscribers)
+SUBSCRIBER_MODULES = (timekeeper_subscribers, leaderboard_subscribers, fleet_subscribers)
 
 __all__ = ["create_app", "ConfigError", "BODY_LIMITS", "SMALL_BODY_BYTES", "SECURITY_HEADERS"]
 

@@ -35,6 +35,7 @@ PERMISSIONS = {
     "events.join": "register oneself for an event",
     "models.upload": "upload, list, download and delete one's own models",
     "models.view_all": "list and download every racer's models",
+    "models.delete_any": "delete any racer's model (soft delete, audited; not quarantined ones)",
     "models.admin": "delete quarantined models, download quarantined files",
     "fleet.view": "see fleets and cars",
     "fleet.manage": "fleets, car activation, commands to cars",
@@ -47,7 +48,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     ADMIN: frozenset(PERMISSIONS),
     OPERATOR: frozenset({
         "account.self", "events.view", "events.manage", "models.upload", "models.view_all",
-        "fleet.view", "fleet.manage", "races.run", "races.view", "racers.register",
+        "models.delete_any", "fleet.view", "fleet.manage", "races.run", "races.view", "racers.register",
     }),
     REGISTRATION: frozenset({"account.self", "events.view", "racers.register"}),
     COMMENTATOR: frozenset({"account.self", "events.view", "races.view", "fleet.view"}),
