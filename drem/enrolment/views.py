@@ -16,6 +16,7 @@ from drem.events.service import default_event, get_event, open_events
 from drem.platform.effects import commit
 from drem.platform.errors import ServiceError
 from drem.platform.extensions import db
+from drem.platform.inputs import record_id
 from drem.platform.permissions import require
 from drem.platform.qr import qr_svg
 from drem.platform.web import EmptyForm
@@ -37,7 +38,8 @@ def desk():
         form.event_id.data = str(chosen.id) if chosen else ""
     if form.validate_on_submit():
         try:
-            event = get_event(int(form.event_id.data)) if (form.event_id.data or "").isdigit() else None
+            event_id = record_id(request.form, "event_id", required=False)  # blank: account only
+            event = get_event(event_id) if event_id is not None else None
             if event is not None:
                 racer = enrol_by_name(current_user, event, form.username.data, form.country_code.data,
                                       form.email.data).racer

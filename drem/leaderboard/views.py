@@ -8,16 +8,13 @@ the internet).
 
 from __future__ import annotations
 
-import io
-
-import qrcode
 from flask import Blueprint, Response, current_app, render_template, request, url_for
-from qrcode.image.svg import SvgPathImage
 
 from drem.events.service import get_event
 from drem.leaderboard import i18n, service
 from drem.platform.inputs import int_arg
 from drem.platform.permissions import public, require
+from drem.platform.qr import qr_svg
 
 bp = Blueprint("leaderboard", __name__, template_folder="templates")
 
@@ -126,7 +123,4 @@ def statistics_event(event_id: int):
 def qr(event_id: int):
     """An SVG QR code of the landing page's absolute URL."""
     event = get_event(event_id)
-    img = qrcode.make(landing_url(event.id), image_factory=SvgPathImage, border=2, box_size=10)
-    out = io.BytesIO()
-    img.save(out)
-    return Response(out.getvalue(), mimetype="image/svg+xml", headers={"Cache-Control": "max-age=300"})
+    return Response(qr_svg(landing_url(event.id)), mimetype="image/svg+xml", headers={"Cache-Control": "max-age=300"})

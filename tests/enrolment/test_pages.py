@@ -89,11 +89,13 @@ def test_qr_code_encodes_the_sign_in_link(app):
             app.config["PUBLIC_URL"] = ""
 
 
-@pytest.mark.parametrize(("country", "message"), [("", "choose a country"), ("QQ", "unknown country")])
-def test_desk_needs_a_known_country(app, factory, country, message):
+@pytest.mark.parametrize(("country", "event_id", "message"), [
+    ("", None, "choose a country"), ("QQ", None, "unknown country"), ("DE", "first", "event_id must be a whole number")])
+def test_desk_refuses_bad_input(app, factory, country, event_id, message):
     event = factory.event()
     client, _ = _logged_in(app, factory, "registration")
-    resp = _post(client, "/desk", {"username": "nocountry", "country_code": country, "event_id": str(event["id"])})
+    resp = _post(client, "/desk", {"username": "nocountry", "country_code": country,
+                                   "event_id": event_id or str(event["id"])})
     assert resp.status_code == 200 and any(message in f for f in _flashes(resp.get_data(as_text=True)))
     with app.app_context():
         assert count(EventRacer) == 0 and db.session.scalar(db.select(User).where(User.username == "nocountry")) is None
