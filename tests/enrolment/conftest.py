@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from drem.auth.models import User
-from drem.events.models import Event, EventRacer
+from drem.events.models import EventRacer
 from drem.platform.audit import AuditEntry
 from drem.platform.extensions import db
 
@@ -37,5 +37,3 @@ def count(model) -> int:
     """Rows in ``model``'s table."""
     return db.session.scalar(db.select(db.func.count()).select_from(model))
 
-
-__all__ = ["enrolled_names", "audits", "count", "Event", "User"]
