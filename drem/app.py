@@ -22,6 +22,8 @@ from drem.admin import views as admin_views
 from drem.auth import api as auth_api
 from drem.auth import views as auth_views
 from drem.auth.service import user_for_session, user_for_token
+from drem.enrolment import api as enrolment_api
+from drem.enrolment import views as enrolment_views
 from drem.events import api as events_api
 from drem.events import views as events_views
 from drem.fleet import api as fleet_api
@@ -40,6 +42,7 @@ from drem.models_mgr import sockets as models_sockets
 from drem.models_mgr import views as models_views
 from drem.platform.background import Task, ensure_background_jobs
 from drem.platform.config import ConfigError, load_config
+from drem.platform.countries import country_choices, country_label
 from drem.platform.effects import commit
 from drem.platform.errors import ServiceError
 from drem.platform.extensions import csrf, db, limiter, login_manager, migrate, socketio
@@ -133,7 +136,7 @@ def create_app(overrides: dict | None = None, env: dict | None = None) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     blueprints = (main_views.bp, auth_views.bp, auth_api.bp, admin_views.bp, admin_api.bp, events_views.bp,
-                  events_api.bp, events_api.laps_bp, models_views.bp, models_api.bp, fleet_views.bp,
+                  events_api.bp, events_api.laps_bp, enrolment_views.bp, enrolment_api.bp, models_views.bp, models_api.bp, fleet_views.bp,
                   fleet_api.bp, fleet_api.car_bp, timekeeper_views.bp, timekeeper_api.bp,
                   leaderboard_views.bp, leaderboard_api.bp)
     for blueprint in blueprints:
@@ -237,6 +240,7 @@ def _register_auth(app: Flask) -> None:
     @app.context_processor
     def inject_permissions():
         return {"can": lambda perm: allowed(current_user, perm),
+                "country_label": country_label, "country_choices": country_choices,
                 "scanner_warning": lambda: _scanner_warning(app)}
 
 

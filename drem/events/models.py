@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Date, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKey, Integer, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from drem.events import versions  # noqa: F401 - registers the leaderboard-version flush listener
@@ -58,6 +58,8 @@ class Event(db.Model):
     max_runs_per_racer: Mapped[int | None] = mapped_column(Integer)  # None: unlimited
     lap_target: Mapped[int | None] = mapped_column(Integer)
     landing_links: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+    #: Racers may be enrolled (desk, CSV import, walk-up, "Register") only while this is true.
+    enrolment_open: Mapped[bool] = mapped_column(db.Boolean, nullable=False, default=True, server_default=true())
     # grows by one with every change of the combined leaderboard (drem.events.versions)
     leaderboard_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
@@ -80,7 +82,7 @@ class Event(db.Model):
             "id": self.id, "name": self.name, "date": self.date.isoformat(),
             "country_code": self.country_code, "event_type": self.event_type, "sponsor": self.sponsor,
             "race_config": self.race_config(), "landing_links": self.landing_links,
-            "tracks": [t.to_dict() for t in self.tracks],
+            "enrolment_open": self.enrolment_open, "tracks": [t.to_dict() for t in self.tracks],
             "combined_leaderboard": len(self.tracks) >= 2,
         }
 

@@ -16,14 +16,11 @@ lap over the resets allowed per lap; the results list those per racer.
 from __future__ import annotations
 
 import base64
-import io
 from datetime import UTC, datetime
 from pathlib import Path
 
-import qrcode
 import sqlalchemy as sa
 from flask import render_template
-from qrcode.image.svg import SvgPathImage
 
 from drem.events.models import COUNTED, Event, Lap, Race
 from drem.events.rules import lap_is_valid
@@ -32,6 +29,7 @@ from drem.leaderboard import i18n, service
 from drem.leaderboard.loading import COMBINED
 from drem.platform.errors import NotFound, ServiceError
 from drem.platform.extensions import db
+from drem.platform.qr import qr_svg
 
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 PAPER = {"a4": "A4", "letter": "letter"}
@@ -147,10 +145,7 @@ def certificates_pdf(event: Event, page: str = "A4", lang: str = "en", racer_id:
 
 
 def _qr_data_uri(url: str) -> str:
-    img = qrcode.make(url, image_factory=SvgPathImage, border=1, box_size=10)
-    out = io.BytesIO()
-    img.save(out)
-    return "data:image/svg+xml;base64," + base64.b64encode(out.getvalue()).decode()
+    return "data:image/svg+xml;base64," + base64.b64encode(qr_svg(url, border=1).encode()).decode()
 
 
 def labels_pdf(cars: list[Car], car_url, page: str = "A4", lang: str = "en") -> bytes:

@@ -9,9 +9,6 @@ the internet).
 
 from __future__ import annotations
 
-import io
-
-import qrcode
 from flask import (
     Blueprint,
     Response,
@@ -23,7 +20,6 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from qrcode.image.svg import SvgPathImage
 
 from drem.events.service import get_event
 from drem.leaderboard import i18n, imports, service
@@ -33,6 +29,7 @@ from drem.platform.errors import ServiceError
 from drem.platform.extensions import db
 from drem.platform.inputs import int_arg
 from drem.platform.permissions import public, require
+from drem.platform.qr import qr_svg
 from drem.platform.web import EmptyForm
 
 bp = Blueprint("leaderboard", __name__, template_folder="templates")
@@ -142,10 +139,7 @@ def statistics_event(event_id: int):
 def qr(event_id: int):
     """An SVG QR code of the landing page's absolute URL."""
     event = get_event(event_id)
-    img = qrcode.make(landing_url(event.id), image_factory=SvgPathImage, border=2, box_size=10)
-    out = io.BytesIO()
-    img.save(out)
-    return Response(out.getvalue(), mimetype="image/svg+xml", headers={"Cache-Control": "max-age=300"})
+    return Response(qr_svg(landing_url(event.id)), mimetype="image/svg+xml", headers={"Cache-Control": "max-age=300"})
 
 
 # ------------------------------------------------------------------- event import (organizer)

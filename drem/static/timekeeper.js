@@ -140,6 +140,10 @@
     if (r && r.models.length) sel.value = r.models[0].id;
   }
   $("tk-racer").addEventListener("change", fillModels);
+  // A racer enrolled from this page (walk-up form, walkup.js): reload the list and pick them.
+  document.addEventListener("drem:racer-enrolled", async (ev) => {
+    await loadRacers(); $("tk-racer").value = String(ev.detail.racer.id); fillModels();
+  });
   $("tk-setup-btn").addEventListener("click", async () => {
     const body = {track_id: trackId, racer_id: Number($("tk-racer").value), raced_by_proxy: $("tk-proxy").checked};
     if ($("tk-car").value) body.car_id = Number($("tk-car").value);
