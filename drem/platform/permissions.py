@@ -33,6 +33,7 @@ PERMISSIONS = {
     "events.view": "see events, tracks and registered racers in the organizer UI",
     "events.manage": "create, edit and delete events and tracks; add racers",
     "events.join": "register oneself for an event",
+    "queue.join": "join a track's race queue, check in and leave it oneself",
     "models.upload": "upload, list, download and delete one's own models",
     "models.view_all": "list and download every racer's models",
     "models.admin": "delete quarantined models, download quarantined files",
@@ -51,7 +52,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     }),
     REGISTRATION: frozenset({"account.self", "events.view", "racers.register"}),
     COMMENTATOR: frozenset({"account.self", "events.view", "races.view", "fleet.view"}),
-    RACER: frozenset({"account.self", "events.join", "models.upload"}),
+    RACER: frozenset({"account.self", "events.join", "queue.join", "models.upload"}),
 }
 
 
