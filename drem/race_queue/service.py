@@ -36,6 +36,7 @@ from drem.race_queue.models import (
     CALLED,
     CHECK_IN_FROM,
     CHECKED_IN,
+    DEFAULT_SKIP_BACK,
     DONE,
     RACING,
     SKIPPED,
@@ -57,7 +58,7 @@ def lock_queue(track_id: int) -> tuple[int, int]:
     ``(version, skip_back)``; the ``queue_update`` push is scheduled for after the commit."""
     conn = db.session.connection()
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    conn.execute(insert(RaceQueue.__table__).values(track_id=track_id, version=0, skip_back=3)
+    conn.execute(insert(RaceQueue.__table__).values(track_id=track_id, version=0, skip_back=DEFAULT_SKIP_BACK)
                  .on_conflict_do_nothing(index_elements=["track_id"]))
     version, skip_back = conn.execute(
         sa.update(RaceQueue.__table__).where(RaceQueue.track_id == track_id)
@@ -67,17 +68,16 @@ def lock_queue(track_id: int) -> tuple[int, int]:
 
 
 def _push_after_commit(track_id: int) -> None:
-    """One ``queue_update`` per track and transaction, after the commit."""
+    """One ``queue_update`` per track and transaction, after the commit (dropped with the
+    transaction on rollback)."""
     session = db.session()
-    pending = session.info.setdefault(_PUSHED, set())
-    if track_id not in pending:
-        pending.add(track_id)
-
-        def push(track_id=track_id):
-            session.info.get(_PUSHED, set()).discard(track_id)
-            push_queue(track_id)
-
-        after_commit(push)
+    transaction = session.get_transaction()
+    holder = session.info.get(_PUSHED)
+    if holder is None or holder[0] is not transaction:  # the first change of this transaction
+        holder = session.info[_PUSHED] = (transaction, set())
+    if track_id not in holder[1]:
+        holder[1].add(track_id)
+        after_commit(lambda: push_queue(track_id))
 
 
 def _racer_may_queue(track: Track, racer_id: int) -> None:

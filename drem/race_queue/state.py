@@ -24,7 +24,14 @@ from drem.models_mgr.models import AVAILABLE, RacerModel
 from drem.platform.db_types import utcnow
 from drem.platform.extensions import db, socketio
 from drem.platform.permissions import allowed
-from drem.race_queue.models import ACTIVE, CALLED, CHECKED_IN, RACING, QueueEntry, RaceQueue
+from drem.race_queue.models import (
+    CALLED,
+    CHECKED_IN,
+    DEFAULT_SKIP_BACK,
+    RACING,
+    QueueEntry,
+    RaceQueue,
+)
 from drem.timekeeper.service import runs_done
 
 NAMESPACE = "/queue"
@@ -159,7 +166,7 @@ def queue_state(s: Session, track: Track, staff: bool = False) -> dict:
 def _queue_row(s: Session, track_id: int) -> tuple[int, int]:
     row = s.execute(sa.select(RaceQueue.version, RaceQueue.skip_back)
                     .where(RaceQueue.track_id == track_id)).first()
-    return (row[0], row[1]) if row else (0, 3)
+    return (row[0], row[1]) if row else (0, DEFAULT_SKIP_BACK)
 
 
 def racer_queue(s: Session, event, user) -> list[dict]:
@@ -224,6 +231,3 @@ def push_queue(track_id: int) -> None:
     socketio.emit("queue_update", public, namespace=NAMESPACE, to=public_room(track_id))
     socketio.emit("queue_update", staff, namespace=NAMESPACE, to=staff_room(track_id))
 
-
-__all__ = ["ACTIVE", "NAMESPACE", "active_entries", "available_models", "line", "phone_view", "public_room", "push_queue",
-           "queue_state", "racer_queue", "staff_room", "suggest_car", "turnaround_ms", "waits"]

@@ -227,3 +227,25 @@ def test_waiting_time_from_the_race_time_or_the_measured_turnaround(app, ctx, ve
         add_race(app, venue.event["id"], venue.track, venue.racers[5]["id"], minutes)
     db.session.expire_all()
     assert abs(queue_state(db.session, track)["turnaround_ms"] - 330_000) < 1000  # rows made ms apart
+
+
+def test_one_push_per_track_and_committed_transaction(ctx, venue, monkeypatch):
+    from drem.platform.effects import commit
+    from drem.platform.errors import Conflict
+    from drem.platform.extensions import db
+    from drem.race_queue import service
+
+    pushed: list[int] = []
+    monkeypatch.setattr(service, "push_queue", pushed.append)
+    op = _user(venue.operator["id"])
+    service.add_racer(op, venue.track, venue.racers[0]["id"])
+    service.add_racer(op, venue.track, venue.racers[1]["id"])
+    commit()
+    assert pushed == [venue.track]  # two changes, one transaction: one push
+    with pytest.raises(Conflict):
+        service.add_racer(op, venue.track, venue.racers[0]["id"])
+    db.session.rollback()
+    assert pushed == [venue.track]  # rolled back: nothing pushed
+    service.add_racer(op, venue.track, venue.racers[2]["id"])
+    commit()
+    assert pushed == [venue.track, venue.track]
