@@ -50,15 +50,19 @@ from drem.platform.inputs import IdConverter
 from drem.platform.permissions import allowed, check_routes, check_socket_handlers
 from drem.platform.tokens import bearer_token
 from drem.platform.web import account_limit, sign_in_limit
+from drem.race_queue import api as race_queue_api
+from drem.race_queue import sockets as race_queue_sockets
+from drem.race_queue import subscribers as race_queue_subscribers
+from drem.race_queue import views as race_queue_views
 from drem.timekeeper import api as timekeeper_api
 from drem.timekeeper import sockets as timekeeper_sockets
 from drem.timekeeper import subscribers as timekeeper_subscribers
 from drem.timekeeper import views as timekeeper_views
 
 #: Modules whose import registers Socket.IO handlers on ``socketio`` (decorators).
-SOCKET_MODULES = (fleet_sockets, leaderboard_sockets, models_sockets, timekeeper_sockets)
+SOCKET_MODULES = (fleet_sockets, leaderboard_sockets, models_sockets, race_queue_sockets, timekeeper_sockets)
 #: Modules whose import connects signal receivers (drem.platform.signals).
-SUBSCRIBER_MODULES = (timekeeper_subscribers, leaderboard_subscribers, fleet_subscribers)
+SUBSCRIBER_MODULES = (timekeeper_subscribers, leaderboard_subscribers, fleet_subscribers, race_queue_subscribers)
 
 __all__ = ["create_app", "ConfigError", "BODY_LIMITS", "SMALL_BODY_BYTES", "SECURITY_HEADERS"]
 
@@ -138,7 +142,7 @@ def _register_blueprints(app: Flask) -> None:
     blueprints = (main_views.bp, auth_views.bp, auth_api.bp, admin_views.bp, admin_api.bp, events_views.bp,
                   events_api.bp, events_api.laps_bp, enrolment_views.bp, enrolment_api.bp, models_views.bp, models_api.bp, fleet_views.bp,
                   fleet_api.bp, fleet_api.car_bp, timekeeper_views.bp, timekeeper_api.bp,
-                  leaderboard_views.bp, leaderboard_api.bp)
+                  leaderboard_views.bp, leaderboard_api.bp, race_queue_views.bp, race_queue_api.bp)
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
     app.before_request(lambda: ensure_background_jobs(app))

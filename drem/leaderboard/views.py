@@ -31,6 +31,7 @@ from drem.platform.inputs import int_arg
 from drem.platform.permissions import public, require
 from drem.platform.qr import qr_svg
 from drem.platform.web import EmptyForm
+from drem.race_queue.state import phone_view
 
 bp = Blueprint("leaderboard", __name__, template_folder="templates")
 
@@ -100,7 +101,17 @@ def landing(event_id: int):
     event = get_event(event_id)
     return render_template("leaderboard/landing.html", event=event, landing=landing_url(event.id),
                            combined=len(event.tracks) >= 2, date=i18n.fmt_date(event.date, lang_of()),
-                           **_language())
+                           queue=phone_view(db.session, event, current_user), **_language())
+
+
+@bp.get("/e/<int:event_id>/queue/card")
+@public
+def queue_card(event_id: int):
+    """The landing page's race-queue card alone (``?lang=``): the signed-in racer's place,
+    waiting time and check-in; the page fetches it again on every ``queue_update``."""
+    event = get_event(event_id)
+    return render_template("race_queue/_phone_card.html", event=event,
+                           queue=phone_view(db.session, event, current_user), **_language())
 
 
 def lang_of() -> str:

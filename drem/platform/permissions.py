@@ -34,6 +34,7 @@ PERMISSIONS = {
     "events.manage": "create, edit and delete events and tracks; add racers",
     "events.join": "register oneself for an event",
     "racers.enrol": "enrol racers in an event (desk, CSV import, walk-up form, event page, API)",
+    "queue.join": "join a track's race queue, check in and leave it oneself",
     "models.upload": "upload, list, download and delete one's own models",
     "models.view_all": "list and download every racer's models",
     "models.delete_any": "delete any racer's model (soft delete, audited; not quarantined ones)",
@@ -54,7 +55,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     }),
     REGISTRATION: frozenset({"account.self", "events.view", "racers.register", "racers.enrol"}),
     COMMENTATOR: frozenset({"account.self", "events.view", "races.view", "fleet.view"}),
-    RACER: frozenset({"account.self", "events.join", "models.upload"}),
+    RACER: frozenset({"account.self", "events.join", "queue.join", "models.upload"}),
 }
 
 
