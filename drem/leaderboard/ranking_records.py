@@ -32,7 +32,9 @@ class LapInput:
     times the car was put back on the track by hand during the lap, ``invalidated``
     True when the operator struck the lap out, ``recorded_at`` when the lap was
     recorded (UNIX seconds; used for the "set first" tie-break). ``lap_id`` is unique
-    over the event (database primary key, or the id made on the car).
+    over the event (database primary key, or the id made on the car). ``penalty_ms`` is
+    the operator's time penalty on this lap (ms, >= 0), added to the lap's time
+    (``docs/ranking.md`` "Penalties and disqualification").
     """
 
     lap_id: Hashable
@@ -43,6 +45,7 @@ class LapInput:
     resets: int
     invalidated: bool
     recorded_at: float
+    penalty_ms: int = 0
 
 
 @dataclass(slots=True)
