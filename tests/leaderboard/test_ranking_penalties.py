@@ -4,6 +4,10 @@ penalty makes. Laps of a race started at ``start`` are recorded at ``start + 10 
 
 from __future__ import annotations
 
+import io
+
+from pypdf import PdfReader
+
 from drem.leaderboard.ranking import RankingState, rank
 from drem.leaderboard.ranking_records import LapInput, RaceInput, RankingConfig
 
@@ -110,3 +114,57 @@ def test_a_penalty_or_disqualification_bumps_the_leaderboard_version(app, factor
         race_admin.disqualify_race(actor, db.session.get(Race, rid), {"disqualified": True, "reason": "hand"})
         db.session.commit()
         assert versions() == (before[0] + 3, before[1] + 3)
+
+
+def test_results_show_penalties_and_disqualification_and_survive_export_import(app, client, factory):
+    from drem.auth.models import User
+    from drem.events import race_admin
+    from drem.events.models import Race
+    from drem.platform.extensions import db
+    from tests.leaderboard.builders import Races
+
+    event = factory.event()
+    track_id = event["tracks"][0]["id"]
+    ann, bo = factory.user("racer", "ann_pen"), factory.user("racer", "bo_pen")
+    admin = factory.user("admin")
+    builder = Races(app)
+    fast = builder.race(event["id"], track_id, ann["id"], laps=[9000, 9500])["id"]
+    dq = builder.race(event["id"], track_id, bo["id"], laps=[8000])["id"]
+    builder.race(event["id"], track_id, bo["id"], laps=[9900])
+    with app.app_context():
+        actor = db.session.get(User, admin["id"])
+        race_admin.edit_lap(actor, db.session.get(Race, fast).laps[0], {"penalty_ms": 2000, "penalty_reason": "cone"})
+        race_admin.disqualify_race(actor, db.session.get(Race, dq), {"disqualified": True, "reason": "hand"})
+        db.session.commit()
+    headers = factory.headers("admin")
+
+    entries = client.get(f"/api/events/{event['id']}/leaderboard?track={track_id}").get_json()["entries"]
+    # ann: 9.0 + 2 s = 11.0 and 9.5 -> 9.5 s; bo: 8.0 disqualified, 9.9 counts
+    assert [(e["username"], e["ranking_value_ms"], e["summary"]["penalty_ms"], e["summary"]["disqualified_runs"])
+            for e in entries] == [("ann_pen", 9500, 2000, 0), ("bo_pen", 9900, 0, 1)]
+    racers_csv = client.get(f"/api/events/{event['id']}/racers.csv", headers=headers).get_data(as_text=True)
+    assert racers_csv.splitlines()[0].endswith(",penalty_ms,disqualified_runs")
+    laps_csv = client.get(f"/api/events/{event['id']}/laps.csv", headers=headers).get_data(as_text=True)
+    assert ",2000,cone,0,,false," in laps_csv and ",0,,0,,true,hand" in laps_csv
+    page = client.get(f"/events/{event['id']}/races", headers=headers).get_data(as_text=True)
+    assert "+2.000 s cone" in page and "disqualified: hand" in page
+
+    pdf = client.get(f"/api/events/{event['id']}/results.pdf", headers=headers)
+    assert pdf.status_code == 200
+    text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.data)).pages)
+    ann_line = next(x for x in text.splitlines() if "ann_pen" in x)
+    bo_line = next(x for x in text.splitlines() if "bo_pen" in x)
+    assert "+2.000 s" in ann_line and "DQ 1" in bo_line, text
+
+    doc = client.get(f"/api/events/{event['id']}/export.json", headers=headers).get_json()
+    by_racer = {r["racer"]: r for r in doc["races"] if r["laps"] and r["laps"][0]["time_ms"] in (9000, 8000)}
+    assert by_racer["ann_pen"]["laps"][0]["penalty_ms"] == 2000 and by_racer["ann_pen"]["laps"][0]["penalty_reason"] == "cone"
+    assert by_racer["bo_pen"]["disqualified"] is True and by_racer["bo_pen"]["disqualified_reason"] == "hand"
+    resp = client.post("/api/events/import", json=doc, headers=headers)
+    assert resp.status_code == 201, resp.get_json()
+    new = resp.get_json()["event"]
+    again = client.get(f"/api/events/{new['id']}/leaderboard?track={new['tracks'][0]['id']}").get_json()["entries"]
+    assert [(e["username"], e["ranking_value_ms"], e["summary"]["penalty_ms"], e["summary"]["disqualified_runs"])
+            for e in again] == [("ann_pen", 9500, 2000, 0), ("bo_pen", 9900, 0, 1)]
+    doc["races"][0]["penalty_reason"] = 5
+    assert client.post("/api/events/import", json=doc, headers=headers).status_code == 400
