@@ -9,11 +9,11 @@ from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
+from drem.events.models import MAX_LAP_MS, MIN_LAP_MS
 from drem.events.service import get_race
 from drem.platform.effects import commit
 from drem.platform.errors import Forbidden, ServiceError
 from drem.platform.extensions import db
-from drem.events.models import MAX_LAP_MS, MIN_LAP_MS
 from drem.platform.inputs import duration_ms, flag, int_arg, record_id, text, whole_number
 from drem.platform.permissions import public, require
 from drem.platform.tokens import bearer_token
