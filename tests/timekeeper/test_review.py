@@ -247,3 +247,23 @@ def test_lap_times_refused(typed):
 
     with pytest.raises(ServiceError):
         duration_ms({"time": typed}, "time")
+
+
+def test_the_consoles_hear_of_a_car_activated_or_moved_after_the_page_loaded(app, client, factory):
+    """The console's car list (timekeeper-cars.js) follows ``car_status`` on ``/fleet``: an
+    activation and a fleet move are pushed there."""
+    from drem.platform.extensions import socketio
+
+    web = app.test_client()
+    factory.login(web, factory.user("operator"))
+    console = socketio.test_client(app, namespace="/fleet", flask_test_client=web)
+    admin_h = factory.headers("admin")
+    fleet_id = client.post("/api/fleet/fleets", json={"name": "track one"}, headers=admin_h).get_json()["id"]
+    code = client.post("/api/fleet/activation-codes", json={"hostname": "late-01"}, headers=admin_h).get_json()["code"]
+    car_id = client.post("/api/car/activate", json={"code": code, "hostname": "late-01"}).get_json()["car_id"]
+    pushed = [m["args"][0] for m in console.get_received("/fleet") if m["name"] == "car_status"]
+    assert [(c["id"], c["hostname"], c["online"], c["fleet_id"]) for c in pushed] == [(car_id, "late-01", False, None)]
+    assert client.patch(f"/api/fleet/cars/{car_id}", json={"fleet_id": fleet_id},
+                      headers=admin_h).status_code == 200
+    pushed = [m["args"][0] for m in console.get_received("/fleet") if m["name"] == "car_status"]
+    assert [(c["id"], c["fleet_id"]) for c in pushed] == [(car_id, fleet_id)]
