@@ -30,13 +30,14 @@ STATUSES = tuple(RaceStatus)
 
 LAP_COLUMNS = ("event_id", "track_id", "track", "race_id", "race_status", "counted", "racer_id",
                "username", "country_code", "raced_by_proxy", "lap_number", "time_ms", "time_s",
-               "resets", "invalidated", "dnf", "valid", "source", "recorded_at")
+               "resets", "invalidated", "dnf", "valid", "source", "recorded_at", "penalty_ms", "penalty_reason",
+               "race_penalty_ms", "race_penalty_reason", "race_disqualified", "race_disqualified_reason")
 RACER_COLUMNS = ("leaderboard", "track_id", "ranking_method", "rank", "racer_id", "username",
                  "country_code", "ranking_value_ms", "gap_to_leader_ms", "gap_to_ahead_ms",
                  "best_lap_ms", "best_average_ms", "best_average_race_id", "best_average_laps",
                  "valid_laps", "total_laps", "completion_ratio", "runs",
                  "most_consecutive_valid_laps", "total_time_ms", "laps_completed", "reached_target",
-                 "raced_by_proxy")
+                 "raced_by_proxy", "penalty_ms", "disqualified_runs")
 
 
 def _races(event: Event) -> list[Race]:
@@ -93,6 +94,9 @@ def laps_csv(event: Event) -> str:
                 "time_ms": lap.time_ms, "time_s": f"{lap.time_ms / 1000:.3f}", "resets": lap.resets,
                 "invalidated": lap.invalidated, "dnf": lap.dnf, "valid": valid, "source": lap.source,
                 "recorded_at": lap.recorded_at.astimezone(UTC).isoformat(),
+                "penalty_ms": lap.penalty_ms, "penalty_reason": lap.penalty_reason,
+                "race_penalty_ms": race.penalty_ms, "race_penalty_reason": race.penalty_reason,
+                "race_disqualified": race.disqualified, "race_disqualified_reason": race.disqualified_reason,
             })
     return _csv(LAP_COLUMNS, rows)
 
@@ -120,6 +124,7 @@ def racer_rows(event: Event) -> list[dict]:
                 "most_consecutive_valid_laps": s.most_consecutive_valid_laps,
                 "total_time_ms": s.total_time_ms, "laps_completed": s.laps_completed,
                 "reached_target": s.reached_target, "raced_by_proxy": s.raced_by_proxy,
+                "penalty_ms": s.penalty_ms, "disqualified_runs": s.disqualified_runs,
             })
     return rows
 
@@ -139,7 +144,8 @@ def _iso(value: datetime | None) -> str | None:
 
 def export_event(event: Event) -> dict:
     """The whole event as a JSON-ready dict (format ``drem-event`` version 1): event and
-    race config, tracks, racers (by username), races with laps. Times in ms."""
+    race config, tracks, racers (by username), races with laps, time penalties (``penalty_ms``,
+    ``penalty_reason`` on races and laps) and disqualification. Times in ms."""
     racers: dict[int, dict] = {}
     for reg in event.registrations:
         racers[reg.user_id] = {"username": reg.user.username, "country_code": reg.user.country_code,
@@ -155,9 +161,12 @@ def export_event(event: Event) -> dict:
             "lap_target": race.lap_target, "paused_total_ms": race.paused_total_ms,
             "started_at": _iso(race.started_at), "ended_at": _iso(race.ended_at),
             "submitted_at": _iso(race.submitted_at), "created_at": _iso(race.created_at),
+            "penalty_ms": race.penalty_ms, "penalty_reason": race.penalty_reason,
+            "disqualified": race.disqualified, "disqualified_reason": race.disqualified_reason,
             "laps": [{"lap_number": lap.lap_number, "time_ms": lap.time_ms, "resets": lap.resets,
                       "invalidated": lap.invalidated, "dnf": lap.dnf, "source": lap.source,
-                      "source_id": lap.source_id, "recorded_at": _iso(lap.recorded_at)}
+                      "source_id": lap.source_id, "recorded_at": _iso(lap.recorded_at),
+                      "penalty_ms": lap.penalty_ms, "penalty_reason": lap.penalty_reason}
                      for lap in race.laps],
         })
     ev = event.to_dict()

@@ -56,6 +56,15 @@ def _when(raw, what: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _reason(data: dict, name: str) -> str:
+    """A penalty or disqualification reason of an imported race or lap ("" when absent);
+    ServiceError when it is not text."""
+    raw = data.get(name)
+    if raw is not None and not isinstance(raw, str):
+        raise ServiceError(f"{name} must be text", "races")
+    return (raw or "")[:200]
+
+
 def _try(problems: list[str], where: str, check) -> object:
     """Run ``check()``; on ServiceError add ``"<where>: <message>"`` to ``problems``."""
     try:
@@ -153,6 +162,9 @@ def _check_race(problems: list[str], r, usernames: set[str], track_ids: set) -> 
         problems.append(f"{where}: unknown track {r.get('track_id')!r}")
     _try(problems, where, lambda: whole_number(r, "time_limit_ms", 1, 86_400_000, strict=True))
     _try(problems, where, lambda: whole_number(r, "paused_total_ms", 0, 10**9, required=False, strict=True))
+    _try(problems, where, lambda: whole_number(r, "penalty_ms", 0, 10**9, required=False, strict=True))
+    for key in ("penalty_reason", "disqualified_reason"):
+        _try(problems, where, lambda key=key: _reason(r, key))
     for key in ("created_at", "started_at", "ended_at", "submitted_at"):
         _try(problems, where, lambda key=key: _when(r.get(key), key))
     laps = r.get("laps") or []
@@ -176,6 +188,9 @@ def _check_race(problems: list[str], r, usernames: set[str], track_ids: set) -> 
         _try(problems, f"{where}, lap {i}", lambda lap=lap: whole_number(lap, "resets", 0, 10**9, required=False,
                                                                         strict=True))
         _try(problems, f"{where}, lap {i}", lambda lap=lap: _when(lap.get("recorded_at"), "recorded_at"))
+        _try(problems, f"{where}, lap {i}", lambda lap=lap: whole_number(lap, "penalty_ms", 0, 10**9, required=False,
+                                                                        strict=True))
+        _try(problems, f"{where}, lap {i}", lambda lap=lap: _reason(lap, "penalty_reason"))
 
 
 def preview_import(data) -> dict:
@@ -273,7 +288,10 @@ def import_event(actor: User, data: dict) -> tuple[Event, dict]:
                     paused_total_ms=whole_number(r, "paused_total_ms", 0, 10**9, required=False, default=0, strict=True),
                     started_at=_when(r.get("started_at"), "started_at"),
                     ended_at=_when(r.get("ended_at"), "ended_at"),
-                    submitted_at=_when(r.get("submitted_at"), "submitted_at"), created_at=created_at)
+                    submitted_at=_when(r.get("submitted_at"), "submitted_at"), created_at=created_at,
+                    penalty_ms=whole_number(r, "penalty_ms", 0, 10**9, required=False, default=0, strict=True),
+                    penalty_reason=_reason(r, "penalty_reason"), disqualified=bool(r.get("disqualified")),
+                    disqualified_reason=_reason(r, "disqualified_reason"))
         db.session.add(race)
         db.session.flush()
         for i, lap in enumerate(laps):
@@ -283,6 +301,8 @@ def import_event(actor: User, data: dict) -> tuple[Event, dict]:
                 resets=whole_number(lap, "resets", 0, 10**9, required=False, default=0, strict=True),
                 invalidated=bool(lap.get("invalidated")), dnf=bool(lap.get("dnf")),
                 source=lap.get("source") if lap.get("source") in LAP_SOURCES else "operator",
+                penalty_ms=whole_number(lap, "penalty_ms", 0, 10**9, required=False, default=0, strict=True),
+                penalty_reason=_reason(lap, "penalty_reason"),
                 source_id=str(lap.get("source_id") or f"import-{i + 1}")[:64],
                 recorded_at=_when(lap.get("recorded_at"), "recorded_at") or created_at))
             n_laps += 1
