@@ -1,7 +1,7 @@
 """time penalties per lap and per race, race disqualification (issue 16)
 
 Revision ID: c16a0c0ffee1
-Revises: b15c0ffee015
+Revises: q16a0e0e0001
 Create Date: 2026-11-29 22:00:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'c16a0c0ffee1'
-down_revision = 'b15c0ffee015'
+down_revision = 'q16a0e0e0001'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """events.enrolment_open: racers may be enrolled (desk, CSV, walk-up, Register) while true
 
 Revision ID: e16a0e4201e1
-Revises: b15c0ffee015
+Revises: m16a0de15e4c1
 Create Date: 2026-11-29 22:00:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'e16a0e4201e1'
-down_revision = 'b15c0ffee015'
+down_revision = 'm16a0de15e4c1'
 branch_labels = None
 depends_on = None
 

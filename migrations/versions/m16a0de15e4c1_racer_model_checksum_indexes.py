@@ -2,12 +2,12 @@
 (issue 16).
 
 Revision ID: m16a0de15e4c1
-Revises: b15c0ffee015
+Revises: p16a0import01
 """
 from alembic import op
 
 revision = 'm16a0de15e4c1'
-down_revision = 'b15c0ffee015'
+down_revision = 'p16a0import01'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """race queue per track: race_queues (version, skip_back) and queue_entries
 
 Revision ID: q16a0e0e0001
-Revises: b15c0ffee015
+Revises: e16a0e4201e1
 Create Date: 2026-11-29 22:00:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'q16a0e0e0001'
-down_revision = 'b15c0ffee015'
+down_revision = 'e16a0e4201e1'
 branch_labels = None
 depends_on = None
 
