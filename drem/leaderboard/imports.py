@@ -15,7 +15,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from drem.auth.models import User
-from drem.auth.service import COUNTRY_RE, check_username, create_user, find_user
+from drem.auth.service import check_username, create_user, find_user
 from drem.events import service as events_service
 from drem.events.models import (
     ENDED,
@@ -32,6 +32,7 @@ from drem.events.models import (
 from drem.leaderboard.export import FORMAT, FORMAT_VERSION
 from drem.leaderboard.models import StagedImport
 from drem.platform.audit import record_audit
+from drem.platform.countries import check_country
 from drem.platform.db_types import utcnow
 from drem.platform.errors import NotFound, ServiceError
 from drem.platform.extensions import db
@@ -137,9 +138,7 @@ def _check_racers(problems: list[str], racers: list) -> set[str]:
         if name.lower() in usernames:
             problems.append(f"racer {name!r} is listed twice")
         usernames.add(name.lower())
-        country = str(r.get("country_code") or "").strip().upper()
-        if country and not COUNTRY_RE.match(country):
-            problems.append(f"racer {name!r}: country code must be two letters (ISO 3166-1, e.g. DE)")
+        _try(problems, f"racer {name!r}", lambda r=r: check_country(r.get("country_code")))
         user = find_user(name)
         if user is not None and user.role != "racer":
             problems.append(f"racer {name!r} is a {user.role} account here; rename the racer in the export "
