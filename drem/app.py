@@ -22,11 +22,14 @@ from drem.admin import views as admin_views
 from drem.auth import api as auth_api
 from drem.auth import views as auth_views
 from drem.auth.service import user_for_session, user_for_token
+from drem.enrolment import api as enrolment_api
+from drem.enrolment import views as enrolment_views
 from drem.events import api as events_api
 from drem.events import views as events_views
 from drem.fleet import api as fleet_api
 from drem.fleet import commands as fleet_commands
 from drem.fleet import sockets as fleet_sockets
+from drem.fleet import subscribers as fleet_subscribers
 from drem.fleet import views as fleet_views
 from drem.leaderboard import api as leaderboard_api
 from drem.leaderboard import sockets as leaderboard_sockets
@@ -39,6 +42,7 @@ from drem.models_mgr import sockets as models_sockets
 from drem.models_mgr import views as models_views
 from drem.platform.background import Task, ensure_background_jobs
 from drem.platform.config import ConfigError, load_config
+from drem.platform.countries import country_choices, country_label
 from drem.platform.effects import commit
 from drem.platform.errors import ServiceError
 from drem.platform.extensions import csrf, db, limiter, login_manager, migrate, socketio
@@ -46,15 +50,19 @@ from drem.platform.inputs import IdConverter
 from drem.platform.permissions import allowed, check_routes, check_socket_handlers
 from drem.platform.tokens import bearer_token
 from drem.platform.web import account_limit, sign_in_limit
+from drem.race_queue import api as race_queue_api
+from drem.race_queue import sockets as race_queue_sockets
+from drem.race_queue import subscribers as race_queue_subscribers
+from drem.race_queue import views as race_queue_views
 from drem.timekeeper import api as timekeeper_api
 from drem.timekeeper import sockets as timekeeper_sockets
 from drem.timekeeper import subscribers as timekeeper_subscribers
 from drem.timekeeper import views as timekeeper_views
 
 #: Modules whose import registers Socket.IO handlers on ``socketio`` (decorators).
-SOCKET_MODULES = (fleet_sockets, leaderboard_sockets, models_sockets, timekeeper_sockets)
+SOCKET_MODULES = (fleet_sockets, leaderboard_sockets, models_sockets, race_queue_sockets, timekeeper_sockets)
 #: Modules whose import connects signal receivers (drem.platform.signals).
-SUBSCRIBER_MODULES = (timekeeper_subscribers, leaderboard_subscribers)
+SUBSCRIBER_MODULES = (timekeeper_subscribers, leaderboard_subscribers, fleet_subscribers, race_queue_subscribers)
 
 __all__ = ["create_app", "ConfigError", "BODY_LIMITS", "SMALL_BODY_BYTES", "SECURITY_HEADERS"]
 
@@ -66,6 +74,8 @@ SMALL_BODY_BYTES = 256 * 1024
 BODY_LIMITS: dict[str, int | None] = {
     "models_api.upload": None,
     "leaderboard_api.import_json": 16 * 1024 * 1024,
+    "leaderboard_api.import_preview": 16 * 1024 * 1024,
+    "leaderboard.import_upload": 16 * 1024 * 1024,
 }
 #: Endpoints that sign someone in (or a car): one shared limit per client address
 #: (``drem.platform.web.sign_in_limit``); those naming an account also one per account.
@@ -130,9 +140,9 @@ def create_app(overrides: dict | None = None, env: dict | None = None) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     blueprints = (main_views.bp, auth_views.bp, auth_api.bp, admin_views.bp, admin_api.bp, events_views.bp,
-                  events_api.bp, events_api.laps_bp, models_views.bp, models_api.bp, fleet_views.bp,
+                  events_api.bp, events_api.laps_bp, enrolment_views.bp, enrolment_api.bp, models_views.bp, models_api.bp, fleet_views.bp,
                   fleet_api.bp, fleet_api.car_bp, timekeeper_views.bp, timekeeper_api.bp,
-                  leaderboard_views.bp, leaderboard_api.bp)
+                  leaderboard_views.bp, leaderboard_api.bp, race_queue_views.bp, race_queue_api.bp)
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
     app.before_request(lambda: ensure_background_jobs(app))
@@ -234,6 +244,7 @@ def _register_auth(app: Flask) -> None:
     @app.context_processor
     def inject_permissions():
         return {"can": lambda perm: allowed(current_user, perm),
+                "country_label": country_label, "country_choices": country_choices,
                 "scanner_warning": lambda: _scanner_warning(app)}
 
 

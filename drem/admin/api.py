@@ -9,6 +9,7 @@ from drem.admin import service
 from drem.auth import service as accounts
 from drem.platform.audit import list_audit
 from drem.platform.effects import commit
+from drem.platform.errors import ServiceError
 from drem.platform.inputs import flag, int_arg, text
 from drem.platform.permissions import require
 from drem.platform.web import json_body
@@ -47,6 +48,20 @@ def update(user_id: int):
         service.set_disabled(current_user, user, flag(data, "is_disabled"))
     commit()
     return jsonify(user.to_dict())
+
+
+@bp.post("/users/<int:user_id>/password")
+@require("users.manage")
+def reset_password(user_id: int):
+    """``{password?}`` -> ``{password (only when generated), tokens_revoked}``: a new password
+    (given, or generated and shown once); the user's sessions end and API tokens are revoked."""
+    data = json_body()
+    given = data.get("password")
+    if given is not None and not isinstance(given, str):
+        raise ServiceError("password must be text", "password")
+    generated, revoked = service.reset_password(current_user, accounts.get_user(user_id), given or None)
+    commit()
+    return jsonify(password=generated, tokens_revoked=revoked)
 
 
 @bp.delete("/users/<int:user_id>")

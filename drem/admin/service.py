@@ -5,14 +5,21 @@ The audit log itself lives in :mod:`drem.platform.audit`.
 
 from __future__ import annotations
 
+import secrets
+
+from werkzeug.security import generate_password_hash
+
 from drem.auth.models import User
-from drem.auth.service import end_sessions
+from drem.auth.service import check_new_password, end_sessions, revoke_all_api_tokens
 from drem.platform.audit import record_audit
 from drem.platform.errors import Conflict, ServiceError
 from drem.platform.extensions import db
 from drem.platform.permissions import ADMIN, ROLES
 
-__all__ = ["change_role", "delete_user", "set_disabled"]
+__all__ = ["change_role", "delete_user", "new_password", "reset_password", "set_disabled"]
+
+#: Length of a password made by :func:`reset_password` (characters of ``token_urlsafe``).
+GENERATED_PASSWORD_CHARS = 12
 
 
 def _last_admin_guard(user: User) -> None:
@@ -72,3 +79,30 @@ def delete_user(actor: User, user: User) -> None:
     record_audit(actor, "user.delete", "user", user.id, username=user.username, role=user.role)
     db.session.delete(user)
     db.session.flush()
+
+
+def new_password() -> str:
+    """A random password of :data:`GENERATED_PASSWORD_CHARS` URL-safe characters (about 72
+    bits), for an admin to hand to a staff member once."""
+    return secrets.token_urlsafe(GENERATED_PASSWORD_CHARS)[:GENERATED_PASSWORD_CHARS]
+
+
+def reset_password(actor: User, user: User, password: str | None = None) -> tuple[str | None, int]:
+    """Give ``user`` a new password: ``password`` when given (at least 8 characters), else a
+    generated one of :data:`GENERATED_PASSWORD_CHARS` characters for the admin to hand over.
+
+    Every session of the user ends, their open sockets close after the commit and every live
+    API token is revoked, as :func:`drem.auth.service.change_password` does; audited as
+    ``user.password_reset`` (never with the password). Returns ``(generated password or None,
+    tokens revoked)``. Raises ServiceError for a password that is too short.
+    """
+    generated = None
+    if password is None:
+        generated = password = new_password()
+    check_new_password(password)
+    user.password_hash = generate_password_hash(password)
+    end_sessions(user)
+    revoked = revoke_all_api_tokens(user)
+    record_audit(actor, "user.password_reset", "user", user.id, username=user.username,
+                 generated=generated is not None, tokens_revoked=revoked)
+    return generated, revoked

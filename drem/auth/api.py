@@ -63,10 +63,12 @@ def change_password():
 @bp.post("/racers")
 @require("racers.register")
 def create_racer():
-    """Create a racer account at the desk; answers the one-time sign-in code."""
+    """Create a racer account at the desk (country required); answers the one-time sign-in
+    code. To enrol in an event too, use ``POST /api/events/<id>/enrol`` (drem.enrolment)."""
     data = json_body()
     racer = service.create_user(str(data.get("username", "")), None, email=data.get("email"),
-                                country_code=data.get("country_code"), actor=current_user)
+                                country_code=data.get("country_code"), actor=current_user,
+                                country_required=True)
     code = service.create_sign_in_code(racer, current_user, _ttl())
     commit()
     return jsonify(user=racer.to_dict(), sign_in_code=code), 201

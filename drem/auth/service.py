@@ -12,6 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from drem.auth.models import ApiToken, SignInCode, User
 from drem.platform.audit import record_audit
+from drem.platform.countries import check_country
 from drem.platform.db_types import utcnow
 from drem.platform.effects import after_commit
 from drem.platform.errors import Conflict, NotFound, ServiceError
@@ -20,7 +21,6 @@ from drem.platform.permissions import RACER, ROLES, allowed, end_user_sockets
 from drem.platform.tokens import code_hash, find_by_token, new_code, new_token
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9._]{2,20}$")
-COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 8
 TOKEN_PREFIX = "drem_"
@@ -38,7 +38,9 @@ def check_username(username: str) -> str:
     return username
 
 
-def _check_password(password: str) -> None:
+def check_new_password(password: str) -> None:
+    """ServiceError (field ``password``) unless ``password`` is text of at least
+    :data:`MIN_PASSWORD` characters."""
     if not isinstance(password, str):
         raise ServiceError("password must be text", "password")
     if len(password) < MIN_PASSWORD:
@@ -69,12 +71,15 @@ def get_user(user_id: int) -> User:
 
 
 def create_user(username: str, password: str | None = None, role: str = RACER,
-                email: str | None = None, country_code: str | None = None, actor=None) -> User:
+                email: str | None = None, country_code: str | None = None, actor=None,
+                country_required: bool = False) -> User:
     """Create a user and flush.
 
     ``password`` may be None for racers created at the registration desk (they sign
-    in with a one-time code). Raises ServiceError for a bad username, e-mail,
-    country code, password or role, and Conflict when the username is taken
+    in with a one-time code). ``country_code`` is an ISO 3166-1 alpha-2 code (any case;
+    :func:`drem.platform.countries.check_country`), required when ``country_required``
+    (sign-up, the desk, enrolment). Raises ServiceError for a bad username, e-mail,
+    country, password or role, and Conflict when the username is taken
     (case-insensitive).
     """
     username = check_username(username)
@@ -83,11 +88,9 @@ def create_user(username: str, password: str | None = None, role: str = RACER,
     email = (email or "").strip() or None
     if email and not EMAIL_RE.match(email):
         raise ServiceError("that e-mail address does not look right", "email")
-    country_code = (country_code or "").strip().upper() or None
-    if country_code and not COUNTRY_RE.match(country_code):
-        raise ServiceError("country code must be two letters (ISO 3166-1, e.g. DE)", "country_code")
+    country_code = check_country(country_code, required=country_required)
     if password is not None:
-        _check_password(password)
+        check_new_password(password)
     if find_user(username):
         raise Conflict(f"the username {username!r} is taken", "username")
     user = User(
@@ -99,6 +102,14 @@ def create_user(username: str, password: str | None = None, role: str = RACER,
     db.session.flush()
     if actor is not None:
         record_audit(actor, "user.create", "user", user.id, username=username, role=role)
+    return user
+
+
+def set_country(user: User, country_code: str) -> User:
+    """Change ``user``'s country (an ISO 3166-1 alpha-2 code, required) and flush.
+    ServiceError(field "country_code") for a blank or unknown code."""
+    user.country_code = check_country(country_code, required=True)
+    db.session.flush()
     return user
 
 
@@ -125,7 +136,7 @@ def change_password(user: User, current: str | None, new: str) -> int:
     """
     if user.password_hash and not (isinstance(current, str) and check_password_hash(user.password_hash, current)):
         raise ServiceError("the current password is wrong", "current_password")
-    _check_password(new)
+    check_new_password(new)
     user.password_hash = generate_password_hash(new)
     end_sessions(user)
     revoked = revoke_all_api_tokens(user)

@@ -1,4 +1,5 @@
-"""Account pages: login (password or one-time code), sign-up, account, registration desk."""
+"""Account pages: login (password or one-time code), sign-up, account (password, country,
+API tokens). The registration desk is in :mod:`drem.enrolment` (it enrols in events too)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,18 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user, login_required, login_user, logout_user
 
 from drem.auth import service
-from drem.auth.forms import CodeLoginForm, LoginForm, PasswordForm, RacerForm, SignupForm, TokenForm
+from drem.auth.forms import (
+    CodeLoginForm,
+    CountryForm,
+    LoginForm,
+    PasswordForm,
+    SignupForm,
+    TokenForm,
+)
 from drem.platform.db_types import utcnow
 from drem.platform.effects import commit
 from drem.platform.errors import ServiceError
+from drem.platform.extensions import db
 from drem.platform.permissions import public, require
 from drem.platform.web import EmptyForm
 
@@ -37,7 +46,12 @@ def safe_next(target: str | None, default: str) -> str:
 @bp.route("/login", methods=["GET", "POST"])
 @public
 def login():
+    """Password sign-in; ``?code=XXXX-XXXX`` (the QR code of a desk slip) fills in the
+    one-time code form. A GET never uses the code: the racer presses "Sign in" (a POST), so a
+    phone's link preview cannot spend it."""
     form, code_form = LoginForm(), CodeLoginForm(prefix="code")
+    if request.method == "GET" and request.args.get("code"):
+        code_form.code.data = request.args["code"][:20]
     if form.validate_on_submit():
         try:
             user = service.authenticate(form.username.data, form.password.data)
@@ -47,7 +61,8 @@ def login():
             commit()
             login_user(user)
             return redirect(safe_next(request.args.get("next"), url_for("main.home")))
-    return render_template("auth/login.html", form=form, code_form=code_form)
+    return render_template("auth/login.html", form=form, code_form=code_form,
+                           code_given=bool(code_form.code.data))
 
 
 @bp.route("/login/code", methods=["POST"])
@@ -87,7 +102,7 @@ def signup():
     if form.validate_on_submit():
         try:
             user = service.create_user(form.username.data, form.password.data, email=form.email.data,
-                                       country_code=form.country_code.data)
+                                       country_code=form.country_code.data, country_required=True)
         except ServiceError as exc:
             flash(exc.message, "error")
         else:
@@ -112,8 +127,36 @@ def account():
             login_user(current_user._get_current_object())  # this session continues with the new version
             flash(f"password changed; your other sessions ended and {revoked} API token(s) were revoked", "info")
             return redirect(url_for("auth.account"))
-    return render_template("auth/account.html", form=form, token_form=token_form, new_token=None,
-                           revoke_form=EmptyForm(), tokens=service.list_api_tokens(current_user), now=utcnow())
+    return _account_page(form=form, token_form=token_form)
+
+
+def _account_page(**forms):
+    """The account page with fresh forms where ``forms`` gives none."""
+    forms.setdefault("form", PasswordForm())
+    forms.setdefault("token_form", TokenForm(prefix="token"))
+    forms.setdefault("country_form", CountryForm(prefix="country", country_code=current_user.country_code))
+    forms.setdefault("new_token", None)
+    return render_template("auth/account.html", revoke_form=EmptyForm(),
+                           tokens=service.list_api_tokens(current_user), now=utcnow(), **forms)
+
+
+@bp.post("/account/country")
+@require("account.self")
+def change_country():
+    """Change one's own country (ISO 3166-1 code from the page's ``<select>``)."""
+    country_form = CountryForm(prefix="country")
+    if not country_form.validate_on_submit():
+        flash("the form expired; try again", "error")
+        return redirect(url_for("auth.account"))
+    try:
+        service.set_country(current_user, country_form.country_code.data)
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return _account_page(country_form=country_form), 400
+    commit()
+    flash("country saved", "info")
+    return redirect(url_for("auth.account"))
 
 
 @bp.route("/account/tokens", methods=["POST"])
@@ -128,9 +171,7 @@ def create_token():
             flash(exc.message, "error")
         else:
             commit()
-    return render_template("auth/account.html", form=PasswordForm(), token_form=TokenForm(prefix="token"),
-                           new_token=new_token, revoke_form=EmptyForm(),
-                           tokens=service.list_api_tokens(current_user), now=utcnow())
+    return _account_page(new_token=new_token)
 
 
 @bp.route("/account/tokens/<int:token_id>/revoke", methods=["POST"])
@@ -143,47 +184,5 @@ def revoke_token(token_id: int):
     return redirect(url_for("auth.account"))
 
 
-@bp.route("/desk", methods=["GET", "POST"])
-@require("racers.register")
-def desk():
-    form = RacerForm()
-    if form.validate_on_submit():
-        try:
-            racer = service.create_user(form.username.data, None, email=form.email.data,
-                                        country_code=form.country_code.data, actor=current_user)
-            code = service.create_sign_in_code(racer, current_user, _code_ttl())
-        except ServiceError as exc:
-            flash(exc.message, "error")
-        else:
-            commit()
-            return render_template("auth/slip.html", racer=racer, code=code, ttl_h=_code_ttl_h())
-    racers = service.list_users(role="racer", newest_first=True, limit=50)
-    return render_template("auth/desk.html", form=form, racers=racers, code_form=EmptyForm())
-
-
-@bp.route("/desk/racers/<int:user_id>/code", methods=["POST"])
-@require("racers.register")
-def new_code(user_id: int):
-    racer = service.get_user(user_id)
-    if not EmptyForm().validate_on_submit():
-        flash("the form expired; try again", "error")
-        return redirect(url_for("auth.desk"))
-    try:
-        code = service.create_sign_in_code(racer, current_user, _code_ttl())
-    except ServiceError as exc:
-        flash(exc.message, "error")
-        return redirect(url_for("auth.desk"))
-    commit()
-    return render_template("auth/slip.html", racer=racer, code=code, ttl_h=_code_ttl_h())
-
-
 def _token_ttl() -> timedelta:
     return timedelta(days=current_app.config["API_TOKEN_TTL_DAYS"])
-
-
-def _code_ttl_h() -> int:
-    return current_app.config["SIGN_IN_CODE_TTL_H"]
-
-
-def _code_ttl() -> timedelta:
-    return timedelta(hours=_code_ttl_h())

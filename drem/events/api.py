@@ -79,7 +79,7 @@ def delete_track(event_id: int, track_id: int):
 
 
 @bp.post("/<int:event_id>/racers")
-@require("events.manage")
+@require("racers.enrol")
 def add_racer(event_id: int):
     data = json_body()
     reg = service.register_racer(service.get_event(event_id), get_user(record_id(data, "user_id")),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Date, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKey, Integer, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from drem.events import versions  # noqa: F401 - registers the leaderboard-version flush listener
@@ -58,6 +58,8 @@ class Event(db.Model):
     max_runs_per_racer: Mapped[int | None] = mapped_column(Integer)  # None: unlimited
     lap_target: Mapped[int | None] = mapped_column(Integer)
     landing_links: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+    #: Racers may be enrolled (desk, CSV import, walk-up, "Register") only while this is true.
+    enrolment_open: Mapped[bool] = mapped_column(db.Boolean, nullable=False, default=True, server_default=true())
     # grows by one with every change of the combined leaderboard (drem.events.versions)
     leaderboard_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
@@ -80,7 +82,7 @@ class Event(db.Model):
             "id": self.id, "name": self.name, "date": self.date.isoformat(),
             "country_code": self.country_code, "event_type": self.event_type, "sponsor": self.sponsor,
             "race_config": self.race_config(), "landing_links": self.landing_links,
-            "tracks": [t.to_dict() for t in self.tracks],
+            "enrolment_open": self.enrolment_open, "tracks": [t.to_dict() for t in self.tracks],
             "combined_leaderboard": len(self.tracks) >= 2,
         }
 
@@ -165,6 +167,12 @@ class Race(db.Model):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    # a time penalty on the whole run (ms, docs/ranking.md "Penalties"), with the operator's reason
+    penalty_ms: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    penalty_reason: Mapped[str] = mapped_column(String(200), nullable=False, default="", server_default="")
+    # a disqualified run counts as a run used, with no result (docs/ranking.md)
+    disqualified: Mapped[bool] = mapped_column(db.Boolean, nullable=False, default=False, server_default=db.false())
+    disqualified_reason: Mapped[str] = mapped_column(String(200), nullable=False, default="", server_default="")
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     # optimistic locking: two operators (or an operator and a car) cannot overwrite each other
     __mapper_args__ = {"version_id_col": version}
@@ -195,6 +203,9 @@ class Lap(db.Model):
     source: Mapped[str] = mapped_column(String(10), nullable=False, default="operator")
     source_id: Mapped[str] = mapped_column(String(64), nullable=False)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    # a time penalty on this lap (ms, e.g. +2000 for a cone), with the operator's reason
+    penalty_ms: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    penalty_reason: Mapped[str] = mapped_column(String(200), nullable=False, default="", server_default="")
 
     race = relationship("Race", back_populates="laps")
 
@@ -203,11 +214,12 @@ class Lap(db.Model):
         return lap_is_valid(self.invalidated, self.dnf, self.resets, resets_allowed_per_lap)
 
     def to_dict(self, resets_allowed_per_lap: int | None = None) -> dict:
-        """JSON shape of a lap (times in ms) with ``valid`` (:func:`lap_is_valid`) under
+        """JSON shape of a lap (times in ms; ``penalty_ms`` its time penalty) with ``valid`` (:func:`lap_is_valid`) under
         ``resets_allowed_per_lap`` (default: the race's event's limit)."""
         if resets_allowed_per_lap is None:
             resets_allowed_per_lap = self.race.event.resets_allowed_per_lap
         return {"id": self.id, "race_id": self.race_id, "lap_number": self.lap_number, "time_ms": self.time_ms,
                 "resets": self.resets, "invalidated": self.invalidated, "dnf": self.dnf,
                 "valid": self.is_valid(resets_allowed_per_lap),
+                "penalty_ms": self.penalty_ms, "penalty_reason": self.penalty_reason,
                 "source": self.source, "source_id": self.source_id, "recorded_at": self.recorded_at.isoformat()}

@@ -25,7 +25,7 @@ from drem.events.models import (
 from drem.platform.audit import record_audit
 from drem.platform.errors import Conflict, NotFound, ServiceError
 from drem.platform.extensions import db
-from drem.platform.inputs import text, whole_number
+from drem.platform.inputs import flag, text, whole_number
 
 # Tail-light colours handed to racers in turn (white is reserved for "stopped").
 RACER_COLOURS = ("blue", "red", "green", "yellow", "purple", "orange", "pink")
@@ -80,7 +80,8 @@ def parse_event_fields(data: dict, current: Event | None = None) -> dict:
     Missing keys keep ``current``'s values (for partial updates). Ranges, from the
     race-config spec: race time 1-10 min, resets per lap 0-10 or unlimited,
     averaging window 3-7, max runs 1-5 or unlimited, lap target 1-100 (required
-    for lap-count races). Raises ServiceError naming the field.
+    for lap-count races); ``enrolment_open`` a flag (default true). Raises ServiceError
+    naming the field.
     """
     merged = dict(current.to_dict() | current.race_config()) if current else {}
     merged.update({k: v for k, v in data.items() if k != "tracks"})
@@ -111,6 +112,7 @@ def parse_event_fields(data: dict, current: Event | None = None) -> dict:
     if out["ranking_method"] == "total_time" and out["lap_target"] is None:
         raise ServiceError("a lap-count race needs a lap target", "lap_target")
     out["landing_links"] = _links(merged.get("landing_links"))
+    out["enrolment_open"] = flag(merged, "enrolment_open", default=True)
     return out
 
 
@@ -228,19 +230,46 @@ def delete_track(actor: User, track: Track) -> None:
     db.session.flush()
 
 
+def open_events() -> list[Event]:
+    """Events whose enrolment is open, by date (oldest first, then oldest created)."""
+    return list(db.session.scalars(db.select(Event).where(Event.enrolment_open.is_(True))
+                                   .order_by(Event.date, Event.id)))
+
+
+def default_event(events: list[Event], today: date | None = None) -> Event | None:
+    """The event a desk form preselects among ``events``: today's (the newest created when
+    several), else the next one to come, else the latest past one; None for no events."""
+    today = today or date.today()
+    todays = [e for e in events if e.date == today]
+    if todays:
+        return max(todays, key=lambda e: e.id)
+    coming = [e for e in events if e.date > today]
+    if coming:
+        return min(coming, key=lambda e: (e.date, e.id))
+    return max(events, key=lambda e: (e.date, e.id)) if events else None
+
+
 def register_racer(event: Event, racer: User, actor: User | None = None) -> EventRacer:
-    """Register ``racer`` for ``event`` (idempotent); gives them the next free colour."""
+    """Enrol ``racer`` in ``event``: the one function behind the racer's "Register", the
+    event page, the API, the desk, the CSV import and the walk-up form.
+
+    Idempotent: an enrolled racer gets their registration back (nothing written). A new
+    registration gets the next tail-light colour and an audit entry ``event.add_racer``
+    (``actor`` is the racer themselves when None). Raises ServiceError (field ``user_id``)
+    for a non-racer account and Conflict when the event's enrolment is closed.
+    """
     if racer.role != "racer":
         raise ServiceError("only racer accounts can be registered for an event", "user_id")
     existing = db.session.scalar(db.select(EventRacer).filter_by(event_id=event.id, user_id=racer.id))
     if existing:
         return existing
+    if not event.enrolment_open:
+        raise Conflict(f"enrolment for {event.name} is closed", "event_id")
     colour = RACER_COLOURS[len(event.registrations) % len(RACER_COLOURS)]
     reg = EventRacer(event=event, user=racer, colour=colour)
     db.session.add(reg)
     db.session.flush()
-    if actor is not None and actor.id != racer.id:
-        record_audit(actor, "event.add_racer", "event", event.id, racer=racer.username)
+    record_audit(actor or racer, "event.add_racer", "event", event.id, racer=racer.username, user_id=racer.id)
     return reg
 
 

@@ -40,8 +40,9 @@ _races = sa.table("races", sa.column("id"), sa.column("event_id"), sa.column("tr
 
 #: Columns whose change re-ranks: of an event (its ranking config), a race, a lap.
 EVENT_RANKED = ("ranking_method", "resets_allowed_per_lap", "averaging_window", "lap_target")
-RACE_RANKED = ("status", "racer_id", "track_id", "event_id", "raced_by_proxy", "started_at")
-LAP_RANKED = ("race_id", "lap_number", "time_ms", "resets", "invalidated", "dnf", "recorded_at")
+RACE_RANKED = ("status", "racer_id", "track_id", "event_id", "raced_by_proxy", "started_at", "penalty_ms",
+               "disqualified")
+LAP_RANKED = ("race_id", "lap_number", "time_ms", "resets", "invalidated", "dnf", "recorded_at", "penalty_ms")
 
 
 

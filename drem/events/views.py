@@ -13,7 +13,7 @@ from drem.events.models import DIRECTIONS, EVENT_TYPES, MAX_LAP_MS, MIN_LAP_MS, 
 from drem.platform.effects import commit
 from drem.platform.errors import ServiceError
 from drem.platform.extensions import db
-from drem.platform.inputs import id_arg, record_id
+from drem.platform.inputs import flag, id_arg, record_id
 from drem.platform.permissions import allowed, require
 from drem.platform.web import EmptyForm, form_action
 
@@ -64,6 +64,7 @@ def detail(event_id: int):
         if u.id not in registered]
     return render_template("events/detail.html", event=event, add_form=add_form, form=EmptyForm(),
                            track_form=TrackForm(), can_manage=allowed(current_user, "events.manage"),
+                           can_enrol=allowed(current_user, "racers.enrol"),
                            **_choices())
 
 
@@ -124,12 +125,23 @@ def delete_track(event_id: int, track_id: int):
 
 
 @bp.post("/<int:event_id>/racers")
-@require("events.manage")
+@require("racers.enrol")
 def add_racer(event_id: int):
     event = service.get_event(event_id)
     return _save(lambda: service.register_racer(event, get_user(record_id(request.form, "user_id")), current_user),
                  event_id,
                  "racer added")
+
+
+@bp.post("/<int:event_id>/enrolment")
+@require("events.manage")
+def set_enrolment(event_id: int):
+    """Open (form field ``open=1``) or close (``open=0``) the event's enrolment; audited as
+    an event change."""
+    event = service.get_event(event_id)
+    is_open = flag(request.form, "open")
+    return _save(lambda: service.update_event(current_user, event, {"enrolment_open": is_open}), event_id,
+                 "enrolment opened" if is_open else "enrolment closed")
 
 
 @bp.post("/<int:event_id>/racers/<int:user_id>/remove")

@@ -317,6 +317,29 @@ def latest_loads(car_ids: list[int] | None = None) -> dict[int, dict]:
     return {cmd.car_id: cmd.to_dict() for cmd in rows}
 
 
+#: What :func:`model_load_state` answers, in words the console shows.
+LOAD_STATES = ("loaded", "queued", "downloading", "failed", "not sent")
+
+
+def model_load_state(car: Car, model_id: int) -> dict:
+    """How far model ``model_id`` is from being on ``car``: ``{"state", "progress",
+    "reason", "hostname"}`` with ``state`` one of :data:`LOAD_STATES` and ``progress``
+    0.0-1.0 (None when unknown). ``loaded`` when the car's heartbeat lists the model or
+    the car's newest load of this model finished (the heartbeat follows); otherwise from
+    that newest ``load_model`` command: queued or sent (``queued``), acknowledged
+    (``downloading``), failed (``failed``, with its reason), none (``not sent``)."""
+    answer = {"state": "not sent", "progress": None, "reason": None, "hostname": car.hostname}
+    if any(m.get("model_id") == str(model_id) for m in car.loaded_models or []):
+        return answer | {"state": "loaded", "progress": 1.0}
+    cmd = db.session.scalar(db.select(CarCommand).where(
+        CarCommand.car_id == car.id, CarCommand.command_type == "load_model", CarCommand.model_id == model_id)
+        .order_by(CarCommand.id.desc()).limit(1))
+    if cmd is None:
+        return answer
+    state = {DONE: "loaded", FAILED: "failed", ACKNOWLEDGED: "downloading"}.get(cmd.status, "queued")
+    return answer | {"state": state, "progress": cmd.progress, "reason": cmd.reason}
+
+
 def get_command(command_id: int) -> CarCommand:
     """The command with this row id; NotFound otherwise."""
     cmd = db.session.get(CarCommand, command_id)

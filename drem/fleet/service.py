@@ -184,6 +184,7 @@ def activate_car(code: str, hostname: str | None, software_version: str | None) 
     db.session.flush()
     row.used_at, row.car_id = _now(), car.id
     record_audit(None, "car.activate", "car", car.id, hostname=car.hostname, reported_hostname=hostname)
+    push_car(car)  # the cars page and the timekeeper consoles list it at once
     db.session.flush()
     return car, token
 

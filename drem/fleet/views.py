@@ -53,6 +53,23 @@ def create_fleet():
                                              record_id(request.form, "track_id", required=False)), "fleet created")
 
 
+@bp.post("/fleets/<int:fleet_id>")
+@require("fleet.manage")
+def update_fleet(fleet_id: int):
+    """Rename a fleet and/or change its track (``name``, ``track_id``: empty unassigns), with
+    the API's services; only what changed is saved (and audited)."""
+    fleet = service.get_fleet(fleet_id)
+
+    def change():
+        name, track_id = request.form.get("name", ""), record_id(request.form, "track_id", required=False)
+        if name.strip() != fleet.name:
+            service.rename_fleet(current_user, fleet, name)
+        if track_id != fleet.track_id:
+            service.assign_track(current_user, fleet, track_id)
+
+    return _act(change, "fleet saved")
+
+
 @bp.post("/fleets/<int:fleet_id>/delete")
 @require("fleet.manage")
 def delete_fleet(fleet_id: int):

@@ -49,7 +49,7 @@ class RunAgg:
         "race", "laps", "race_id", "started_at", "proxy", "total", "valid",
         "best", "best_at", "best_no", "second",
         "win_sum", "win_at", "win_first", "win_last",
-        "streak", "tgt_count", "tgt_total", "tgt_at",
+        "streak", "tgt_count", "tgt_total", "tgt_at", "pen", "best_pen", "dq",
     )  # fmt: skip
 
 
@@ -65,8 +65,15 @@ def aggregate_run(race: RaceInput, laps: Sequence[LapInput], config: RankingConf
     - averaging window: N laps in a row in this run, all valid; an invalid lap
       breaks the window; equal sums keep the window whose last lap was recorded first;
     - lap target: the first ``lap_target`` valid laps of the run, their total time (ms)
-      and the ``recorded_at`` of the last of them (the lap that completed the target).
+      and the ``recorded_at`` of the last of them (the lap that completed the target);
+    - penalties (``docs/ranking.md`` "Penalties and disqualification"): a lap's
+      ``penalty_ms`` adds to its time; the run's ``penalty_ms`` adds to every lap's time
+      for best lap and best average, and once to the lap-target total (any method); a
+      disqualified run has no valid lap (:func:`_disqualified_run`).
     """
+    if race.disqualified:
+        return _disqualified_run(race, laps)
+    extra = race.penalty_ms if config.method != "total_time" else 0  # the run's penalty on each lap
     allowed = config.resets_allowed_per_lap
     window = config.averaging_window
     target = config.lap_target or 0
@@ -74,7 +81,7 @@ def aggregate_run(race: RaceInput, laps: Sequence[LapInput], config: RankingConf
     best = second = win_sum = NO_TIME
     best_at = win_at = tgt_at = None
     best_no = win_first = win_last = None
-    valid = smax = tsum = wsum = k = 0  # k: length of the current streak of valid laps
+    valid = smax = tsum = wsum = k = best_pen = 0  # k: length of the current streak of valid laps
     prev = -NO_TIME
     for i, lap in enumerate(laps):
         n = lap.lap_number
@@ -87,16 +94,16 @@ def aggregate_run(race: RaceInput, laps: Sequence[LapInput], config: RankingConf
                     smax = k
                 wsum = k = 0
             continue
-        t = lap.time_ms
+        t = lap.time_ms + lap.penalty_ms + extra
         valid += 1
         if t <= second:  # rarely true after a few laps: one comparison in the common case
             if t < best:
                 second = best
-                best, best_at, best_no = t, lap.recorded_at, n
+                best, best_at, best_no, best_pen = t, lap.recorded_at, n, lap.penalty_ms + extra
             elif t == best:
                 second = t
                 if lap.recorded_at < best_at:
-                    best_at, best_no = lap.recorded_at, n
+                    best_at, best_no, best_pen = lap.recorded_at, n, lap.penalty_ms + extra
             else:
                 second = t
         wsum += t
@@ -104,7 +111,8 @@ def aggregate_run(race: RaceInput, laps: Sequence[LapInput], config: RankingConf
         if k >= window:
             # the streak's laps are contiguous in `laps`: the window is laps[i-window+1 .. i]
             if k > window:
-                wsum -= laps[i - window].time_ms
+                gone = laps[i - window]
+                wsum -= gone.time_ms + gone.penalty_ms + extra
             if wsum <= win_sum and (wsum < win_sum or lap.recorded_at < win_at):
                 win_sum, win_at, win_first, win_last = (
                     wsum,
@@ -113,7 +121,7 @@ def aggregate_run(race: RaceInput, laps: Sequence[LapInput], config: RankingConf
                     n,
                 )
         if valid <= target:
-            tsum += t
+            tsum += t - extra  # the run's penalty is added to the total once, below
             tgt_at = lap.recorded_at
     if k > smax:
         smax = k
@@ -129,8 +137,31 @@ def aggregate_run(race: RaceInput, laps: Sequence[LapInput], config: RankingConf
     agg.win_sum, agg.win_at, agg.win_first, agg.win_last = win_sum, win_at, win_first, win_last
     agg.streak = smax
     agg.tgt_count = valid if valid < target else target
-    agg.tgt_total = tsum
+    agg.tgt_total = tsum + race.penalty_ms if valid and target else tsum
     agg.tgt_at = tgt_at
+    agg.pen = race.penalty_ms + sum(lap.penalty_ms for lap in laps)
+    agg.best_pen = best_pen
+    agg.dq = 0
+    return agg
+
+
+def _disqualified_run(race: RaceInput, laps: Sequence[LapInput]) -> RunAgg:
+    """The aggregate of a disqualified run: a run used with no result. Its laps count in
+    ``total`` (all invalid); it has no best lap, window or lap-target laps and no
+    penalty (the disqualification replaces it). :class:`UnorderedLaps` as
+    :func:`aggregate_run`."""
+    prev = -NO_TIME
+    for lap in laps:
+        if lap.lap_number <= prev:
+            raise UnorderedLaps(race.race_id)
+        prev = lap.lap_number
+    agg = RunAgg()
+    agg.race, agg.race_id, agg.started_at, agg.proxy = race, race.race_id, race.started_at, race.raced_by_proxy
+    agg.total, agg.valid, agg.streak = len(laps), 0, 0
+    agg.best = agg.second = agg.win_sum = NO_TIME
+    agg.best_at = agg.best_no = agg.win_at = agg.win_first = agg.win_last = agg.tgt_at = None
+    agg.tgt_count = agg.tgt_total = agg.pen = agg.best_pen = 0
+    agg.dq = 1
     return agg
 
 
@@ -172,7 +203,7 @@ def merge_runs(runs: Iterable[RunAgg], config: RankingConfig) -> RacerResult:
     best = m1 = m2 = win = NO_TIME
     best_at = best_race = best_no = best_start = None
     win_at = win_race = win_first = win_last = win_start = None
-    valid = total = nruns = smax = 0
+    valid = total = nruns = smax = pen = best_pen = dq = 0
     proxy = False
     target = config.lap_target
     tgt: tuple | None = None  # (-counted laps, their total ms, recorded_at of the last)
@@ -180,6 +211,8 @@ def merge_runs(runs: Iterable[RunAgg], config: RankingConfig) -> RacerResult:
         nruns += 1
         valid += r.valid
         total += r.total
+        pen += r.pen
+        dq += r.dq
         if r.proxy:
             proxy = True
         if r.streak > smax:
@@ -191,7 +224,7 @@ def merge_runs(runs: Iterable[RunAgg], config: RankingConfig) -> RacerResult:
                 and (r.best_at, r.started_at, r.race_id) < (best_at, best_start, best_race)
             ):
                 best, best_at, best_race, best_no = rb, r.best_at, r.race_id, r.best_no
-                best_start = r.started_at
+                best_start, best_pen = r.started_at, r.best_pen
             # two lowest lap times over the racer's multiset of valid laps
             if rb < m1:
                 m2, m1 = m1, rb
@@ -231,6 +264,9 @@ def merge_runs(runs: Iterable[RunAgg], config: RankingConfig) -> RacerResult:
         runs=nruns,
         most_consecutive_valid_laps=smax,
         raced_by_proxy=proxy,
+        penalty_ms=pen,
+        best_lap_penalty_ms=best_pen,
+        disqualified_runs=dq,
     )
     if target is not None:
         if tgt is None:

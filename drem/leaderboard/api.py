@@ -8,8 +8,8 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from flask_login import current_user
 
 from drem.events.service import get_event
-from drem.leaderboard import commentator, export, i18n, pdf_reports, service, statistics
-from drem.platform.extensions import db
+from drem.leaderboard import commentator, export, i18n, imports, pdf_reports, service, statistics
+from drem.platform.effects import commit
 from drem.platform.inputs import id_arg
 from drem.platform.permissions import public, require
 from drem.platform.web import json_body
@@ -128,6 +128,17 @@ def export_json(event_id: int):
 @bp.post("/import")
 @require("events.manage")
 def import_json():
-    event, counts = export.import_event(current_user, json_body())
-    db.session.commit()
+    """An ``export.json`` document -> ``201 {event, tracks, racers, created_users, races, laps}``;
+    400 listing every problem (nothing is created then)."""
+    event, counts = imports.import_event(current_user, json_body())
+    commit()
     return jsonify(event=event.to_dict(), **counts), 201
+
+
+@bp.post("/import/preview")
+@require("events.manage")
+def import_preview():
+    """An ``export.json`` document -> what importing it would do (nothing changes):
+    ``{problems, conflicts, event, tracks, racers, new_racers, existing_racers, races,
+    skipped_races, live_races, laps}``."""
+    return jsonify(imports.preview_import(json_body()))

@@ -2,8 +2,8 @@
 
 :func:`commentator_state` is one JSON document per track: the live race with every lap,
 the racer's position (current and projected) and gaps, the racer's previous runs, the
-next racers (races set up and waiting on the track: status ``ready``) and the track's
-top 10. The commentator page (``/events/<id>/commentator``) reads it on load and again
+next racers (races set up and waiting on the track, then the race queue's called and
+checked-in racers) and the track's top 10. The commentator page (``/events/<id>/commentator``) reads it on load and again
 within a second of every leaderboard message, so a reload shows the same.
 
 :func:`run_summary` is one run's result: position before and after it, gap, best lap,
@@ -21,12 +21,14 @@ import sqlalchemy as sa
 
 from drem.events.models import COUNTED, LIVE, Event, Race
 from drem.events.rules import RaceStatus
+from drem.events.service import get_track
 from drem.leaderboard import service
 from drem.leaderboard.loading import COMBINED, TrackKey, load_races, ranking_config
 from drem.leaderboard.ranking import RankingState
 from drem.leaderboard.ranking_records import LeaderboardEntry
 from drem.platform.errors import NotFound
 from drem.platform.extensions import db
+from drem.race_queue.state import queue_state
 from drem.timekeeper.service import race_state
 
 TOP = 10
@@ -133,8 +135,8 @@ def commentator_state(event: Event, track: TrackKey) -> dict:
     ``{"event", "track", "version", "race" (race state with all ``laps``, ``model``,
     ``car``, ``resets``, ``valid_laps``; None before the first run), "position" (see
     :func:`_position`; None without a race), "previous_runs" (the racer's other runs at
-    this event, newest first), "next_racers" ([{race_id, racer, country_code}], races set up
-    on the track, oldest first), "top" (the first 10 leaderboard entries, entry dicts)}``.
+    this event, newest first), "next_racers" (:func:`next_racers`: races set up on the
+    track, then the race queue's called and checked-in racers), "top" (the first 10 leaderboard entries, entry dicts)}``.
     NotFound for the combined board (a race runs on one track)."""
     if track == COMBINED:
         raise NotFound("the commentator follows one track: pass ?track=<id>")
@@ -152,12 +154,29 @@ def commentator_state(event: Event, track: TrackKey) -> dict:
             Race.event_id == event.id, Race.racer_id == race.racer_id, Race.id != race.id,
             Race.status.in_(COUNTED)).order_by(Race.started_at.desc(), Race.id.desc()))
         out["previous_runs"] = [_run_row(r) for r in others]
-    waiting = db.session.scalars(sa.select(Race).where(
-        Race.event_id == event.id, Race.track_id == int(track), Race.status == RaceStatus.READY)
-        .order_by(Race.created_at, Race.id).limit(NEXT_RACERS))
-    out["next_racers"] = [{"race_id": r.id, "racer": r.racer.username, "country_code": r.racer.country_code}
-                          for r in waiting]
+    out["next_racers"] = next_racers(event, int(track))
     return out
+
+
+def next_racers(event: Event, track_id: int) -> list[dict]:
+    """Who races next on a track, at most :data:`NEXT_RACERS`: the races set up and waiting
+    (status ``ready``, oldest first), then the race queue's called and checked-in racers in
+    call order (:func:`drem.race_queue.state.queue_state`), each racer once.
+    ``[{"race_id" (None for a queue entry), "racer" (username), "country_code", "state"
+    ("ready", "called" or "checked_in")}]``."""
+    waiting = db.session.scalars(sa.select(Race).where(
+        Race.event_id == event.id, Race.track_id == track_id, Race.status == RaceStatus.READY)
+        .order_by(Race.created_at, Race.id).limit(NEXT_RACERS))
+    out = [{"race_id": r.id, "racer": r.racer.username, "country_code": r.racer.country_code, "state": "ready",
+            "racer_id": r.racer_id} for r in waiting]
+    queue = queue_state(db.session, get_track(track_id, event))
+    entries = {e["id"]: e for e in queue["entries"]}
+    for entry_id in queue["next"]:
+        e = entries[entry_id]
+        if not any(n["racer_id"] == e["racer"]["id"] for n in out):
+            out.append({"race_id": None, "racer": e["racer"]["username"], "country_code": e["racer"]["country_code"],
+                        "state": e["state"], "racer_id": e["racer"]["id"]})
+    return out[:NEXT_RACERS]
 
 
 def _entries_without(event: Event, track: TrackKey, race_id: int) -> list[LeaderboardEntry]:

@@ -90,19 +90,20 @@ def load_races(s: Session, event_id: int, track_id: int | None = None, *,
     that lap or race arrived). Two queries for races and laps, one for the racers.
     """
     race_q = sa.select(Race.id, Race.racer_id, Race.track_id, Race.started_at, Race.created_at,
-                       Race.raced_by_proxy).where(Race.event_id == event_id,
+                       Race.raced_by_proxy, Race.penalty_ms, Race.disqualified).where(Race.event_id == event_id,
                                                   Race.status.in_(COUNTED))
     if track_id is not None:
         race_q = race_q.where(Race.track_id == track_id)
     if exclude_race is not None:
         race_q = race_q.where(Race.id != exclude_race)
     races: dict[int, RaceInput] = {}
-    for rid, racer_id, tid, started, created, proxy in s.execute(race_q):
+    for rid, racer_id, tid, started, created, proxy, penalty, disqualified in s.execute(race_q):
         races[rid] = RaceInput(race_id=rid, racer_id=racer_id, track_id=tid,
-                               started_at=_ts(started or created), raced_by_proxy=bool(proxy))
+                               started_at=_ts(started or created), raced_by_proxy=bool(proxy),
+                               penalty_ms=penalty or 0, disqualified=bool(disqualified))
     if races:
         lap_q = (sa.select(Lap.id, Lap.race_id, Lap.lap_number, Lap.time_ms, Lap.resets,
-                           Lap.invalidated, Lap.dnf, Lap.recorded_at)
+                           Lap.invalidated, Lap.dnf, Lap.recorded_at, Lap.penalty_ms)
                  .join(Race, Race.id == Lap.race_id)
                  .where(Race.event_id == event_id, Race.status.in_(COUNTED))
                  .order_by(Lap.race_id, Lap.lap_number))
@@ -110,13 +111,13 @@ def load_races(s: Session, event_id: int, track_id: int | None = None, *,
             lap_q = lap_q.where(Race.track_id == track_id)
         if exclude_lap is not None:
             lap_q = lap_q.where(Lap.id != exclude_lap)
-        for lap_id, race_id, number, time_ms, resets, invalidated, dnf, recorded in s.execute(lap_q):
+        for lap_id, race_id, number, time_ms, resets, invalidated, dnf, recorded, penalty in s.execute(lap_q):
             race = races.get(race_id)
             if race is not None:
                 race.laps.append(LapInput(lap_id=lap_id, race_id=race_id, racer_id=race.racer_id,
                                           lap_number=number, time_ms=time_ms, resets=resets,
                                           invalidated=bool(invalidated or dnf),  # DNF: never valid
-                                          recorded_at=_ts(recorded)))
+                                          recorded_at=_ts(recorded), penalty_ms=penalty or 0))
     racer_ids = {r.racer_id for r in races.values()}
     infos = [RacerInfo(uid, name, cc) for uid, name, cc in s.execute(
         sa.select(User.id, User.username, User.country_code).where(User.id.in_(racer_ids)))] if racer_ids else []
@@ -126,7 +127,7 @@ def load_races(s: Session, event_id: int, track_id: int | None = None, *,
 def _lap_input(lap: Lap, race: Race) -> LapInput:
     return LapInput(lap_id=lap.id, race_id=race.id, racer_id=race.racer_id, lap_number=lap.lap_number,
                     time_ms=lap.time_ms, resets=lap.resets, invalidated=bool(lap.invalidated or lap.dnf),
-                    recorded_at=_ts(lap.recorded_at))
+                    recorded_at=_ts(lap.recorded_at), penalty_ms=lap.penalty_ms or 0)
 
 
 # ---------------------------------------------------------------------------- versions

@@ -9,21 +9,20 @@ Letter (:data:`PAPER`). Texts in the languages of :mod:`drem.leaderboard.i18n`; 
 glyphs come from Debian ``fonts-ipafont-gothic`` (or ``fonts-noto-cjk``) through
 fontconfig, see docs/operations.md.
 
-Penalties: drem records a penalty as a lap the operator invalidated or marked DNF, or a
-lap over the resets allowed per lap; the results list those per racer.
+Penalties: the results list per racer the penalised laps (invalidated, DNF or over the
+resets allowed per lap), the time penalties included in the racer's times
+(``RacerSummary.penalty_ms``, docs/ranking.md "Penalties and disqualification") and the
+disqualified runs.
 """
 
 from __future__ import annotations
 
 import base64
-import io
 from datetime import UTC, datetime
 from pathlib import Path
 
-import qrcode
 import sqlalchemy as sa
 from flask import render_template
-from qrcode.image.svg import SvgPathImage
 
 from drem.events.models import COUNTED, Event, Lap, Race
 from drem.events.rules import lap_is_valid
@@ -32,6 +31,7 @@ from drem.leaderboard import i18n, service
 from drem.leaderboard.loading import COMBINED
 from drem.platform.errors import NotFound, ServiceError
 from drem.platform.extensions import db
+from drem.platform.qr import qr_svg
 
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 PAPER = {"a4": "A4", "letter": "letter"}
@@ -72,7 +72,9 @@ def _lap_counts(event: Event) -> tuple[dict[tuple[int, int], int], dict[tuple[in
 
 def _result_tables(event: Event, lang: str) -> list[dict]:
     """Per board: ``{"name", "rows": [{rank, username, country, value, gap, best, laps,
-    valid, resets, penalties, runs}]}`` (times as ms)."""
+    valid, resets, penalties, penalty_ms, disqualified, runs}]}`` (times as ms;
+    ``penalties`` counts penalised laps, ``penalty_ms`` is the time penalties, ``disqualified``
+    the disqualified runs)."""
     resets, penalties = _lap_counts(event)
     tables = []
     for name, key in _boards(event, lang):
@@ -84,7 +86,8 @@ def _result_tables(event: Event, lang: str) -> list[dict]:
                          "best": e.summary.best_lap_ms, "laps": e.summary.total_laps,
                          "valid": e.summary.valid_laps, "runs": e.summary.runs,
                          "resets": sum(resets.get((e.racer_id, t), 0) for t in tracks),
-                         "penalties": sum(penalties.get((e.racer_id, t), 0) for t in tracks)})
+                         "penalties": sum(penalties.get((e.racer_id, t), 0) for t in tracks),
+                         "penalty_ms": e.summary.penalty_ms, "disqualified": e.summary.disqualified_runs})
         tables.append({"name": name, "rows": rows})
     return tables
 
@@ -147,10 +150,7 @@ def certificates_pdf(event: Event, page: str = "A4", lang: str = "en", racer_id:
 
 
 def _qr_data_uri(url: str) -> str:
-    img = qrcode.make(url, image_factory=SvgPathImage, border=1, box_size=10)
-    out = io.BytesIO()
-    img.save(out)
-    return "data:image/svg+xml;base64," + base64.b64encode(out.getvalue()).decode()
+    return "data:image/svg+xml;base64," + base64.b64encode(qr_svg(url, border=1).encode()).decode()
 
 
 def labels_pdf(cars: list[Car], car_url, page: str = "A4", lang: str = "en") -> bytes:

@@ -33,6 +33,12 @@ total_time (lap-count race)
     ``laps_completed`` and ``total_time_ms``). A racer's deciding run is the one with
     the most counted laps, then the lowest total, then completed first.
 
+Penalties and disqualification
+    A lap's ``penalty_ms`` adds to its time wherever it counts. A run's ``penalty_ms``
+    adds to every lap of the run for best_lap and best_average, and once to the
+    lap-target total. A disqualified run is a run used with no result: no valid lap.
+    (:func:`drem.leaderboard.aggregates.aggregate_run`, ``docs/ranking.md``.)
+
 Ties
     1. the racer who set the time first ranks higher: ``recorded_at`` of the lap that
        completed the deciding value (the best lap itself; the last lap of the best

@@ -32,7 +32,9 @@ class LapInput:
     times the car was put back on the track by hand during the lap, ``invalidated``
     True when the operator struck the lap out, ``recorded_at`` when the lap was
     recorded (UNIX seconds; used for the "set first" tie-break). ``lap_id`` is unique
-    over the event (database primary key, or the id made on the car).
+    over the event (database primary key, or the id made on the car). ``penalty_ms`` is
+    the operator's time penalty on this lap (ms, >= 0), added to the lap's time
+    (``docs/ranking.md`` "Penalties and disqualification").
     """
 
     lap_id: Hashable
@@ -43,6 +45,7 @@ class LapInput:
     resets: int
     invalidated: bool
     recorded_at: float
+    penalty_ms: int = 0
 
 
 @dataclass(slots=True)
@@ -50,6 +53,9 @@ class RaceInput:
     """One racer's run on one track, with its laps (any order; ordered by ``lap_number``).
 
     ``raced_by_proxy`` is True when someone else drove the racer's model for them.
+    ``penalty_ms`` is a time penalty on the whole run (ms, >= 0) and ``disqualified``
+    True when the run was disqualified (a run used, with no result): both as
+    ``docs/ranking.md`` "Penalties and disqualification" says.
     """
 
     race_id: Hashable
@@ -58,6 +64,8 @@ class RaceInput:
     started_at: float
     laps: list[LapInput] = field(default_factory=list)
     raced_by_proxy: bool = False
+    penalty_ms: int = 0
+    disqualified: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +129,10 @@ class RacerSummary:
     - ``total_time_ms`` / ``laps_completed`` / ``reached_target``: only with a lap target
       (else None): the deciding run's first ``lap_target`` valid laps (or all its valid
       laps if it fell short), their total time and count;
-    - ``raced_by_proxy``: True if any run was driven by proxy.
+    - ``raced_by_proxy``: True if any run was driven by proxy;
+    - ``penalty_ms``: the time penalties (ms) of the racer's runs that are not
+      disqualified, lap and race penalties added up; ``best_lap_penalty_ms``: the part of
+      ``best_lap_ms`` that is penalty (0 without); ``disqualified_runs``: runs disqualified.
     """
 
     best_lap_ms: int | None = None
@@ -142,6 +153,9 @@ class RacerSummary:
     laps_completed: int | None = None
     reached_target: bool | None = None
     raced_by_proxy: bool = False
+    penalty_ms: int = 0
+    best_lap_penalty_ms: int = 0
+    disqualified_runs: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of the summary (same keys as the attributes)."""

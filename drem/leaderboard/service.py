@@ -428,7 +428,8 @@ def _race_counted(s: Session, race: Race, bump: dict | None) -> list[tuple[int, 
     event = race.event
     race_input = RaceInput(race_id=race.id, racer_id=race.racer_id, track_id=race.track_id,
                            started_at=_ts(race.started_at or race.created_at),
-                           raced_by_proxy=race.raced_by_proxy, laps=[_lap_input(lap, race) for lap in race.laps])
+                           raced_by_proxy=race.raced_by_proxy, laps=[_lap_input(lap, race) for lap in race.laps],
+                           penalty_ms=race.penalty_ms, disqualified=race.disqualified)
     info = _racer_info(race)
 
     def change(board: _Board) -> list[LeaderboardEntry]:

@@ -1,6 +1,7 @@
-"""Public pages: the big-screen leaderboard, the stream overlay, the event landing page.
+"""Public pages: the big-screen leaderboard, the stream overlay, the event landing page;
+and the organizer's event import page (upload, preview, import).
 
-No login. The pages load their data over Socket.IO (``/leaderboard``, see
+The public pages need no login. The pages load their data over Socket.IO (``/leaderboard``, see
 :mod:`drem.leaderboard.sockets`); the server renders only the frame, the titles and
 the QR code (an SVG made here with the ``qrcode`` package, so nothing is fetched from
 the internet).
@@ -8,16 +9,29 @@ the internet).
 
 from __future__ import annotations
 
-import io
-
-import qrcode
-from flask import Blueprint, Response, current_app, render_template, request, url_for
-from qrcode.image.svg import SvgPathImage
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
 
 from drem.events.service import get_event
-from drem.leaderboard import i18n, service
+from drem.leaderboard import i18n, imports, service
+from drem.leaderboard.forms import ImportForm
+from drem.platform.effects import commit
+from drem.platform.errors import ServiceError
+from drem.platform.extensions import db
 from drem.platform.inputs import int_arg
 from drem.platform.permissions import public, require
+from drem.platform.qr import qr_svg
+from drem.platform.web import EmptyForm
+from drem.race_queue.state import phone_view
 
 bp = Blueprint("leaderboard", __name__, template_folder="templates")
 
@@ -87,7 +101,17 @@ def landing(event_id: int):
     event = get_event(event_id)
     return render_template("leaderboard/landing.html", event=event, landing=landing_url(event.id),
                            combined=len(event.tracks) >= 2, date=i18n.fmt_date(event.date, lang_of()),
-                           **_language())
+                           queue=phone_view(db.session, event, current_user), **_language())
+
+
+@bp.get("/e/<int:event_id>/queue/card")
+@public
+def queue_card(event_id: int):
+    """The landing page's race-queue card alone (``?lang=``): the signed-in racer's place,
+    waiting time and check-in; the page fetches it again on every ``queue_update``."""
+    event = get_event(event_id)
+    return render_template("race_queue/_phone_card.html", event=event,
+                           queue=phone_view(db.session, event, current_user), **_language())
 
 
 def lang_of() -> str:
@@ -126,7 +150,69 @@ def statistics_event(event_id: int):
 def qr(event_id: int):
     """An SVG QR code of the landing page's absolute URL."""
     event = get_event(event_id)
-    img = qrcode.make(landing_url(event.id), image_factory=SvgPathImage, border=2, box_size=10)
-    out = io.BytesIO()
-    img.save(out)
-    return Response(out.getvalue(), mimetype="image/svg+xml", headers={"Cache-Control": "max-age=300"})
+    return Response(qr_svg(landing_url(event.id)), mimetype="image/svg+xml", headers={"Cache-Control": "max-age=300"})
+
+
+# ------------------------------------------------------------------- event import (organizer)
+
+@bp.route("/events/import", methods=["GET", "POST"])
+@require("events.manage")
+def import_upload():
+    """Upload an ``export.json``: kept for the preview (nothing imported yet)."""
+    form = ImportForm()
+    if form.validate_on_submit():
+        upload = form.file.data
+        try:
+            staged = imports.stage_import(current_user, upload.read(), upload.filename)
+        except ServiceError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+            return render_template("leaderboard/import.html", form=form), exc.status
+        commit()
+        return redirect(url_for("leaderboard.import_preview", staged_id=staged.id))
+    return render_template("leaderboard/import.html", form=form), 400 if form.errors else 200
+
+
+def _preview_page(staged, status: int = 200):
+    return render_template("leaderboard/import_preview.html", staged=staged,
+                           preview=imports.preview_import(staged.document), form=EmptyForm()), status
+
+
+@bp.get("/events/import/<int:staged_id>")
+@require("events.manage")
+def import_preview(staged_id: int):
+    """What the upload would import: event, tracks, racers, races, laps, conflicts, problems."""
+    return _preview_page(imports.get_staged(current_user, staged_id))
+
+
+@bp.post("/events/import/<int:staged_id>")
+@require("events.manage")
+def import_confirm(staged_id: int):
+    """Import the staged upload (the API's ``import_event``): all of it or, on a problem,
+    nothing."""
+    staged = imports.get_staged(current_user, staged_id)
+    if not EmptyForm().validate_on_submit():
+        flash("the form expired; try again", "error")
+        return _preview_page(staged, 400)
+    try:
+        event, counts = imports.import_staged(current_user, staged)
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return _preview_page(imports.get_staged(current_user, staged_id), exc.status)
+    commit()
+    flash(f"imported {event.name!r}: {counts['tracks']} track(s), {counts['racers']} racer(s) "
+          f"({len(counts['created_users'])} new), {counts['races']} race(s), {counts['laps']} lap(s)", "info")
+    return redirect(url_for("events.detail", event_id=event.id))
+
+
+@bp.post("/events/import/<int:staged_id>/discard")
+@require("events.manage")
+def import_discard(staged_id: int):
+    """Drop the staged upload without importing it."""
+    staged = imports.get_staged(current_user, staged_id)
+    if EmptyForm().validate_on_submit():
+        imports.discard_staged(staged)
+        commit()
+        flash("upload discarded", "info")
+    return redirect(url_for("leaderboard.import_upload"))

@@ -6,11 +6,12 @@ from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user
 
 from drem.models_mgr import service
+from drem.models_mgr.detail import model_detail
 from drem.models_mgr.donkey_settings import settings_from_upload
 from drem.models_mgr.download import send_model_file
 from drem.platform.effects import commit
 from drem.platform.errors import ServiceError
-from drem.platform.inputs import id_arg, int_arg
+from drem.platform.inputs import id_arg, int_arg, text
 from drem.platform.permissions import require
 
 bp = Blueprint("models_api", __name__, url_prefix="/api/models")
@@ -50,17 +51,21 @@ def upload():
 @bp.get("")
 @require("models.upload")
 def list_models():
-    """Newest first; staff filter by ``owner_id``, ``event_id``, ``status``; paginated."""
+    """Search and filter (``q`` racer name or file name, ``event_id``, ``status``; staff
+    also ``owner_id``), ``sort`` newest|oldest upload first; paginated. 400 for an unknown
+    status or order."""
     page = service.list_models(current_user, owner_id=id_arg("owner_id"), event_id=id_arg("event_id"),
                                status=request.args.get("status") or None, page=int_arg("page", 1, 1, 100000),
-                               per_page=int_arg("per_page", 25, 1, 200))
+                               per_page=int_arg("per_page", 25, 1, 200), q=text(request.args, "q", max_len=100),
+                               sort=request.args.get("sort") or "newest")
     return jsonify(models=[m.to_dict() for m in page.items], page=page.page, pages=page.pages, total=page.total)
 
 
 @bp.get("/<int:model_id>")
 @require("models.upload")
 def detail(model_id: int):
-    return jsonify(service.get_model(current_user, model_id).to_dict())
+    """The model with its page's extras (:func:`drem.models_mgr.detail.model_detail`)."""
+    return jsonify(model_detail(current_user, service.get_model(current_user, model_id)))
 
 
 @bp.get("/<int:model_id>/download")

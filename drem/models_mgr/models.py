@@ -32,9 +32,10 @@ class RacerModel(db.Model):
     status_reason: Mapped[str | None] = mapped_column(Text)
     model_format: Mapped[str | None] = mapped_column(String(16))
     size: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    # indexed: the detail page finds other racers' uploads of the same file or weights
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     md5: Mapped[str] = mapped_column(String(32), nullable=False)
-    model_pb_sha256: Mapped[str | None] = mapped_column(String(64))
+    model_pb_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     model_pb_md5: Mapped[str | None] = mapped_column(String(32))
     sensors: Mapped[list | None] = mapped_column(JSON)
     action_space_type: Mapped[str | None] = mapped_column(String(16))

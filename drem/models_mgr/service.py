@@ -10,20 +10,31 @@ import re
 import time
 import unicodedata
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import BinaryIO
 
 from flask import current_app
+from sqlalchemy.orm import selectinload
 
 from drem.auth.models import User
+from drem.events.models import Event, EventRacer
 from drem.events.service import get_event
-from drem.models_mgr.models import AVAILABLE, DELETED, INVALID, QUARANTINED, UPLOADED, RacerModel
+from drem.models_mgr import detail
+from drem.models_mgr.models import (
+    AVAILABLE,
+    DELETED,
+    INVALID,
+    QUARANTINED,
+    STATUSES,
+    UPLOADED,
+    RacerModel,
+)
 from drem.models_mgr.storage import Storage, UploadTooLarge, storage_from_url
 from drem.platform.audit import record_audit
 from drem.platform.background import wake
 from drem.platform.db_types import utcnow
 from drem.platform.effects import after_commit
-from drem.platform.errors import Forbidden, NotFound, ServiceError
+from drem.platform.errors import Conflict, Forbidden, NotFound, ServiceError
 from drem.platform.extensions import db, socketio
 from drem.platform.permissions import RACER, allowed
 
@@ -103,6 +114,10 @@ def upload_model(owner: User, filename: str, stream: BinaryIO, content_length: i
     ServiceError for a DeepRacer archive. Inspection merges them with a shipped config
     and the model's input height.
 
+    ``event_id``: the event the model is for (None: no event; existing models without one
+    stay valid). NotFound for an unknown event; a racer must be registered for it
+    (ServiceError, field ``event_id``).
+
     ``content_length`` (bytes, None for chunked bodies) is checked first; the limit is
     enforced again while streaming. Raises TooLarge (413) over ``UPLOAD_LIMIT_BYTES`` or
     when a racer's stored models would exceed ``UPLOAD_QUOTA_BYTES`` (nothing is kept then),
@@ -121,7 +136,7 @@ def upload_model(owner: User, filename: str, stream: BinaryIO, content_length: i
             raise TooLarge(_quota_message(owner, content_length))
         limit = min(limit, room)
     if event_id is not None:
-        get_event(event_id)
+        check_upload_event(owner, get_event(event_id))
     key = f"models/{owner.id}/{uuid.uuid4().hex}{re.sub(r'[^a-z0-9.]', '', _extension(name))}"
     storage = get_storage()
     try:
@@ -145,6 +160,34 @@ def upload_model(owner: User, filename: str, stream: BinaryIO, content_length: i
     return model
 
 
+def check_upload_event(owner: User, event: Event) -> None:
+    """Raise ServiceError (field ``event_id``) when a racer uploads for an event they are
+    not registered for; staff may upload for any event."""
+    if owner.role != RACER:
+        return
+    if db.session.scalar(db.select(EventRacer.id).filter_by(event_id=event.id, user_id=owner.id)) is None:
+        raise ServiceError(f"you are not registered for {event.name}; register for it first", "event_id")
+
+
+def upload_events(user: User, today: date | None = None) -> tuple[list[Event], int | None]:
+    """The events ``user`` may upload models for, and the one the upload page picks first.
+
+    Racers: the events they are registered for; staff: every event. Listed by date, the
+    newest first. The default is the registered event that is open (its date is ``today``,
+    a UTC date, or later), the nearest one first; None (no event) when there is none or
+    for staff.
+    """
+    today = today or utcnow().date()
+    query = db.select(Event).order_by(Event.date.desc(), Event.id.desc())
+    if user.role == RACER:
+        query = query.join(EventRacer, EventRacer.event_id == Event.id).where(EventRacer.user_id == user.id)
+    events = list(db.session.scalars(query))
+    if user.role != RACER:
+        return events, None
+    open_events = sorted((e for e in events if e.date >= today), key=lambda e: (e.date, e.id))
+    return events, open_events[0].id if open_events else None
+
+
 def stored_bytes(owner: User) -> int:
     """Bytes of ``owner``'s models that hold a file (every status but ``deleted``)."""
     return int(db.session.scalar(db.select(db.func.coalesce(db.func.sum(RacerModel.size), 0))
@@ -166,17 +209,41 @@ def _quota_message(owner: User, size: int | None) -> str:
             f"({stored_bytes(owner) / 2**20:.0f} MB stored); delete old models first")
 
 
+#: Orders of the model list (by upload time; ties by id, the later upload first).
+SORTS = ("newest", "oldest")
+
+
 def list_models(viewer: User, owner_id: int | None = None, event_id: int | None = None,
-                status: str | None = None, page: int = 1, per_page: int = 25):
-    """A newest-first page of models the viewer may see (own ones for racers, all for staff).
-    Deleted models are left out unless ``status="deleted"`` is asked for."""
-    query = db.select(RacerModel).order_by(RacerModel.uploaded_at.desc(), RacerModel.id.desc())
+                status: str | None = None, page: int = 1, per_page: int = 25, q: str | None = None,
+                sort: str = "newest"):
+    """A page of models the viewer may see (own ones for racers, all for staff): a
+    Flask-SQLAlchemy ``Pagination`` of ``RacerModel`` rows (a page past the end is empty).
+
+    ``q`` keeps models whose file name or racer's username contains it (case-insensitive;
+    ``%`` and ``_`` are plain characters). ``event_id`` keeps models uploaded for that
+    event; ``status`` one of :data:`~drem.models_mgr.models.STATUSES` (deleted models are
+    left out unless ``status="deleted"`` is asked for); ``sort`` ``"newest"`` or
+    ``"oldest"`` upload time first. Raises ServiceError (field ``status`` / ``sort``) for
+    a status or order that does not exist.
+    """
+    if status and status not in STATUSES:
+        raise ServiceError(f"unknown status {status!r}; one of {', '.join(STATUSES)}", "status")
+    if sort not in SORTS:
+        raise ServiceError(f"unknown order {sort!r}; newest or oldest", "sort")
+    order = (RacerModel.uploaded_at.desc(), RacerModel.id.desc()) if sort == "newest" else \
+        (RacerModel.uploaded_at.asc(), RacerModel.id.asc())
+    query = db.select(RacerModel).options(selectinload(RacerModel.owner), selectinload(RacerModel.event)) \
+        .order_by(*order)
     if not allowed(viewer, "models.view_all"):
         owner_id = viewer.id
     if owner_id is not None:
         query = query.where(RacerModel.owner_id == owner_id)
     if event_id is not None:
         query = query.where(RacerModel.event_id == event_id)
+    if q:
+        racer = db.select(User.id).where(User.username.icontains(q, autoescape=True))
+        query = query.where(db.or_(RacerModel.filename.icontains(q, autoescape=True),
+                                   RacerModel.owner_id.in_(racer)))
     query = query.where(RacerModel.status == status) if status else query.where(RacerModel.status != DELETED)
     return db.paginate(query, page=page, per_page=per_page, error_out=False)
 
@@ -223,16 +290,45 @@ def check_download(viewer: User, model: RacerModel) -> None:
         raise Forbidden(f"the model is {model.status}; it can be downloaded once the scan is done")
 
 
-def delete_model(actor: User, model: RacerModel) -> None:
-    """Mark a model deleted and remove its file after the commit. Racers delete their own;
-    quarantined models only an admin. Audited when someone else's model is deleted."""
+def delete_refusal(actor: User, model: RacerModel) -> str | None:
+    """Why ``actor`` may not delete ``model`` (a sentence), or None when they may: racers
+    delete their own models, ``models.delete_any`` anyone's, quarantined ones only
+    ``models.admin``. A live race is checked by :func:`delete_model` itself."""
     if model.status == QUARANTINED and not allowed(actor, "models.admin"):
-        raise Forbidden("only an admin can delete a quarantined model")
-    if model.owner_id != actor.id and not allowed(actor, "models.admin"):
-        raise Forbidden("you can only delete your own models")
-    model.status, model.deleted_at = DELETED, utcnow()
+        return "only an admin can delete a quarantined model"
+    if model.owner_id != actor.id and not allowed(actor, "models.delete_any"):
+        return "you can only delete your own models"
+    return None
+
+
+def delete_model(actor: User, model: RacerModel) -> None:
+    """Delete a model: racers their own, staff with ``models.delete_any`` (operators,
+    admins) anyone's; a quarantined model only an admin (``models.admin``).
+
+    A soft delete, so race history stays intact: the row stays with status ``deleted``
+    (left out of every list, refused to cars and race set-up) and the races that used it
+    keep pointing at it; the stored file is removed after the commit. A car that holds a
+    copy keeps it until the operator clears the car (it cannot download or race it again).
+    Someone else's model is audited (``model.delete`` with the file name, owner, the cars
+    holding it and its race counts).
+
+    Raises Forbidden (403) for a refused role, Conflict (409) while a race on a track
+    drives the model (submit or discard that race first).
+    """
+    refusal = delete_refusal(actor, model)
+    if refusal:
+        raise Forbidden(refusal)
+    race = detail.live_race(model)
+    if race is not None:
+        raise Conflict(f"the model is in race {race.id} on {race.track.name}, which is {race.status}; "
+                       "submit or discard that race first")
     if model.owner_id != actor.id:
-        record_audit(actor, "model.delete", "model", model.id, filename=model.filename, owner_id=model.owner_id)
+        cars = detail.cars_holding([model.id]).get(model.id, [])
+        record_audit(actor, "model.delete", "model", model.id, filename=model.filename, owner_id=model.owner_id,
+                     owner=model.owner.username, status=model.status, sha256=model.sha256,
+                     cars=[c["hostname"] for c in cars], races=detail.race_counts(model))
+    model.status, model.deleted_at = DELETED, utcnow()
+    model.status_reason = "deleted by its racer" if model.owner_id == actor.id else f"deleted by {actor.username}"
     db.session.flush()
     key, storage = model.storage_key, get_storage()
     after_commit(lambda: storage.delete(key))

@@ -71,3 +71,8 @@ def list_audit(page: int = 1, per_page: int = 50, action: str | None = None):
     if action:
         query = query.where(AuditEntry.action == action)
     return db.paginate(query, page=page, per_page=per_page, error_out=False)
+
+
+def audit_actions() -> list[str]:
+    """The distinct ``action`` names in the audit log, sorted (the audit page's filter)."""
+    return list(db.session.scalars(db.select(AuditEntry.action).distinct().order_by(AuditEntry.action)))

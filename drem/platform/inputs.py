@@ -13,6 +13,7 @@ number is a clear 400, never a 500 from the database driver.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import request
@@ -133,6 +134,35 @@ def flag(data: dict, name: str, default: bool = False) -> bool:
     if isinstance(raw, str) and raw.strip().lower() in ("off", "0", "false", "no", ""):
         return False
     raise ServiceError(f"{name} must be true or false", name)
+
+
+_DURATION = re.compile(r"^(?:(\d{1,3}):)?(\d{1,4})(?:\.(\d{1,3}))?$")
+
+
+def duration_ms(data: dict, name: str, lo: int = 0, hi: int = MAX_ID) -> int:
+    """A time ``data[name]`` in whole milliseconds within ``lo..hi``, as a person types it:
+    a whole number of ms (``83500``, JSON or text), ``m:ss.mmm`` (``1:23.5``, ``1:23.500``,
+    ``1:23``) or seconds with a decimal point (``83.5``). Raises ServiceError(field=name)
+    when missing, in another form, or out of range (the message shows the range in s)."""
+    raw = data.get(name)
+    if raw is None or raw == "":
+        raise ServiceError(f"{name} is required", name)
+    value = _whole(raw, strict=True) if not isinstance(raw, str) else None
+    if isinstance(raw, str):
+        typed = raw.strip()
+        found = _DURATION.match(typed)
+        if typed.isdigit() and len(typed) <= 10:
+            value = int(typed)  # digits only: milliseconds
+        elif found is not None and (found.group(1) is not None or found.group(3) is not None):
+            minutes, seconds, fraction = found.groups()
+            if minutes is not None and int(seconds) > 59:
+                raise ServiceError(f"{name}: seconds after the colon go up to 59", name)
+            value = (int(minutes or 0) * 60 + int(seconds)) * 1000 + int((fraction or "0").ljust(3, "0"))
+    if value is None:
+        raise ServiceError(f"{name}: type a time in ms (83500) or m:ss.mmm (1:23.500)", name)
+    if not lo <= value <= hi:
+        raise ServiceError(f"{name} must be between {lo / 1000:g} s and {hi / 1000:g} s", name)
+    return value
 
 
 def int_arg(name: str, default: int, lo: int = 1, hi: int = 1000) -> int:

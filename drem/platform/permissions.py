@@ -33,8 +33,11 @@ PERMISSIONS = {
     "events.view": "see events, tracks and registered racers in the organizer UI",
     "events.manage": "create, edit and delete events and tracks; add racers",
     "events.join": "register oneself for an event",
+    "racers.enrol": "enrol racers in an event (desk, CSV import, walk-up form, event page, API)",
+    "queue.join": "join a track's race queue, check in and leave it oneself",
     "models.upload": "upload, list, download and delete one's own models",
     "models.view_all": "list and download every racer's models",
+    "models.delete_any": "delete any racer's model (soft delete, audited; not quarantined ones)",
     "models.admin": "delete quarantined models, download quarantined files",
     "fleet.view": "see fleets and cars",
     "fleet.manage": "fleets, car activation, commands to cars",
@@ -47,11 +50,12 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     ADMIN: frozenset(PERMISSIONS),
     OPERATOR: frozenset({
         "account.self", "events.view", "events.manage", "models.upload", "models.view_all",
-        "fleet.view", "fleet.manage", "races.run", "races.view", "racers.register",
+        "models.delete_any", "fleet.view", "fleet.manage", "races.run", "races.view", "racers.register",
+        "racers.enrol",
     }),
-    REGISTRATION: frozenset({"account.self", "events.view", "racers.register"}),
+    REGISTRATION: frozenset({"account.self", "events.view", "racers.register", "racers.enrol"}),
     COMMENTATOR: frozenset({"account.self", "events.view", "races.view", "fleet.view"}),
-    RACER: frozenset({"account.self", "events.join", "models.upload"}),
+    RACER: frozenset({"account.self", "events.join", "queue.join", "models.upload"}),
 }
 
 

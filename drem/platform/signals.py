@@ -53,3 +53,13 @@ and transaction).
 Keyword arguments: ``race_id``, ``event_id``, ``track_id`` (ints: the race may be
 deleted by now), ``state`` (the race state when the race still exists, else None).
 """)
+
+racer_model_cars = _signals.signal("racer-model-cars", doc="""
+A question, not an announcement: which cars report these racer models as loaded (the
+models package shows it on a model's page and before a delete; the cars live in a
+higher layer it may not import). Sent inside the request, read-only.
+
+Keyword arguments: ``model_ids`` (list of ints). A subscriber returns a dict
+``{model_id: [{"car_id": int, "hostname": str, "in_use": bool}, ...]}`` with an entry
+only for models some car holds; None means "not mine".
+""")

@@ -102,7 +102,9 @@
   function renderNext() {
     $("cm-next").replaceChildren(...data.next_racers.map((n) => {
       const li = document.createElement("li"); const f = B.flag(n.country_code); if (f) li.appendChild(f);
-      li.append(n.racer); return li;
+      li.append(n.racer); li.dataset.state = n.state || "";
+      if (n.state === "called") li.append(" · " + B.t(cfg.lang, "queue_called_short"));
+      return li;
     }));
   }
 
@@ -142,12 +144,17 @@
   function setParam(k, v) { const u = new URL(location.href); u.searchParams.set(k, v); history.replaceState(null, "", u); }
   $("cm-track").addEventListener("change", (ev) => {
     cfg.track = ev.target.value; setParam("track", cfg.track); chart && chart.destroy(); chart = null;
-    board.setTrack(cfg.track); load();
+    board.setTrack(cfg.track); queueSocket.emit("watch", { track_ids: [Number(cfg.track)] }); load();
   });
   $("cm-lang").addEventListener("change", (ev) => {
     cfg.lang = ev.target.value; setParam("lang", cfg.lang); B.translate(document, cfg.lang);
     if (data) render();
   });
+
+  /* the race queue's changes (public /queue namespace) change the next racers: read again */
+  const queueSocket = io("/queue", { transports: ["websocket"], reconnectionDelayMax: 4000 });
+  queueSocket.on("connect", () => queueSocket.emit("watch", { track_ids: [Number(cfg.track)] }));
+  queueSocket.on("queue_update", (q) => { if (String(q.track_id) === String(cfg.track)) refresh(); });
 
   B.translate(document, cfg.lang);
   load();

@@ -118,7 +118,18 @@
       const p = document.createElement("span"); p.className = "proxy"; p.title = B.t(cfg.lang, "by_proxy");
       p.textContent = "P"; racer.appendChild(p);
     }
+    if (e.summary.disqualified_runs) {  // docs/ranking.md: a disqualified run is a run used, no result
+      const d = document.createElement("span"); d.className = "proxy dq";
+      d.title = B.t(cfg.lang, "disqualified_runs") + ": " + e.summary.disqualified_runs;
+      d.textContent = "DQ"; racer.appendChild(d);
+    }
     const value = document.createElement("td"); value.className = "c-value"; value.textContent = B.fmtMs(e.ranking_value_ms);
+    // the time penalty inside the value: the best lap's own, else every penalty of the racer's runs
+    const penalty = method() === "best_lap" ? e.summary.best_lap_penalty_ms : e.summary.penalty_ms;
+    if (penalty && e.ranking_value_ms !== null) {
+      const p = document.createElement("span"); p.className = "penalty"; p.title = B.t(cfg.lang, "incl_penalty");
+      p.textContent = "+" + B.fmtMs(penalty) + " s"; value.append(" ", p);
+    }
     const gap = document.createElement("td"); gap.className = "c-gap"; gap.textContent = B.fmtGap(e.gap_to_leader_ms);
     const extra = document.createElement("td"); extra.className = "c-extra"; extra.textContent = extraCell(e);
     tr.append(rank, racer, value, gap, extra);

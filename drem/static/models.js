@@ -1,6 +1,12 @@
-// Upload portal: drag and drop, several files, a progress bar each, live scan status.
+// Model pages: a confirmation before each delete form posts (its data-confirm text);
+// the upload portal: the event to upload for, drag and drop, several files, a progress
+// bar each, live scan status.
 (function () {
   "use strict";
+  document.querySelectorAll("form[data-confirm]").forEach((form) => {
+    form.addEventListener("submit", (e) => { if (!confirm(form.dataset.confirm)) e.preventDefault(); });
+  });
+  if (!document.getElementById("dropzone")) return;
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const list = document.getElementById("upload-list");
   const zone = document.getElementById("dropzone");
@@ -21,6 +27,8 @@
     const li = row(file);
     const xhr = new XMLHttpRequest();
     let url = "/api/models?filename=" + encodeURIComponent(file.name);
+    const event = document.getElementById("upload-event");
+    if (event && event.value) url += "&event_id=" + encodeURIComponent(event.value);
     // Donkey models' own settings (categorical throttle range, crop), when the racer typed them
     for (const [id, name] of [["ds-range", "categorical_throttle_range"], ["ds-top", "crop_top"], ["ds-bottom", "crop_bottom"]]) {
       const el = document.getElementById(id);

@@ -46,11 +46,15 @@
 
   function canControl() { return state && (state.operator_id === userId || isAdmin); }
 
+  // The other console scripts (timekeeper-cars.js, timekeeper-review.js) follow the state
+  // through this event and act through window.dremTk.
+  function announce() { document.dispatchEvent(new CustomEvent("tk:state", {detail: state})); }
+
   function render() {
     const live = state && state.live;
     $("tk-setup").hidden = !!live;
     $("tk-race").hidden = !live;
-    if (!live) { loadRacers(); return; }
+    if (!live) { loadRacers(); announce(); return; }
     $("tk-racer-name").textContent = state.racer.username + (state.raced_by_proxy ? " (proxy)" : "");
     $("tk-status").textContent = state.status + (state.time_up && state.status === "running" ? " · time up, last lap" : "");
     $("tk-readonly").hidden = canControl();
@@ -59,7 +63,6 @@
     $("tk-resets").textContent = state.current_resets;
     $("tk-best").textContent = fmtMs(state.best_lap_ms);
     document.querySelectorAll(".tk-buttons button").forEach((b) => { b.disabled = !canControl(); });
-    carLoad();
     const body = $("tk-laps").querySelector("tbody");
     body.innerHTML = "";
     state.laps.slice().reverse().forEach((lap) => {
@@ -72,27 +75,7 @@
       body.appendChild(tr);
     });
     tick();
-  }
-
-  // Before Start: the race car's model load (its newest load_model command), polled each second.
-  let carLoadTimer = null;
-  async function carLoad() {
-    const box = $("tk-car-load");
-    const show = !!(state && state.live && state.status === "ready" && state.car_id);
-    box.hidden = !show;
-    clearTimeout(carLoadTimer);
-    if (!show) return;
-    let cmd = null;  // a plain fetch: a poll must not clear the operator's messages as api() does
-    try {
-      const resp = await fetch("/api/fleet/commands?type=load_model&limit=1&car_id=" + state.car_id);
-      if (resp.ok) cmd = (await resp.json()).commands[0] || null;
-    } catch (e) { /* no connection: the next poll tries again */ }
-    $("tk-car-load-car").textContent = cmd ? cmd.hostname : "car";
-    $("tk-car-load-bar").value = cmd ? Math.round((cmd.progress || 0) * 100) : 0;
-    $("tk-car-load-text").textContent = !cmd ? "no model load sent" : (cmd.model || "") + ": " +
-      (cmd.status === "done" ? "loaded" : cmd.status) +
-      (cmd.status === "acknowledged" ? " " + Math.round((cmd.progress || 0) * 100) + "%" : "") + (cmd.reason ? " (" + cmd.reason + ")" : "");
-    carLoadTimer = setTimeout(carLoad, cmd && cmd.status === "done" ? 5000 : 1000);
+    announce();
   }
 
   function tick() {
@@ -140,6 +123,10 @@
     if (r && r.models.length) sel.value = r.models[0].id;
   }
   $("tk-racer").addEventListener("change", fillModels);
+  // A racer enrolled from this page (walk-up form, walkup.js): reload the list and pick them.
+  document.addEventListener("drem:racer-enrolled", async (ev) => {
+    await loadRacers(); $("tk-racer").value = String(ev.detail.racer.id); fillModels();
+  });
   $("tk-setup-btn").addEventListener("click", async () => {
     const body = {track_id: trackId, racer_id: Number($("tk-racer").value), raced_by_proxy: $("tk-proxy").checked};
     if ($("tk-car").value) body.car_id = Number($("tk-car").value);
@@ -158,13 +145,19 @@
     else if (name === "reset-") s = await api("POST", base + "/resets", {delta: -1});
     else if (name === "dnf") s = await api("POST", base + "/dnf", {source_id: uid()});
     else if (name === "pause") s = await api("POST", base + (state.status === "paused" ? "/resume" : "/pause"), {});
+    else if (name === "start") s = await api("POST", base + "/start", {override: $("tk-override").checked,
+      override_reason: $("tk-override-reason").value});
     else if (name === "discard") { if (!confirm("Discard this race? Its laps will not count.")) return; s = await api("POST", base + "/discard", {}); }
     else s = await api("POST", base + "/" + name, {});
     if (s) apply(s);
   }
   document.querySelectorAll(".tk-buttons button").forEach((b) => b.addEventListener("click", () => act(b.dataset.act)));
-  const keys = {" ": "lap", "s": "start", "p": "pause", "r": "reset+", "e": "reset-", "d": "dnf", "u": "undo", "x": "end", "Enter": "submit", "Delete": "discard"};
+  const keys = {" ": "lap", "s": "start", "p": "pause", "r": "reset+", "e": "reset-", "d": "dnf", "u": "undo", "x": "end", "Delete": "discard"};
+  // Enter submits only in the review step of an ended race (timekeeper-review.js).
   document.addEventListener("keydown", (ev) => {
+    // Enter on a focused race button would press it again (a pause toggled back): Enter is
+    // no race key, so it does nothing there.
+    if (ev.key === "Enter" && ev.target.closest && ev.target.closest(".tk-buttons")) { ev.preventDefault(); return; }
     if (["INPUT", "SELECT", "TEXTAREA"].includes(ev.target.tagName) || ev.repeat) return;
     const name = keys[ev.key] || keys[ev.key.toLowerCase()];
     if (name && state && !$("tk-race").hidden) { ev.preventDefault(); act(name); }
@@ -203,4 +196,7 @@
   socket.on("race_state", apply);
   socket.on("timer_status", (t) => { if (t.track_id === trackId) { timers.set(t.id, t); renderTimers(); } });
   socket.on("timer_crossing", flashCrossing);
+
+  window.dremTk = {api: api, apply: apply, act: act, uid: uid, fmtMs: fmtMs, canControl: canControl,
+                   state: () => state, say: (text) => { $("tk-message").textContent = text; }};
 })();

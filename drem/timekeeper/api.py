@@ -9,15 +9,16 @@ from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
+from drem.events.models import MAX_LAP_MS, MIN_LAP_MS
 from drem.events.service import get_race
 from drem.platform.effects import commit
 from drem.platform.errors import Forbidden, ServiceError
 from drem.platform.extensions import db
-from drem.platform.inputs import flag, int_arg, record_id, text, whole_number
+from drem.platform.inputs import duration_ms, flag, int_arg, record_id, text, whole_number
 from drem.platform.permissions import public, require
 from drem.platform.tokens import bearer_token
 from drem.platform.web import json_body, no_csrf
-from drem.timekeeper import crossings, laps, service, timers
+from drem.timekeeper import crossings, laps, review, service, timers
 
 bp = Blueprint("timekeeper_api", __name__, url_prefix="/api")
 
@@ -70,12 +71,26 @@ def live(track_id: int):
     return jsonify(race=service.race_state(race) if race else None)
 
 
-ACTIONS = {"start": service.start_race, "pause": service.pause_race, "resume": service.resume_race,
+@bp.post("/races/<int:race_id>/start")
+@require("races.run")
+@retried
+def start(race_id: int):
+    """Start the race: ``{override?: bool, override_reason?: text}``. 409 while the model is
+    not on the car (the message says how far its load is) unless ``override`` with a reason.
+    An empty body is a plain start."""
+    data = json_body() if request.get_data(cache=True) else {}
+    race = service.start_race(current_user, get_race(race_id), override=flag(data, "override"),
+                              override_reason=text(data, "override_reason", 0, 200, default="") or "")
+    commit()
+    return _state(race)
+
+
+ACTIONS = {"pause": service.pause_race, "resume": service.resume_race,
            "end": service.end_race, "submit": service.submit_race, "discard": service.discard_race,
            "take-over": service.take_over, "undo": laps.undo_last_lap}
 
 
-@bp.post("/races/<int:race_id>/<any(start,pause,resume,end,submit,discard,'take-over',undo):action>")
+@bp.post("/races/<int:race_id>/<any(pause,resume,end,submit,discard,'take-over',undo):action>")
 @require("races.run")
 @retried
 def act(race_id: int, action: str):
@@ -125,6 +140,53 @@ def invalidate(race_id: int, lap_number: int):
     data = json_body()
     race = get_race(race_id)
     laps.invalidate_lap(current_user, race, lap_number, flag(data, "invalidated", default=True))
+    commit()
+    return _state(race)
+
+
+@bp.patch("/races/<int:race_id>/review/laps/<int:lap_number>")
+@require("races.run")
+@retried
+def review_lap(race_id: int, lap_number: int):
+    """Review a lap of the ended race: ``{invalidated?, resets?, penalty_ms?, penalty_reason?}``
+    -> the race state."""
+    race = get_race(race_id)
+    review.review_lap(current_user, race, lap_number, json_body())
+    commit()
+    return _state(race)
+
+
+@bp.post("/races/<int:race_id>/review/laps")
+@require("races.run")
+@retried
+def add_missed_lap(race_id: int):
+    """Add a missed lap to the ended race: ``{time: ms or "m:ss.mmm", lap_number?, source_id?}``
+    -> the race state (201 when added, 200 for a repeated ``source_id``)."""
+    data = json_body()
+    race = get_race(race_id)
+    _lap, created = review.add_missed_lap(current_user, race, duration_ms(data, "time", MIN_LAP_MS, MAX_LAP_MS),
+                                          whole_number(data, "lap_number", 1, 100_000, required=False),
+                                          text(data, "source_id", 1, 64))
+    commit()
+    return _state(race, 201 if created else 200)
+
+
+@bp.put("/races/<int:race_id>/penalty")
+@require("races.run")
+@retried
+def penalty(race_id: int):
+    """The ended race's time penalty: ``{penalty_ms, penalty_reason}`` (0 removes it) -> the race state."""
+    race = review.penalise(current_user, get_race(race_id), json_body())
+    commit()
+    return _state(race)
+
+
+@bp.put("/races/<int:race_id>/disqualification")
+@require("races.run")
+@retried
+def disqualification(race_id: int):
+    """Disqualify the ended race (``{disqualified: true, reason}``) or lift it -> the race state."""
+    race = review.disqualify(current_user, get_race(race_id), json_body())
     commit()
     return _state(race)
 

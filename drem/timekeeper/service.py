@@ -26,7 +26,7 @@ from drem.events.models import (
 )
 from drem.events.service import get_track
 from drem.events.versions import bump_of
-from drem.fleet.commands import send_commands
+from drem.fleet.commands import model_load_state, send_commands
 from drem.fleet.service import check_car_runs, get_car
 from drem.models_mgr.models import AVAILABLE, RacerModel
 from drem.platform.audit import record_audit
@@ -141,12 +141,42 @@ def _prepare_car(actor, race: Race, car, model, colour: str) -> None:
     send_commands(actor, [car.id], "set_tail_light", {"colour": colour})
 
 
-def start_race(actor, race: Race, at=None) -> Race:
+def car_model(race: Race) -> dict | None:
+    """Whether the race's model is on the race's car (:func:`drem.fleet.commands.model_load_state`
+    plus ``ready``: True when loaded); None for a race without a car or without a model
+    (hand-held timing, timer only: nothing to wait for)."""
+    if race.car is None or race.model_id is None:
+        return None
+    load = model_load_state(race.car, race.model_id)
+    return load | {"ready": load["state"] == "loaded"}
+
+
+def _load_words(load: dict) -> str:
+    words = load["state"] + (f" {round((load['progress'] or 0) * 100)}%" if load["state"] == "downloading" else "")
+    return f"{load['hostname']}: {words}" + (f" ({load['reason']})" if load["reason"] else "")
+
+
+def start_race(actor, race: Race, at=None, override: bool = False, override_reason: str = "") -> Race:
     """Start the clock (server time; ``at``: when it started, default now; ``actor`` None:
-    the track's lap timer started it); the car starts driving its model after the commit."""
+    the track's lap timer started it); the car starts driving its model after the commit.
+
+    An operator's start is refused (Conflict, with the car's load state in the message)
+    while the race's model is not on the race's car (:func:`car_model`), unless
+    ``override`` with an ``override_reason`` (ServiceError without one), which is
+    audited (``race.start_override``). Races without a car or model are never held, nor
+    a start by the lap timer (``actor`` None: the crossing already happened)."""
     if actor is not None:
         check_operator(actor, race)
     _need(race, READY, action="start")
+    load = car_model(race) if actor is not None else None
+    if load is not None and not load["ready"]:
+        if not override:
+            raise Conflict(f"the model is not on the car yet ({_load_words(load)}); wait for it, "
+                           "or tick override and give a reason")
+        if not override_reason.strip():
+            raise ServiceError("give a reason for starting without the model on the car", "override_reason")
+        record_audit(actor, "race.start_override", "race", race.id, car=load["hostname"],
+                     model_id=race.model_id, load_state=load["state"], reason=override_reason.strip())
     race.status, race.started_at = RUNNING, at or utcnow()
     if race.car_id and race.model_id:
         send_commands(actor, [race.car_id], "start_driving", {"model_id": race.model_id, "race_id": race.id})
@@ -244,14 +274,17 @@ def race_state(race: Race, now=None) -> dict:
     the race, so a console that gets an answer late (after a newer pushed state) can tell
     it is older and ignore it (same version: the later ``server_time`` is the newer).
     Each lap carries ``valid`` (:func:`drem.events.models.lap_is_valid` under the event's
-    resets limit); ``best_lap_ms`` is the best valid lap.
+    resets limit) and its time penalty (``penalty_ms``, ``penalty_reason``); ``best_lap_ms``
+    is the best valid lap (without penalties). The race's own penalty and disqualification
+    are ``penalty_ms``, ``penalty_reason``, ``disqualified``, ``disqualified_reason``;
+    ``car_model`` (set-up only) is :func:`car_model`: is the model on the car yet.
     """
     version = race.version  # load the row first, so ``server_time`` is never older than the data
     now = now or utcnow()
     allowed = race.event.resets_allowed_per_lap
     laps = [{"lap_number": lap.lap_number, "time_ms": lap.time_ms, "resets": lap.resets,
              "invalidated": lap.invalidated, "dnf": lap.dnf, "valid": lap.is_valid(allowed),
-             "source": lap.source, "id": lap.id}
+             "source": lap.source, "id": lap.id, "penalty_ms": lap.penalty_ms, "penalty_reason": lap.penalty_reason}
             for lap in race.laps]
     valid = [lap["time_ms"] for lap in laps if lap["valid"]]
     return {
@@ -266,6 +299,9 @@ def race_state(race: Race, now=None) -> dict:
         "current_resets": race.current_resets, "lap_target": race.lap_target, "laps": laps,
         "best_lap_ms": min(valid) if valid else None, "last_lap_ms": laps[-1]["time_ms"] if laps else None,
         "resets_allowed_per_lap": allowed,
+        "penalty_ms": race.penalty_ms, "penalty_reason": race.penalty_reason,
+        "disqualified": race.disqualified, "disqualified_reason": race.disqualified_reason,
+        "car_model": car_model(race) if race.status == READY else None,
     }
 
 

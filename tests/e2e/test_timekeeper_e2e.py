@@ -194,14 +194,61 @@ def test_console_keys_after_a_click_and_late_answers(page, live_server: LiveServ
     page.click("button[data-act=pause]")               # resume with the mouse, focus on the button
     wait_status(page, "running")
     sent_before = len(requests_answered(page))
-    press(page, "Enter")                               # Enter = submit, refused while running
-    page.locator("#tk-message", has_text="cannot submit").wait_for()
-    assert requests_answered(page)[sent_before:] == [f"/api/races/{rid}/submit"]  # no click on the button
+    press(page, "Enter")                               # Enter submits only in the review: nothing here
+    press(page, "r")                                   # the next key's request comes right after
+    wait_until(lambda: state(live_server, rid)["current_resets"] == 1, 10, what="a reset after Enter")
+    assert requests_answered(page)[sent_before:] == [f"/api/races/{rid}/resets"]  # no submit, no click
     assert state(live_server, rid)["status"] == "running"  # not paused again by the focused button
+    assert page.locator("#tk-review").is_hidden()
     post(live_server, op, f"/api/races/{rid}/discard")
     page.locator("#tk-setup").wait_for()
-    # the only error is the browser logging the refused submit (409) that the test asked for
-    assert [e for e in console_errors if not ("409" in e and "/submit" in e)] == [], console_errors
+    assert console_errors == []
+
+
+# ------------------------------------------------------- review after End (issue 16)
+
+
+def test_review_marks_a_lap_invalid_and_a_penalty_then_the_board_shows_it(page, live_server: LiveServer,
+                                                                          console_errors) -> None:
+    s = race_setup(live_server)
+    op = s["operator"]["token"]
+    login(page, s["operator"])
+    rid = post(live_server, op, "/api/races", {"track_id": s["track_id"], "racer_id": s["racer"]["id"]}).json()[
+        "race_id"]
+    open_console(page, s["track_id"])
+    wait_status(page, "ready")
+    press(page, "s")
+    wait_status(page, "running")
+    for n in (1, 2):
+        time.sleep(LAP_GAP_S)
+        press(page, " ")
+        wait_until(lambda n=n: len(state(live_server, rid)["laps"]) == n, 10, what=f"lap {n}")
+    press(page, "x")                                   # the race ends: the review opens
+    wait_status(page, "ended")
+    review = page.locator("#tk-review")
+    review.wait_for()
+    rows = review.locator("#tk-review-laps tbody tr")
+    rows.nth(1).wait_for()
+    rows.nth(0).locator(".tk-rv-valid").uncheck()      # lap 1 does not count
+    wait_until(lambda: state(live_server, rid)["laps"][0]["invalidated"], 10, what="lap 1 invalid")
+    rows.nth(1).locator(".tk-rv-penalty").fill("2")    # +2 s cone on lap 2
+    rows.nth(1).locator(".tk-rv-reason").fill("cone")  # (the penalty alone waits for its reason)
+    press(page, "Enter")                               # Enter in a field saves the field...
+    wait_until(lambda: state(live_server, rid)["laps"][1]["penalty_ms"] == 2000, 10, what="the penalty")
+    assert page.locator("#tk-laps tbody tr").nth(1).get_attribute("class") == "invalid"  # lap 1 (newest first)
+    press(page, "Enter")                               # ...and outside one submits
+    page.locator("#tk-setup").wait_for()
+
+    final = state(live_server, rid, op)
+    assert final["status"] == "submitted"
+    assert [(lap["valid"], lap["penalty_ms"], lap["penalty_reason"]) for lap in final["laps"]] == [
+        (False, 0, ""), (True, 2000, "cone")]
+    page.goto(f"/events/{s['event']['id']}/leaderboard?track={s['track_id']}")
+    value = page.locator(f"#lb-rows tr[data-racer-id='{s['racer']['id']}'] .c-value")
+    ms = final["laps"][1]["time_ms"] + 2000            # lap 2 with its penalty is the result
+    value.filter(has_text=f"{ms // 1000}.{ms % 1000:03d}").wait_for()
+    assert value.locator(".penalty").inner_text() == "+2.000 s"
+    assert console_errors == []
 
 
 # ------------------------------------------------------- 2. kill -9 mid-race

@@ -177,6 +177,53 @@ def test_status_pushed_before_the_upload_answer_is_not_lost(page, live_server: L
     assert console_errors == []
 
 
+def test_operator_finds_a_copied_model_by_racer_name_and_deletes_it(page, live_server: LiveServer, console_errors,
+                                                                     tmp_path: Path) -> None:
+    """Issue 16: an operator searches the model list by racer name, opens the model's
+    page (metadata, "same model as" the friend's upload) and deletes it."""
+    friend, copier = live_server.create_user("racer"), live_server.create_user("racer")
+    operator = live_server.create_user("operator")
+    weights = f.tiny_model_pb(weights=os.urandom(2048))  # one model.pb in two different archives
+    ids = {}
+    for racer, name, metadata in ((friend, "friend-v1.tar.gz", f.discrete_metadata()),
+                                  (copier, "totally-mine.tar.gz", f.discrete_metadata(version="4"))):
+        resp = live_server.api("POST", "/api/models", token=racer["token"], params={"filename": name},
+                               data=f.deepracer_tar_gz(tmp_path, name, pb=weights, metadata=metadata).read_bytes())
+        assert resp.status_code == 201, resp.text
+        ids[name] = live_server.wait_for_model(resp.json()["id"], ("available",))["id"]
+
+    login(page, operator)
+    page.goto("/models/")
+    page.fill("#f-q", copier["username"].upper())  # any case
+    page.click("#model-filters button[type=submit]")
+    rows = page.locator("#models-table tr[data-model-id]")
+    rows.first.wait_for()
+    assert rows.count() == 1 and copier["username"] in rows.first.inner_text()
+    assert "1 model" in page.inner_text("#models-total")
+
+    page.click("#models-table a.model-link")
+    page.wait_for_url(f"**/models/{ids['totally-mine.tar.gz']}")
+    assert page.inner_text("#car-type") == "AWS DeepRacer"
+    assert page.inner_text("#model-sensors") == "FRONT_FACING_CAMERA"
+    assert page.inner_text("#model-algorithm") == "clipped_ppo"
+    assert page.locator("#action-space tr").count() > 1
+    same = page.locator("#same-models")
+    assert friend["username"] in same.inner_text() and "friend-v1.tar.gz" in same.inner_text()
+    page.screenshot(path=str(tmp_path / "model-detail.png"), full_page=True)
+
+    dialogs: list[str] = []
+    page.once("dialog", lambda d: (dialogs.append(d.message), d.accept()))
+    with page.expect_navigation():
+        page.click("#delete-button")
+    assert dialogs and "totally-mine.tar.gz" in dialogs[0] and copier["username"] in dialogs[0]
+    assert "model deleted" in page.inner_text("main")
+    gone = live_server.api("GET", f"/api/models/{ids['totally-mine.tar.gz']}", token=operator["token"])
+    assert gone.status_code == 404
+    assert not list((live_server.storage_root / "models" / str(copier["id"])).rglob("*.*"))
+    assert live_server.model(ids["friend-v1.tar.gz"])["status"] == "available"
+    assert console_errors == []
+
+
 def _files(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
 

@@ -35,7 +35,10 @@ CONFIG_IDS = [
 ]
 
 
-def random_event(rng: random.Random, racers: int, max_runs: int, max_laps: int, tracks=("T1",)):
+def random_event(rng: random.Random, racers: int, max_runs: int, max_laps: int, tracks=("T1",),
+                 penalties: bool = True):
+    """Random runs; with ``penalties`` some laps and runs carry a time penalty and some runs
+    are disqualified (docs/ranking.md "Penalties and disqualification")."""
     infos = [
         RacerInfo(r, rng.choice(["ann", "Ann", "bo", "cy", f"r{r}"]), rng.choice(["DE", None]))
         for r in range(racers)
@@ -56,9 +59,12 @@ def random_event(rng: random.Random, racers: int, max_runs: int, max_laps: int, 
                         rng.choice((0, 0, 0, 1, 2)),
                         rng.random() < 0.1,
                         start + rng.randint(n, n + 3),  # coarse: collisions happen
+                        rng.choice((0,) * 8 + (200, 1000)) if penalties else 0,  # equal times happen
                     )
                 )  # fmt: skip
-            races.append(RaceInput(race_id, r, rng.choice(tracks), start, laps, rng.random() < 0.2))
+            races.append(RaceInput(race_id, r, rng.choice(tracks), start, laps, rng.random() < 0.2,
+                                   penalty_ms=rng.choice((0,) * 6 + (100, 2000)) if penalties else 0,
+                                   disqualified=penalties and rng.random() < 0.08))
     return races, infos
 
 
@@ -77,16 +83,19 @@ def naive_rank(races, config, racers):
         config.lap_target,
     )
 
-    def valid(lap):
-        return not lap.invalidated and (allowed is None or lap.resets <= allowed)
+    def valid(lap, run):  # a disqualified run has no valid lap
+        return not run.disqualified and not lap.invalidated and (allowed is None or lap.resets <= allowed)
+
+    def t(lap, run):  # the lap's time for ranking: its penalty, and the run's but in lap-count races
+        return lap.time_ms + lap.penalty_ms + (run.penalty_ms if config.method != "total_time" else 0)
 
     rows = []
     for rid, runs in runs_of.items():
         ordered = {r.race_id: sorted(r.laps, key=lambda lap: lap.lap_number) for r in runs}
-        vlaps = [(lap, r) for r in runs for lap in ordered[r.race_id] if valid(lap)]
-        times = sorted(lap.time_ms for lap, _ in vlaps)
+        vlaps = [(lap, r) for r in runs for lap in ordered[r.race_id] if valid(lap, r)]
+        times = sorted(t(lap, r) for lap, r in vlaps)
         best = min(
-            vlaps, key=lambda x: (x[0].time_ms, x[0].recorded_at, x[1].started_at, x[1].race_id, x[0].lap_number),
+            vlaps, key=lambda x: (t(*x), x[0].recorded_at, x[1].started_at, x[1].race_id, x[0].lap_number),
             default=None,
         )  # fmt: skip
         windows = []
@@ -95,14 +104,14 @@ def naive_rank(races, config, racers):
             laps = ordered[r.race_id]
             run_streak = 0
             for lap in laps:
-                run_streak = run_streak + 1 if valid(lap) else 0
+                run_streak = run_streak + 1 if valid(lap, r) else 0
                 streak = max(streak, run_streak)
             for i in range(len(laps) - n_win + 1):
                 w = laps[i : i + n_win]
-                if all(valid(lap) for lap in w):
+                if all(valid(lap, r) for lap in w):
                     windows.append(
                         (
-                            sum(lap.time_ms for lap in w),
+                            sum(t(lap, r) for lap in w),
                             w[-1].recorded_at,
                             r.started_at,
                             r.race_id,
@@ -114,15 +123,15 @@ def naive_rank(races, config, racers):
         tgt = None
         if target is not None:
             for r in runs:
-                counted = [lap for lap in ordered[r.race_id] if valid(lap)][:target]
-                if counted:
+                counted = [lap for lap in ordered[r.race_id] if valid(lap, r)][:target]
+                if counted:  # lap penalties on the counted laps, the run's penalty once
                     cand = (
                         -len(counted),
-                        sum(lap.time_ms for lap in counted),
+                        sum(lap.time_ms + lap.penalty_ms for lap in counted) + r.penalty_ms,
                         counted[-1].recorded_at,
                     )
                     tgt = cand if tgt is None else min(tgt, cand)
-        best_ms = best[0].time_ms if best else None
+        best_ms = t(*best) if best else None
         next_best = times[1] if len(times) > 1 else math.inf
         name = info[rid].username if rid in info else str(rid)
         score = None
@@ -158,6 +167,9 @@ def naive_rank(races, config, racers):
             "laps_completed": (-tgt[0] if tgt else 0) if target is not None else None,
             "reached_target": (bool(tgt) and -tgt[0] == target) if target is not None else None,
             "raced_by_proxy": any(r.raced_by_proxy for r in runs),
+            "penalty_ms": sum(r.penalty_ms + sum(lap.penalty_ms for lap in r.laps) for r in runs if not r.disqualified),
+            "best_lap_penalty_ms": best_ms - best[0].time_ms if best else 0,
+            "disqualified_runs": sum(1 for r in runs if r.disqualified),
         }
         rows.append(
             (

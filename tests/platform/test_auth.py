@@ -32,7 +32,7 @@ def test_bad_and_duplicate_usernames(client, factory, app):
         resp = _form(client, "/signup", {"username": bad, "password": PASSWORD})
         assert resp.status_code == 200
         assert "username must be 2-20 characters" in resp.get_data(as_text=True)
-    resp = _form(client, "/signup", {"username": "TAKEN", "password": PASSWORD})
+    resp = _form(client, "/signup", {"username": "TAKEN", "password": PASSWORD, "country_code": "DE"})
     assert "is taken" in resp.get_data(as_text=True)
     from drem.auth.models import User
     from drem.platform.extensions import db

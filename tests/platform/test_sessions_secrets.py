@@ -95,7 +95,7 @@ def test_api_tokens_expire_and_are_listed_with_their_expiry(app, client, factory
 
 def test_sign_in_code_token_expires_with_the_code(app, client, factory):
     desk_h = factory.headers("registration")
-    resp = client.post("/api/racers", json={"username": "kiosk1"}, headers=desk_h)
+    resp = client.post("/api/racers", json={"username": "kiosk1", "country_code": "NL"}, headers=desk_h)
     code = resp.get_json()["sign_in_code"]
     answer = client.post("/api/auth/code", json={"code": code}).get_json()
     from datetime import datetime

@@ -34,6 +34,7 @@ EXPECTED = {
     ("/fleet", "connect"): "fleet.view", ("/models", "connect"): "models.upload",
     ("/timekeeper", "connect"): "races.view", ("/timekeeper", "watch"): "races.view",
     ("/leaderboard", "connect"): None, ("/leaderboard", "join"): None,
+    ("/queue", "connect"): None, ("/queue", "watch"): None, ("/queue", "watch_console"): "races.view",
 }
 
 
