@@ -11,6 +11,7 @@ and the race state to the timekeeper consoles.
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy.orm import joinedload, selectinload
 
 from drem.auth.models import User
@@ -33,7 +34,7 @@ from drem.fleet.service import check_car_runs, get_car
 from drem.models_mgr.models import AVAILABLE, RacerModel
 from drem.platform.audit import record_audit
 from drem.platform.db_types import utcnow
-from drem.platform.effects import after_commit
+from drem.platform.effects import after_commit, before_commit
 from drem.platform.errors import Conflict, Forbidden, ServiceError
 from drem.platform.extensions import db, socketio
 from drem.platform.permissions import ADMIN
@@ -287,14 +288,32 @@ def push_state(race: Race, lap_id: int | None = None, rerank: bool = False, star
     transaction = session.get_transaction() or session.begin()
     holder = session.info.get(_PUSHES)
     if holder is None or holder[0] is not transaction:  # the first push of this transaction
-        holder = session.info[_PUSHES] = (transaction, {})
+        holder = session.info[_PUSHES] = (transaction, {}, {})
+        before_commit(lambda pending=holder[1], races=holder[2]: _capture(pending, races))
         after_commit(lambda pending=holder[1]: _announce(pending))
+    holder[2][race.id] = race
     entry = holder[1].setdefault(race.id, {"event_id": race.event_id, "track_id": race.track_id,
                                            "lap_id": None, "rerank": False, "started": False})
     if lap_id is not None:
         entry["lap_id"] = lap_id
     entry["rerank"] = entry["rerank"] or rerank
     entry["started"] = entry["started"] or started
+
+
+def _capture(pending: dict[int, dict], races: dict[int, Race]) -> None:
+    """The before-commit side of :func:`push_state`: each race's state as it is about to
+    be committed (``entry["state"]``; None for a deleted race), read from the rows the
+    transaction holds (the commit expires them; reading them again after it cost two
+    statements and every lap of the race as new objects). Loads what :func:`race_state`
+    needs and the transaction has not read yet (event, racer, operator) in one statement."""
+    kept = {rid: race for rid, race in races.items()
+            if not (sa.inspect(race).deleted or sa.inspect(race).was_deleted or sa.inspect(race).detached)}
+    unloaded = [rid for rid, race in kept.items() if {"event", "racer", "operator"} & sa.inspect(race).unloaded]
+    if unloaded:
+        db.session.scalars(db.select(Race).where(Race.id.in_(unloaded)).options(
+            joinedload(Race.event), joinedload(Race.racer), joinedload(Race.operator))).unique().all()
+    for rid, entry in pending.items():
+        entry["state"] = race_state(kept[rid]) if rid in kept else None
 
 
 def _reload_race(race_id: int) -> Race | None:
@@ -312,8 +331,11 @@ def _announce(pending: dict[int, dict]) -> None:
     for race_id, entry in pending.items():
         bump = bump_of(("lap", entry["lap_id"])) if entry["lap_id"] is not None \
             else bump_of(("race", race_id)) if entry["started"] else None
-        fresh = _reload_race(race_id)
-        state = race_state(fresh) if fresh is not None else None
+        if "state" in entry:  # captured just before the commit (_capture)
+            state = entry["state"]
+        else:
+            fresh = _reload_race(race_id)
+            state = race_state(fresh) if fresh is not None else None
         if entry["rerank"]:
             race_changed.send("timekeeper", race_id=race_id, event_id=entry["event_id"],
                               track_id=entry["track_id"], state=state)
