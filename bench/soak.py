@@ -127,10 +127,11 @@ def _display_process(host, port, count, join, ready, stop, out) -> None:
 class Http:
     """requests with the bench's counters: every answer >= 500 and every exception."""
 
-    def __init__(self, url: str, token: str, stats: dict):
+    def __init__(self, url: str, token: str | None, stats: dict):
         self.url, self.stats = url, stats
         self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {token}"
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
 
     def call(self, method: str, path: str, **kwargs) -> requests.Response | None:
         try:
@@ -238,10 +239,9 @@ def uploads(url, admin_token, every_s, folder: Path, stop, stats, counts) -> Non
                                                     "role": "racer"})
         if made is None or not made.ok:
             continue
-        tok = requests.post(url + "/api/auth/tokens", json={"username": f"uploader{i:04d}",
-                                                             "password": "soak-racer-pw-1", "name": "soak"}, timeout=30)
-        if not tok.ok:
-            stats["errors"].append(f"racer token: {tok.status_code}")
+        tok = Http(url, None, stats).call("POST", "/api/auth/tokens", json={
+            "username": f"uploader{i:04d}", "password": "soak-racer-pw-1", "name": "soak"})
+        if tok is None or not tok.ok:
             continue
         path = factories.deepracer_tar_gz(folder, name=f"model{i}.tar.gz")
         racer = Http(url, tok.json()["token"], stats)

@@ -20,7 +20,7 @@ NS = "/leaderboard"
 RACERS = 100
 #: Statements per lap after the first (every path, SQLite and PostgreSQL): see
 #: ``docs/deployment.md`` "Capacity" for what each one is.
-MAX_STATEMENTS = {"timer": 14, "car": 15, "operator": 12}
+MAX_STATEMENTS = {"timer": 13, "car": 14, "operator": 11}
 
 
 def _document(racers: int) -> dict:
