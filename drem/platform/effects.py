@@ -58,6 +58,8 @@ def run_ready(session: Session | None = None) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _committing(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint's release: the transaction goes on
+        return
     callbacks = session.info.pop(_BEFORE, [])
     if callbacks:
         session.flush()
