@@ -25,6 +25,7 @@ from drem.events.models import (
     RUNNING,
     SUBMITTED,
     EventRacer,
+    Lap,
     Race,
 )
 from drem.events.service import get_track
@@ -314,6 +315,25 @@ def _capture(pending: dict[int, dict], races: dict[int, Race]) -> None:
             joinedload(Race.event), joinedload(Race.racer), joinedload(Race.operator))).unique().all()
     for rid, entry in pending.items():
         entry["state"] = race_state(kept[rid]) if rid in kept else None
+        lap = db.session.get(Lap, entry["lap_id"]) if entry["lap_id"] is not None and rid in kept else None
+        entry["lap"] = lap_facts(kept[rid], lap) if lap is not None and lap.race_id == rid else None
+
+
+def lap_facts(race: Race, lap: Lap) -> dict:
+    """A stored lap with what ranking it needs from its race, racer and event, as the
+    ``lap`` of the ``lap_recorded`` signal: ``{"event_id", "track_id", "racer_id", "status",
+    "raced_by_proxy", "started_at", "created_at" (aware datetimes or None), "lap_number",
+    "time_ms" (ms), "resets", "invalidated", "dnf", "recorded_at", "username",
+    "country_code", "ranking_method", "resets_allowed_per_lap", "averaging_window",
+    "lap_target"}``. Read from loaded rows (the leaderboard then needs no query of its own)."""
+    event, racer = race.event, race.racer
+    return {"event_id": race.event_id, "track_id": race.track_id, "racer_id": race.racer_id,
+            "status": race.status, "raced_by_proxy": race.raced_by_proxy, "started_at": race.started_at,
+            "created_at": race.created_at, "lap_number": lap.lap_number, "time_ms": lap.time_ms,
+            "resets": lap.resets, "invalidated": lap.invalidated, "dnf": lap.dnf, "recorded_at": lap.recorded_at,
+            "username": racer.username, "country_code": racer.country_code,
+            "ranking_method": event.ranking_method, "resets_allowed_per_lap": event.resets_allowed_per_lap,
+            "averaging_window": event.averaging_window, "lap_target": event.lap_target}
 
 
 def _reload_race(race_id: int) -> Race | None:
@@ -340,7 +360,8 @@ def _announce(pending: dict[int, dict]) -> None:
             race_changed.send("timekeeper", race_id=race_id, event_id=entry["event_id"],
                               track_id=entry["track_id"], state=state)
         elif state is not None and entry["lap_id"] is not None:
-            lap_recorded.send("timekeeper", race_id=race_id, lap_id=entry["lap_id"], state=state, bump=bump)
+            lap_recorded.send("timekeeper", race_id=race_id, lap_id=entry["lap_id"], state=state, bump=bump,
+                              lap=entry.get("lap"))
         elif state is not None:
             race_state_changed.send("timekeeper", state=state, bump=bump)
         if state is not None:
