@@ -31,4 +31,4 @@ RUN pip install --no-cache-dir --no-deps -e . && mkdir -p /app/instance && chown
 USER drem
 ENV DREM_ENV=production DREM_INSTANCE_PATH=/app/instance PORT=8000
 EXPOSE 8000
-CMD ["sh", "-c", "drem init && exec gunicorn -k gevent -w 1 --no-control-socket --graceful-timeout 5 --bind 0.0.0.0:${PORT} wsgi:app"]
+CMD ["sh", "-c", "drem init && exec gunicorn -c python:drem.platform.serving --bind 0.0.0.0:${PORT} wsgi:app"]

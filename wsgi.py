@@ -6,13 +6,12 @@ mappings: about 125,000) are moved out of the garbage collector's reach with
 leaving them in the oldest generation made every full collection scan them: pauses
 of 70-126 ms every few seconds while a leaderboard reached 500 displays, measured
 with ``bench/leaderboard.py``. With the freeze none ran while laps were pushed, and
-those during a burst of connecting displays take 10-60 ms.
+those during a burst of connecting displays take 10-60 ms. ``freeze_heap`` also sets
+the collector's thresholds (``drem.platform.serving.GC_THRESHOLDS``).
 """
 
-import gc
-
 from drem.app import create_app
+from drem.platform.serving import freeze_heap
 
 app = create_app()
-gc.collect()
-gc.freeze()
+freeze_heap()

@@ -1,7 +1,8 @@
 """Benchmark of the live leaderboard: lap recorded -> every display has the change.
 
-Server: the real drem under gunicorn (gevent), ``--workers`` workers (default 2) behind
-one port, ``REDIS_URL`` set (the Socket.IO message queue), SQLite in a fresh instance
+Server: the real drem under gunicorn (gevent, the settings of ``drem.platform.serving``),
+a fresh one per ``--workers`` value (default: 1 worker without Redis, then 2 workers behind
+one port with ``REDIS_URL`` set, the Socket.IO message queue), SQLite in a fresh instance
 folder (or ``--database-url``). The event is imported (``POST /api/events/import``)
 with ``--racers`` racers who already have times, so the board has a realistic size;
 then one racer's race runs and a lap timer (``POST /api/timer/crossings``) records
@@ -19,13 +20,17 @@ a display has the ``lb_update`` (p50/p95/p99/max over all displays and laps), mi
 updates, version-chain breaks (a display that would have to ask for the full state),
 bytes of a change vs. the full state, the CPU seconds and % of one core used by the
 server processes (and Redis) during the laps, and the workers' resident memory.
-Targets: p99 <= 50 ms at 500 displays, <= 100 ms at 1,000.
+Targets, each printed PASS or MISSED: p99 <= 50 ms at 500 displays, <= 100 ms at 1,000
+(none missed), for 1 worker and for 2 workers + Redis; and 2 workers + Redis never slower
+(p99) than 1 worker at the same number of displays. The load average before and after is
+printed: figures from a busy machine are not valid for the targets. Exits 1 when a
+target is MISSED.
 
 Then the ranking engine (``bench/ranking.py``, skipped with ``--no-ranking``): an event
 of 1,000 racers x 10 runs x 20 laps ranked from scratch (target <= 200 ms) and lap by
 lap (target <= 5 ms per lap).
 
-Run: ``.venv/bin/python bench/leaderboard.py [--displays 500 1000] [--laps 30]``.
+Run: ``.venv/bin/python bench/leaderboard.py [--displays 500 1000] [--workers 1 2] [--laps 30]``.
 """
 
 from __future__ import annotations
@@ -327,13 +332,50 @@ def setup(server: LiveServer, racers: int, warmup: int = 0) -> dict:
     return ctx
 
 
+def target_for(displays: int) -> float:
+    """The p99 target (ms) for a number of displays: 50 ms up to 500, 100 ms up to 1,000."""
+    return 50.0 if displays <= 500 else 100.0
+
+
+def run_stack(args, workers: int) -> list[dict]:
+    """A fresh server with ``workers`` workers (Redis with more than one), every display count."""
+    redis_url = args.redis_url if workers > 1 else None
+    env = {"SOCKETIO_CHANNEL": f"drem-bench-{secrets.token_hex(4)}"}
+    rows = []
+    with LiveServer(workers=workers, redis_url=redis_url, database_url=args.database_url or None,
+                    env=env) as server:
+        ctx = setup(server, args.racers, args.warmup)
+        print(f"server: gunicorn -c python:drem.platform.serving -w {workers}"
+              f"{', Redis ' + redis_url if redis_url else ', no Redis'}, "
+              f"{'PostgreSQL' if args.database_url else 'SQLite'}; board of {args.racers + 1} racers; "
+              f"{args.laps} laps every {args.interval} s after {args.warmup} warm-up laps; "
+              f"displays in {args.client_procs} processes")
+        for n in args.displays:
+            r = run_round(server, n, args.laps, args.interval, args.client_procs, ctx)
+            r["workers"] = workers
+            rows.append(r)
+            target = target_for(n)
+            print(f"{n:5d} displays, {workers} worker(s): p50 {r['p50']:.1f} ms  p95 {r['p95']:.1f} ms  "
+                  f"p99 {r['p99']:.1f} ms  max {r['max']:.1f} ms  "
+                  f"[{'PASS' if r['p99'] <= target and not r['missed'] else 'MISSED'} p99 <= {target:g} ms, "
+                  "nothing missed]")
+            print(f"               missed {r['missed']} of {n * args.laps}, chain breaks {r['chain_breaks']}, "
+                  f"connect {r['connect_s']:.1f} s ({r['connect_failed']} failed); "
+                  f"change {r['update_bytes']:.0f} B vs full state {r['full_bytes']:.0f} B")
+            print(f"               server CPU {r['cpu_s']:.2f} s = {r['cpu_pct']:.0f} % of one core "
+                  f"(Redis {r['redis_cpu_s']:.2f} s; display clients {r['client_cpu_pct']:.0f} %); RSS workers "
+                  f"{r['worker_rss_mb']} MB, master {r['master_rss_mb']} MB")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--displays", type=int, nargs="+", default=[500, 1000])
     parser.add_argument("--laps", type=int, default=30)
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between laps")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--racers", type=int, default=50, help="racers already on the board")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                        help="gunicorn workers per run: 1 (no Redis) and 2 (Redis message queue)")
+    parser.add_argument("--racers", type=int, default=100, help="racers already on the board")
     parser.add_argument("--warmup", type=int, default=6, help="laps before measuring (not counted)")
     parser.add_argument("--client-procs", type=int, default=2, help="processes running the displays")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
@@ -341,33 +383,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-ranking", action="store_true", help="skip the ranking engine's figures")
     args = parser.parse_args(argv)
 
-    env = {"SOCKETIO_CHANNEL": f"drem-bench-{secrets.token_hex(4)}"}
-    with LiveServer(workers=args.workers, redis_url=args.redis_url, database_url=args.database_url or None,
-                    env=env) as server:
-        ctx = setup(server, args.racers, args.warmup)
-        print(f"server: gunicorn -k gevent -w {args.workers}, Redis {args.redis_url}, "
-              f"{'PostgreSQL' if args.database_url else 'SQLite'}; board of {args.racers + 1} racers; "
-              f"{args.laps} laps every {args.interval} s after {args.warmup} warm-up laps; "
-              f"displays in {args.client_procs} processes")
-        rows = []
-        for n in args.displays:
-            r = run_round(server, n, args.laps, args.interval, args.client_procs, ctx)
-            rows.append(r)
-            target = 50 if n <= 500 else 100
-            print(f"{n:5d} displays: p50 {r['p50']:.1f} ms  p95 {r['p95']:.1f} ms  p99 {r['p99']:.1f} ms  "
-                  f"max {r['max']:.1f} ms  (target p99 <= {target} ms: "
-                  f"{'met' if r['p99'] <= target else 'MISSED'})")
-            print(f"               missed {r['missed']} of {n * args.laps}, chain breaks {r['chain_breaks']}, "
-                  f"connect {r['connect_s']:.1f} s ({r['connect_failed']} failed); "
-                  f"change {r['update_bytes']:.0f} B vs full state {r['full_bytes']:.0f} B")
-            print(f"               server CPU {r['cpu_s']:.2f} s = {r['cpu_pct']:.0f} % of one core "
-                  f"(Redis {r['redis_cpu_s']:.2f} s; display clients {r['client_cpu_pct']:.0f} %); RSS workers {r['worker_rss_mb']} MB, "
-                  f"master {r['master_rss_mb']} MB")
-        print(json.dumps(rows))
+    load0 = os.getloadavg()
+    print(f"load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f} ({os.cpu_count()} cores)")
+    rows = [r for workers in args.workers for r in run_stack(args, workers)]
+    load1 = os.getloadavg()
+    print(f"load average after: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f} "
+          "(figures under a load average near the core count or above are not valid for the targets)")
+    print("summary (lap -> display p99):")
+    ok = True
+    for n in args.displays:
+        by_workers = {r["workers"]: r for r in rows if r["displays"] == n}
+        for workers, r in sorted(by_workers.items()):
+            passed = r["p99"] <= target_for(n) and not r["missed"]
+            ok &= passed
+            print(f"  {n:5d} displays, {workers} worker(s): p99 {r['p99']:.1f} ms "
+                  f"{'PASS' if passed else 'MISSED'} (<= {target_for(n):g} ms)")
+        if 1 in by_workers and 2 in by_workers:
+            faster = by_workers[2]["p99"] <= by_workers[1]["p99"]
+            ok &= faster
+            print(f"  {n:5d} displays: 2 workers + Redis {'PASS' if faster else 'MISSED'} (never slower than 1 "
+                  f"worker: p99 {by_workers[2]['p99']:.1f} vs {by_workers[1]['p99']:.1f} ms)")
+    print(json.dumps(rows))
     if not args.no_ranking:
         print("ranking engine:")
         runpy.run_path(str(Path(__file__).with_name("ranking.py")))["main"]([])
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

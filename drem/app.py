@@ -40,6 +40,7 @@ from drem.models_mgr import api as models_api
 from drem.models_mgr import scan_jobs, scanner
 from drem.models_mgr import sockets as models_sockets
 from drem.models_mgr import views as models_views
+from drem.platform import fanout
 from drem.platform.background import Task, ensure_background_jobs
 from drem.platform.config import ConfigError, load_config
 from drem.platform.countries import country_choices, country_label
@@ -119,6 +120,7 @@ def create_app(overrides: dict | None = None, env: dict | None = None) -> Flask:
     login_manager.login_view = "auth.login"
     csrf.init_app(app)
     limiter.init_app(app)
+    fanout.install()  # one websocket frame per room message, not one per display
     socketio.init_app(
         app, message_queue=app.config["REDIS_URL"] or None,
         channel=app.config.get("SOCKETIO_CHANNEL") or "flask-socketio",

@@ -24,6 +24,7 @@ from drem.models_mgr.scanner import SIGNATURES_MAX_AGE, signature_status
 from drem.platform.background import JobRunner
 from drem.platform.errors import ServiceError
 from drem.platform.extensions import db
+from drem.platform.serving import raise_open_files
 
 
 @click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=False, add_version_option=False)
@@ -105,18 +106,30 @@ def create_user_command(username, role, password, email, country_code) -> None:
     click.echo(f"created {role} {username!r}")
 
 
+def gunicorn_command(host: str, port: int) -> list[str]:
+    """The gunicorn command line ``drem run`` executes: the settings of
+    :mod:`drem.platform.serving` (one gevent worker, ``worker_connections``, the heap
+    frozen after start-up) bound to HOST:PORT."""
+    return [sys.executable, "-m", "gunicorn", "-c", "python:drem.platform.serving", "--bind", f"{host}:{port}",
+            "wsgi:app"]
+
+
 @main.command("run")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 def serve_command(host: str, port: int) -> None:
-    """Serve drem with gunicorn and one gevent worker (websockets included) on HOST:PORT.
+    """Serve drem with gunicorn and one gevent worker (websockets included) on HOST:PORT,
+    taking up to 4,000 connections (displays, consoles, cars, timers).
 
-    To use more cores, run several of these on different ports with REDIS_URL set,
-    behind a proxy with sticky sessions (docs/deployment.md); one gunicorn with several
-    workers on one port cannot keep a Socket.IO client on one worker.
+    Raises the open-files limit for that many sockets (up to the hard limit; says so when
+    the hard limit is lower). To use more cores, run several of these on different ports
+    with REDIS_URL set, behind a proxy with sticky sessions (docs/deployment.md); one
+    gunicorn with several workers on one port cannot keep a Socket.IO client on one worker.
     """
-    args = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1", "--bind", f"{host}:{port}",
-            "--no-control-socket", "--graceful-timeout", "5", "--timeout", "120", "wsgi:app"]
+    _soft, problem = raise_open_files()
+    if problem:
+        click.echo(f"warning: {problem}", err=True)
+    args = gunicorn_command(host, port)
     os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     os.execv(sys.executable, args)
 

@@ -134,9 +134,10 @@ def drem_cli(args: list[str], env: dict) -> str:
 
 def server_proc(port: int, env: dict, log: Path, workers: int = 1, host: str = "127.0.0.1",
                 name: str = "server") -> ManagedProcess:
-    """A gunicorn (gevent) drem server process, not yet started."""
-    args = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", str(workers), "--bind", f"{host}:{port}",
-            "--no-control-socket", "--graceful-timeout", "5", "--timeout", "120", "wsgi:app"]
+    """A gunicorn (gevent) drem server process with the settings of
+    :mod:`drem.platform.serving`, not yet started."""
+    args = [sys.executable, "-m", "gunicorn", "-c", "python:drem.platform.serving", "-w", str(workers),
+            "--bind", f"{host}:{port}", "wsgi:app"]
     return ManagedProcess(name, args, log, env)
 
 

@@ -213,8 +213,8 @@ class LiveServer:
         if self.launcher == "drem-run":
             return [self._drem(), "run", "--host", "127.0.0.1", "--port", str(self.port),
                     "--workers", str(self.workers)]
-        return [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", str(self.workers),
-                "--no-control-socket", "--bind", f"127.0.0.1:{self.port}", "wsgi:app"]
+        return [sys.executable, "-m", "gunicorn", "-c", "python:drem.platform.serving", "-w", str(self.workers),
+                "--bind", f"127.0.0.1:{self.port}", "wsgi:app"]
 
     @staticmethod
     def _drem() -> str:

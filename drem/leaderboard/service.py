@@ -47,6 +47,7 @@ import threading
 import time
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -354,7 +355,8 @@ def _send(messages: list[tuple[int, TrackKey, dict | str]], s: Session, race: di
     return sent
 
 
-def on_lap_recorded(race_id: int, lap_id: int, race: dict | None = None, bump: dict | None = None) -> None:
+def on_lap_recorded(race_id: int, lap_id: int, race: dict | None = None, bump: dict | None = None,
+                    lap: dict | None = None) -> None:
     """A new lap was committed: update the race's track leaderboard and the combined one
     and push one ``lb_update`` to each of the rooms ``lb:<event>:<track>`` and
     ``lb:<event>:combined`` (``lb_full`` when the lap cannot be applied on its own). Call
@@ -364,9 +366,12 @@ def on_lap_recorded(race_id: int, lap_id: int, race: dict | None = None, bump: d
     ``race`` is the race state after this lap (the timekeeper's race-state dict): it rides
     in the ``lb_update`` as ``race``, so each display gets one message per lap (a room
     that gets no change gets it as ``race_state``). ``bump`` is
-    ``drem.events.versions.bump_of(("lap", lap_id))``: the versions this lap produced."""
+    ``drem.events.versions.bump_of(("lap", lap_id))``: the versions this lap produced.
+    ``lap`` (``drem.timekeeper.service.lap_facts``) spares reading the lap, its race and
+    event from the database; a board at the version just before the lap then costs no
+    statement at all."""
     with _reading() as s:
-        sent = _send(_lap_recorded(s, race_id, lap_id, bump), s, race)
+        sent = _send(_lap_recorded(s, race_id, lap_id, bump, lap), s, race)
     if race is not None:
         _emit_race_state(display_race(race), skip=sent)
 
@@ -380,8 +385,10 @@ def _emit_race_state(shown: dict, skip: set[str] | frozenset = frozenset()) -> N
             socketio.emit("race_state", shown, namespace=NAMESPACE, to=target)
 
 
-def _lap_recorded(s: Session, race_id: int, lap_id: int, bump: dict | None) -> list[tuple[int, TrackKey, dict | str]]:
-    row = s.execute(
+def _lap_row(s: Session, race_id: int, lap_id: int):
+    """The lap, its race, racer and event config as ranking needs them (one query; the
+    same fields as ``drem.timekeeper.service.lap_facts``), or None."""
+    return s.execute(
         sa.select(Race.event_id, Race.track_id, Race.racer_id, Race.status, Race.raced_by_proxy,
                   Race.started_at, Race.created_at, Lap.lap_number, Lap.time_ms, Lap.resets, Lap.invalidated,
                   Lap.dnf, Lap.recorded_at, User.username, User.country_code, Event.ranking_method,
@@ -389,6 +396,11 @@ def _lap_recorded(s: Session, race_id: int, lap_id: int, bump: dict | None) -> l
         .join(Lap, Lap.race_id == Race.id).join(User, User.id == Race.racer_id)
         .join(Event, Event.id == Race.event_id)
         .where(Race.id == race_id, Lap.id == lap_id)).first()
+
+
+def _lap_recorded(s: Session, race_id: int, lap_id: int, bump: dict | None,
+                  facts: dict | None = None) -> list[tuple[int, TrackKey, dict | str]]:
+    row = SimpleNamespace(**facts) if facts is not None else _lap_row(s, race_id, lap_id)
     if row is None or row.status not in COUNTED:
         return []
     event = EventConfig(row.event_id, row.ranking_method, row.resets_allowed_per_lap, row.averaging_window,

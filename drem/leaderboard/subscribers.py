@@ -12,10 +12,11 @@ from drem.platform.signals import lap_recorded, race_changed, race_state_changed
 
 
 @lap_recorded.connect
-def rank_lap(_sender, *, race_id: int, lap_id: int, state: dict, bump: dict | None) -> None:
+def rank_lap(_sender, *, race_id: int, lap_id: int, state: dict, bump: dict | None,
+             lap: dict | None = None) -> None:
     """A stored lap: one ``lb_update`` per board carrying the race
     (:func:`drem.leaderboard.service.on_lap_recorded`)."""
-    service.on_lap_recorded(race_id, lap_id, state, bump)
+    service.on_lap_recorded(race_id, lap_id, state, bump, lap)
 
 
 @race_state_changed.connect

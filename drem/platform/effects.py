@@ -21,6 +21,15 @@ from drem.platform.extensions import db
 log = logging.getLogger(__name__)
 _PENDING = "drem_after_commit"
 _READY = "drem_ready"
+_BEFORE = "drem_before_commit"
+
+
+def before_commit(callback: Callable[[], None]) -> None:
+    """Run ``callback()`` just before the current transaction commits, after its changes
+    are flushed (dropped on rollback). For reading what is about to be committed while it
+    is still loaded (the commit expires every row), e.g. the state an after-commit push
+    sends; the callback may read, and must not change rows."""
+    db.session().info.setdefault(_BEFORE, []).append(callback)
 
 
 def after_commit(callback: Callable[[], None]) -> None:
@@ -47,6 +56,17 @@ def run_ready(session: Session | None = None) -> None:
             log.exception("after-commit side effect failed")
 
 
+@event.listens_for(Session, "before_commit")
+def _committing(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint's release: the transaction goes on
+        return
+    callbacks = session.info.pop(_BEFORE, [])
+    if callbacks:
+        session.flush()
+    for callback in callbacks:
+        callback()
+
+
 @event.listens_for(Session, "after_commit")
 def _committed(session: Session) -> None:
     pending = session.info.pop(_PENDING, [])
@@ -57,3 +77,4 @@ def _committed(session: Session) -> None:
 @event.listens_for(Session, "after_soft_rollback")
 def _drop_on_rollback(session: Session, _previous_transaction) -> None:
     session.info.pop(_PENDING, None)
+    session.info.pop(_BEFORE, None)

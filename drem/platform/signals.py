@@ -34,7 +34,9 @@ callback, once per race and transaction).
 Keyword arguments: ``race_id``, ``lap_id`` (ints), ``state`` (the race state after the
 transaction: ``drem.timekeeper.service.race_state``, laps with ``valid``), ``bump``
 (``drem.events.versions.bump_of(("lap", lap_id))``: the leaderboard versions this lap
-alone produced, or None).
+alone produced, or None), ``lap`` (the stored lap and its race as committed, read before
+the commit: ``drem.timekeeper.service.lap_facts``, or None; a receiver that gets None
+reads them from the database).
 """)
 
 race_state_changed = _signals.signal("race-state-changed", doc="""

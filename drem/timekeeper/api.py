@@ -106,8 +106,9 @@ def capture(race_id: int):
     """Capture a lap now: ``{source_id}`` (made by the console, so a resend is stored once)."""
     data = json_body()
     lap, created = laps.capture_lap(current_user, get_race(race_id), text(data, "source_id", 0, 1000, default=""))
+    body = lap.to_dict()  # flushed: read now, before the commit expires the lap, its race and event
     commit()
-    return jsonify(lap=lap.to_dict(), created=created), 201 if created else 200
+    return jsonify(lap=body, created=created), 201 if created else 200
 
 
 @bp.post("/races/<int:race_id>/resets")

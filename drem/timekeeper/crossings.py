@@ -82,17 +82,19 @@ def report_crossing(device: TimerDevice, crossing_id: str, device_time_ms: int, 
     (kept, but not a lap). A repeated ``crossing_id`` of this timer is stored once and
     answered ``{"ok": true, "duplicate": true, …}`` with the first answer's status.
     """
-    seen = db.session.scalar(db.select(TimerCrossing).where(
-        TimerCrossing.timer_id == device.id, TimerCrossing.crossing_id == crossing_id))
-    if seen is not None:
-        return {"ok": True, "stored": seen.status == LAP, "duplicate": True, "status": seen.status,
-                "reason": seen.reason, "crossing": seen.id}
-    now = utcnow()
-    race = service.live_race(device.track_id)
-    row = TimerCrossing(timer_id=device.id, track_id=device.track_id, race_id=race.id if race else None,
-                        crossing_id=crossing_id, sensor=sensor, device_time_ms=device_time_ms, received_at=now)
-    device.last_crossing_at = now
-    status, reason, lap = _apply(device, race, row, now)
+    with db.session.no_autoflush:  # the timer's pending last-seen time goes out with the crossing
+        seen = db.session.scalar(db.select(TimerCrossing).where(
+            TimerCrossing.timer_id == device.id, TimerCrossing.crossing_id == crossing_id))
+        if seen is not None:
+            return {"ok": True, "stored": seen.status == LAP, "duplicate": True, "status": seen.status,
+                    "reason": seen.reason, "crossing": seen.id}
+        now = utcnow()
+        race = service.live_race(device.track_id)
+        row = TimerCrossing(timer_id=device.id, track_id=device.track_id, race_id=race.id if race else None,
+                            crossing_id=crossing_id, sensor=sensor, device_time_ms=device_time_ms,
+                            received_at=now)
+        device.last_crossing_at = now
+        status, reason, lap = _apply(device, race, row, now)
     row.status, row.reason, row.lap_id = status, reason[:200], lap.id if lap is not None else None
     db.session.add(row)
     db.session.flush()

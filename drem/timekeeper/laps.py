@@ -19,8 +19,12 @@ CAPTURE_DEBOUNCE_MS = 1500  # two captures closer than this are one crossing (tw
 
 
 def existing_lap(race: Race, source_id: str) -> Lap | None:
-    """The lap of this race already stored under ``source_id``, if any."""
-    return db.session.scalar(db.select(Lap).where(Lap.race_id == race.id, Lap.source_id == source_id))
+    """The lap of this race already stored under ``source_id``, if any.
+
+    Looks through ``race.laps`` (loaded once: the lap path needs them anyway for the next
+    lap number), so a lap costs no statement of its own for this check; a lap stored by
+    another request meanwhile still hits the unique ``(race_id, source_id)`` at the flush."""
+    return next((lap for lap in race.laps if lap.source_id == source_id), None)
 
 
 def _valid_count(race: Race) -> int:
@@ -33,7 +37,9 @@ def _record(race: Race, time_ms: int, source: str, source_id: str, resets: int |
     """Store a lap now, start the next one, and end the race when its time is up or the lap
     target is reached. ``advance_ms`` moves the next lap's start (default: now)."""
     now = utcnow()
-    lap = Lap(race=race, lap_number=len(race.laps) + 1, time_ms=int(time_ms),
+    with db.session.no_autoflush:  # the race's pending changes go out in the one flush below
+        number = len(race.laps) + 1
+    lap = Lap(race=race, lap_number=number, time_ms=int(time_ms),
               resets=race.current_resets if resets is None else resets, invalidated=invalidated, dnf=dnf,
               source=source, source_id=source_id[:64], recorded_at=now)
     db.session.add(lap)

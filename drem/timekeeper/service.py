@@ -11,6 +11,9 @@ and the race state to the timekeeper consoles.
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from sqlalchemy.orm import joinedload, selectinload
+
 from drem.auth.models import User
 from drem.events.models import (
     COUNTED,
@@ -22,6 +25,7 @@ from drem.events.models import (
     RUNNING,
     SUBMITTED,
     EventRacer,
+    Lap,
     Race,
 )
 from drem.events.service import get_track
@@ -31,7 +35,7 @@ from drem.fleet.service import check_car_runs, get_car
 from drem.models_mgr.models import AVAILABLE, RacerModel
 from drem.platform.audit import record_audit
 from drem.platform.db_types import utcnow
-from drem.platform.effects import after_commit
+from drem.platform.effects import after_commit, before_commit
 from drem.platform.errors import Conflict, Forbidden, ServiceError
 from drem.platform.extensions import db, socketio
 from drem.platform.permissions import ADMIN
@@ -321,8 +325,10 @@ def push_state(race: Race, lap_id: int | None = None, rerank: bool = False, star
     transaction = session.get_transaction() or session.begin()
     holder = session.info.get(_PUSHES)
     if holder is None or holder[0] is not transaction:  # the first push of this transaction
-        holder = session.info[_PUSHES] = (transaction, {})
+        holder = session.info[_PUSHES] = (transaction, {}, {})
+        before_commit(lambda pending=holder[1], races=holder[2]: _capture(pending, races))
         after_commit(lambda pending=holder[1]: _announce(pending))
+    holder[2][race.id] = race
     entry = holder[1].setdefault(race.id, {"event_id": race.event_id, "track_id": race.track_id,
                                            "lap_id": None, "rerank": False, "started": False})
     if lap_id is not None:
@@ -331,18 +337,67 @@ def push_state(race: Race, lap_id: int | None = None, rerank: bool = False, star
     entry["started"] = entry["started"] or started
 
 
+def _capture(pending: dict[int, dict], races: dict[int, Race]) -> None:
+    """The before-commit side of :func:`push_state`: each race's state as it is about to
+    be committed (``entry["state"]``; None for a deleted race), read from the rows the
+    transaction holds (the commit expires them; reading them again after it cost two
+    statements and every lap of the race as new objects). Loads what :func:`race_state`
+    needs and the transaction has not read yet (event, racer, operator) in one statement."""
+    kept = {rid: race for rid, race in races.items()
+            if not (sa.inspect(race).deleted or sa.inspect(race).was_deleted or sa.inspect(race).detached)}
+    unloaded = [rid for rid, race in kept.items() if {"event", "racer", "operator"} & sa.inspect(race).unloaded]
+    if unloaded:
+        db.session.scalars(db.select(Race).where(Race.id.in_(unloaded)).options(
+            joinedload(Race.event), joinedload(Race.racer), joinedload(Race.operator))).unique().all()
+    for rid, entry in pending.items():
+        entry["state"] = race_state(kept[rid]) if rid in kept else None
+        lap = db.session.get(Lap, entry["lap_id"]) if entry["lap_id"] is not None and rid in kept else None
+        entry["lap"] = lap_facts(kept[rid], lap) if lap is not None and lap.race_id == rid else None
+
+
+def lap_facts(race: Race, lap: Lap) -> dict:
+    """A stored lap with what ranking it needs from its race, racer and event, as the
+    ``lap`` of the ``lap_recorded`` signal: ``{"event_id", "track_id", "racer_id", "status",
+    "raced_by_proxy", "started_at", "created_at" (aware datetimes or None), "lap_number",
+    "time_ms" (ms), "resets", "invalidated", "dnf", "recorded_at", "username",
+    "country_code", "ranking_method", "resets_allowed_per_lap", "averaging_window",
+    "lap_target"}``. Read from loaded rows (the leaderboard then needs no query of its own)."""
+    event, racer = race.event, race.racer
+    return {"event_id": race.event_id, "track_id": race.track_id, "racer_id": race.racer_id,
+            "status": race.status, "raced_by_proxy": race.raced_by_proxy, "started_at": race.started_at,
+            "created_at": race.created_at, "lap_number": lap.lap_number, "time_ms": lap.time_ms,
+            "resets": lap.resets, "invalidated": lap.invalidated, "dnf": lap.dnf, "recorded_at": lap.recorded_at,
+            "username": racer.username, "country_code": racer.country_code,
+            "ranking_method": event.ranking_method, "resets_allowed_per_lap": event.resets_allowed_per_lap,
+            "averaging_window": event.averaging_window, "lap_target": event.lap_target}
+
+
+def _reload_race(race_id: int) -> Race | None:
+    """The race as committed, with what :func:`race_state` reads (event, racer, operator,
+    laps) in two statements instead of five lazy loads (the commit expired them all)."""
+    return db.session.scalar(
+        db.select(Race).where(Race.id == race_id)
+        .options(joinedload(Race.event), joinedload(Race.racer), joinedload(Race.operator),
+                 selectinload(Race.laps))
+        .execution_options(populate_existing=True))
+
+
 def _announce(pending: dict[int, dict]) -> None:
     """The after-commit side of :func:`push_state`: one announcement per race."""
     for race_id, entry in pending.items():
         bump = bump_of(("lap", entry["lap_id"])) if entry["lap_id"] is not None \
             else bump_of(("race", race_id)) if entry["started"] else None
-        fresh = db.session.get(Race, race_id)
-        state = race_state(fresh) if fresh is not None else None
+        if "state" in entry:  # captured just before the commit (_capture)
+            state = entry["state"]
+        else:
+            fresh = _reload_race(race_id)
+            state = race_state(fresh) if fresh is not None else None
         if entry["rerank"]:
             race_changed.send("timekeeper", race_id=race_id, event_id=entry["event_id"],
                               track_id=entry["track_id"], state=state)
         elif state is not None and entry["lap_id"] is not None:
-            lap_recorded.send("timekeeper", race_id=race_id, lap_id=entry["lap_id"], state=state, bump=bump)
+            lap_recorded.send("timekeeper", race_id=race_id, lap_id=entry["lap_id"], state=state, bump=bump,
+                              lap=entry.get("lap"))
         elif state is not None:
             race_state_changed.send("timekeeper", state=state, bump=bump)
         if state is not None:
