@@ -22,6 +22,7 @@ harmed. The sandbox is then closed: later calls raise the same error.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -45,6 +46,7 @@ MAX_SOURCE_CHARS = 100_000
 #: Longest wait for the worker to start, confine itself and load the function (s).
 START_TIMEOUT_S = 30.0
 _MAX_REPLY = 16 * 1024 * 1024
+_PIPE_BYTES = 1024 * 1024
 _WHO = "the reward function's worker"
 _ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1",
         "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1",
@@ -113,6 +115,8 @@ class RewardSandbox:
             cwd="/", env={**_ENV, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
             close_fds=True)
         self._finalizer = weakref.finalize(self, _stop, self._proc)
+        for stream in (self._proc.stdin, self._proc.stdout):
+            _widen(stream.fileno())
         try:
             self._send({"source": source, "constants": self.constants}, START_TIMEOUT_S)
             hello = self._reply(START_TIMEOUT_S)
@@ -247,6 +251,15 @@ def _write_all(fd: int, data: bytes, timeout_s: float) -> None:
                 continue
             except OSError as exc:
                 raise RuntimeError(f"{_WHO} ended: {exc}") from exc
+
+
+def _widen(fd: int) -> None:
+    """Give a pipe a 1 MiB buffer (Linux's default limit) so a batch of steps crosses in
+    one or two writes, not a context switch per 64 KiB."""
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+    except OSError:
+        pass  # a lower /proc/sys/fs/pipe-max-size: the default buffer works, only slower
 
 
 def _stop(proc: subprocess.Popen) -> None:
