@@ -23,8 +23,9 @@ read here, field by field, with every offset bounds-checked.
 Each function returns a list of problems (sentences for a racer; empty = accepted).
 One module for both ends: the car checks before loading (``car_client.pilots.guard``)
 and the server at upload (``drem.models_mgr.inspect``). Standard library only, so the
-server imports it without the car's packages; besides ``car_client.protocol`` it is the
-one car_client module drem may import (the import-linter contract in pyproject.toml).
+server imports it without the car's packages; with ``car_client.protocol`` and
+``car_client.confine`` it is one of the three car_client modules drem may import (the
+import-linter contract in pyproject.toml).
 """
 
 from __future__ import annotations

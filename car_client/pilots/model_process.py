@@ -3,7 +3,7 @@
 Started by :class:`car_client.pilots.sandbox.SandboxedPilot` as
 ``python -m car_client.pilots.model_process SCRATCH MODEL FORMAT [SETTINGS_JSON]``; the wire format is
 described there. :func:`main` confines the process before anything of the model is
-read (:func:`car_client.pilots.confine.confine`), then loads it with
+read (:func:`car_client.confine.confine`), then loads it with
 :func:`car_client.pilots.local.load_local` (which checks the graph first).
 """
 
@@ -19,8 +19,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from car_client.confine import ConfinementError, confine
 from car_client.pilots.base import Pilot
-from car_client.pilots.confine import ConfinementError, confine
 from car_client.pilots.local import load_local
 
 

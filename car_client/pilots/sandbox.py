@@ -3,7 +3,7 @@
 :class:`SandboxedPilot` is the :class:`~car_client.pilots.base.Pilot` the car drives
 with: it copies the model into a fresh scratch folder, starts
 ``python -m car_client.pilots.model_process`` there, and talks to it over two pipes. The
-model process confines itself first (:func:`car_client.pilots.confine.confine`: as
+model process confines itself first (:func:`car_client.confine.confine`: as
 root it becomes ``nobody`` or ``$CAR_MODEL_USER``; Landlock keeps it from writing
 outside the scratch folder, reading the car's files and opening TCP connections),
 then checks the graph again (:func:`car_client.pilots.guard.refuse_unsafe_model`) and
@@ -26,7 +26,6 @@ import json
 import math
 import os
 import pwd
-import selectors
 import shutil
 import struct
 import subprocess
@@ -35,12 +34,12 @@ import tempfile
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
+from car_client.confine import DEFAULT_USER, USER_ENV, read_exact
 from car_client.pilots.base import GREY, RGB, Action, Pilot, Pose, check_image
-from car_client.pilots.confine import DEFAULT_USER, USER_ENV
 
 __all__ = ["LOAD_TIMEOUT_S", "FRAME_TIMEOUT_S", "SandboxedPilot"]
 
@@ -49,6 +48,7 @@ LOAD_TIMEOUT_S = 300.0
 #: Longest wait for one frame's answer.
 FRAME_TIMEOUT_S = 10.0
 _MAX_REPLY = 1024 * 1024
+_WHO = "the model process"
 _ENV_KEEP = ("PATH", "LANG", "LC_ALL", "TZ", USER_ENV)
 _ENV_PREFIXES = ("TF_", "OMP_", "KMP_", "MKL_", "OPENBLAS_")
 
@@ -152,11 +152,11 @@ class SandboxedPilot(Pilot):
         return out
 
     def _reply(self, timeout_s: float) -> dict:
-        header = _read_exact(self._proc.stdout, 4, timeout_s)
+        header = read_exact(self._proc.stdout.fileno(), 4, timeout_s, _WHO)
         (length,) = struct.unpack("<I", header)
         if length > _MAX_REPLY:
             raise RuntimeError("the model process sent an oversized reply")
-        body = _read_exact(self._proc.stdout, length, timeout_s)
+        body = read_exact(self._proc.stdout.fileno(), length, timeout_s, _WHO)
         try:
             value = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -189,22 +189,6 @@ def _child_env(scratch: Path, user: str) -> dict[str, str]:
                PYTHONPATH=os.pathsep.join(p for p in sys.path if p and os.path.isdir(p)))
     env[USER_ENV] = user
     return env
-
-
-def _read_exact(stream: BinaryIO, n: int, timeout_s: float) -> bytes:
-    fd = stream.fileno()
-    chunks, got = [], 0
-    with selectors.DefaultSelector() as sel:
-        sel.register(fd, selectors.EVENT_READ)
-        while got < n:
-            if not sel.select(timeout_s):
-                raise RuntimeError(f"the model process did not answer within {timeout_s:.0f} s")
-            chunk = os.read(fd, n - got)
-            if not chunk:
-                raise RuntimeError("the model process ended unexpectedly")
-            chunks.append(chunk)
-            got += len(chunk)
-    return b"".join(chunks)
 
 
 def _finite(out: dict, key: str) -> float:

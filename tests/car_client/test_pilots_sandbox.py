@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from car_client.confine import landlock_abi
 from car_client.pilots import load_pilot
-from car_client.pilots.confine import landlock_abi
 from car_client.pilots.sandbox import SandboxedPilot
 from tests.car_client import model_factories as mf
 
@@ -50,7 +50,7 @@ def _scratch(open_dir: Path) -> Path:
 def _confined(scratch: Path, code: str, tmp_path: Path, model_format: str = "tflite") -> dict:
     """Run ``code`` in a fresh Python confined as the model process is (the runtime for
     ``model_format`` imported first, then confine(scratch)); it prints a JSON result."""
-    script = ("import json, os, socket, sys\nfrom car_client.pilots.confine import confine\n"
+    script = ("import json, os, socket, sys\nfrom car_client.confine import confine\n"
               "from car_client.pilots.model_process import _preload\n"
               f"_preload({model_format!r})\ninfo = confine({str(scratch)!r})\n"
               + textwrap.dedent(code))
