@@ -30,41 +30,17 @@ import gc
 import io
 import os
 import pstats
-import random
 import tempfile
 import time
 import uuid
 
 from sqlalchemy import event as sa_event
 
+from drem.demo.synthetic import board_export
+
 TARGET_P50_MS, TARGET_P99_MS = 5.0, 15.0
 NS = "/leaderboard"
 
-
-def event_document(racers: int, seed: int = 20) -> dict:
-    """An event export with ``racers`` racers with one submitted run of 5 laps each, plus
-    the racer ``live`` who races in the benchmark."""
-    rnd = random.Random(seed)
-    runs = [{"id": i + 1, "track_id": 1, "racer": f"bench{i:04d}", "status": "submitted", "raced_by_proxy": False,
-             "time_limit_ms": 600_000, "lap_target": None, "paused_total_ms": 0,
-             "started_at": "2026-11-22T10:00:00+00:00", "ended_at": None, "submitted_at": None,
-             "created_at": "2026-11-22T10:00:00+00:00",
-             "laps": [{"lap_number": n, "time_ms": rnd.randint(9000, 14000), "resets": 0, "invalidated": False,
-                       "dnf": False, "source": "timer", "source_id": f"b{i}-{n}",
-                       "recorded_at": f"2026-11-22T10:{i % 60:02d}:{n * 10:02d}+00:00"} for n in range(1, 6)]}
-            for i in range(racers)]
-    return {"format": "drem-event", "version": 1,
-            "event": {"name": "Lap Path Cup", "date": "2026-11-22", "country_code": "DE",
-                      "event_type": "private_track_race", "sponsor": None, "landing_links": [],
-                      "race_config": {"race_time_min": 10, "resets_allowed_per_lap": 1,
-                                      "ranking_method": "best_lap", "averaging_window": 3,
-                                      "max_runs_per_racer": None, "lap_target": None}},
-            "tracks": [{"id": 1, "name": "Main", "layout": "other", "direction": "ccw",
-                        "leaderboard_title": None, "leaderboard_footer": None}],
-            "racers": [{"username": f"bench{i:04d}", "country_code": "DE", "colour": "blue", "registered": True}
-                       for i in range(racers)] + [{"username": "live", "country_code": "SE", "colour": "red",
-                                                   "registered": True}],
-            "races": runs}
 
 
 def pct(values: list[float], p: float) -> float:
@@ -153,7 +129,7 @@ class Board:
         from drem.platform.extensions import socketio
 
         self.app, self.client, self.h = app, app.test_client(), admin_headers(app)
-        resp = self.client.post("/api/events/import", json=event_document(racers), headers=self.h)
+        resp = self.client.post("/api/events/import", json=board_export(racers, name="Lap Path Cup", time_limit_ms=600_000), headers=self.h)
         assert resp.status_code == 201, resp.get_json()
         event = resp.get_json()["event"]
         self.event_id, self.track_id = event["id"], event["tracks"][0]["id"]

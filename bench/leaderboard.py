@@ -54,6 +54,7 @@ import requests
 
 from drem.demo.live_server import LiveServer
 from drem.demo.processes import child_pids, rss_bytes
+from drem.demo.synthetic import board_export
 
 NS = "/leaderboard"
 
@@ -180,32 +181,6 @@ def _redis_pid() -> int | None:
     return min(found) if found else None
 
 
-def _event_document(racers: int, seed: int = 8) -> dict:
-    """An export document: ``racers`` racers with one submitted run of 5 laps each."""
-    rnd = random.Random(seed)
-    runs = []
-    for i in range(racers):
-        laps = [{"lap_number": n, "time_ms": rnd.randint(9000, 14000), "resets": rnd.choice([0, 0, 0, 1]),
-                 "invalidated": False, "dnf": False, "source": "timer", "source_id": f"s{i}-{n}",
-                 "recorded_at": f"2026-11-22T10:{i % 60:02d}:{n * 10:02d}+00:00"} for n in range(1, 6)]
-        runs.append({"id": i + 1, "track_id": 1, "racer": f"bench{i:04d}", "status": "submitted",
-                     "raced_by_proxy": i % 17 == 0, "time_limit_ms": 240_000, "lap_target": None,
-                     "paused_total_ms": 0, "started_at": "2026-11-22T10:00:00+00:00", "ended_at": None,
-                     "submitted_at": None, "created_at": "2026-11-22T10:00:00+00:00", "laps": laps})
-    cc = ["DE", "GB", "FR", "SE", "NL", "US", "JP", "IT", "ES", "PL"]
-    return {"format": "drem-event", "version": 1,
-            "event": {"name": "Benchmark Cup", "date": "2026-11-22", "country_code": "DE",
-                      "event_type": "private_track_race", "sponsor": None, "landing_links": [],
-                      "race_config": {"race_time_min": 10, "resets_allowed_per_lap": 1,
-                                      "ranking_method": "best_lap", "averaging_window": 3,
-                                      "max_runs_per_racer": None, "lap_target": None}},
-            "tracks": [{"id": 1, "name": "Main", "layout": "other", "direction": "ccw",
-                        "leaderboard_title": "Benchmark Cup", "leaderboard_footer": "drem"}],
-            "racers": [{"username": f"bench{i:04d}", "country_code": cc[i % len(cc)], "colour": "blue",
-                        "registered": True} for i in range(racers)] + [
-                {"username": "benchlive", "country_code": "DE", "colour": "red", "registered": True}],
-            "races": runs}
-
 
 def _pct(values: list[float], p: float) -> float:
     values = sorted(values)
@@ -306,7 +281,8 @@ def run_round(server: LiveServer, displays: int, laps: int, interval: float, pro
 
 def setup(server: LiveServer, racers: int, warmup: int = 0) -> dict:
     token = server.admin_token
-    resp = server.api("POST", "/api/events/import", token=token, json=_event_document(racers))
+    resp = server.api("POST", "/api/events/import", token=token, json=board_export(
+        racers, live="benchlive", seed=8, resets=True, proxy_every=17, title="Benchmark Cup"))
     resp.raise_for_status()
     event = resp.json()["event"]
     track = event["tracks"][0]["id"]

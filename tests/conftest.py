@@ -51,11 +51,13 @@ def app(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _clean_tables(request):
-    """Empty every table after each test that used the app."""
+    """Empty every table after each test that used the app, and drop the leaderboards held
+    in memory (ids repeat between tests once the tables are emptied)."""
     yield
     if "app" not in request.fixturenames:
         return
     app = request.getfixturevalue("app")
+    from drem.leaderboard.service import clear_cache
     from drem.platform.extensions import db
 
     with app.app_context():
@@ -64,6 +66,7 @@ def _clean_tables(request):
             db.session.execute(table.delete())
         db.session.commit()
         db.session.remove()
+    clear_cache()
 
 
 @pytest.fixture

@@ -15,15 +15,6 @@ A4 = (595, 842)  # points, rounded
 LETTER = (612, 792)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    from drem.leaderboard.service import clear_cache
-
-    clear_cache()
-    yield
-    clear_cache()
-
-
 @pytest.fixture
 def known(app, factory):
     """Two tracks, best lap, resets allowed 0:

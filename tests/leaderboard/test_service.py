@@ -15,15 +15,6 @@ import pytest
 from tests.leaderboard.builders import Races
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    from drem.leaderboard.service import clear_cache
-
-    clear_cache()  # ids repeat between tests (tables are emptied): no board may survive
-    yield
-    clear_cache()
-
-
 @pytest.fixture
 def races(app):
     return Races(app)

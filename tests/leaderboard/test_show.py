@@ -8,15 +8,6 @@ import pytest
 from tests.leaderboard.builders import Races
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    from drem.leaderboard.service import clear_cache
-
-    clear_cache()
-    yield
-    clear_cache()
-
-
 @pytest.fixture
 def show(app, factory):
     """Best lap, resets allowed 1, one track (plus a second one for the combined board):

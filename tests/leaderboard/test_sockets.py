@@ -13,15 +13,6 @@ from tests.leaderboard.builders import Races
 NS = "/leaderboard"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    from drem.leaderboard.service import clear_cache
-
-    clear_cache()
-    yield
-    clear_cache()
-
-
 @pytest.fixture
 def setup(app, factory):
     """An event with two tracks; anna has a submitted 9000 ms on track 1, ben a running race."""

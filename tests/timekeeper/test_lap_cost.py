@@ -9,11 +9,11 @@ about 15 statements per lap, one summing over every lap of the event.
 
 from __future__ import annotations
 
-import random
 import uuid
 
 import pytest
 
+from drem.demo.synthetic import board_export
 from tests.timekeeper.test_car_laps import car, lap  # noqa: F401 - fixture reuse
 
 NS = "/leaderboard"
@@ -26,40 +26,6 @@ MAX_STATEMENTS = {"timer": 12, "car": 13, "operator": 10}
 MAX_CHECKOUTS = 1
 
 
-def _document(racers: int) -> dict:
-    """An event export with ``racers`` racers, one submitted run of 5 laps each, plus the
-    racer ``live`` who races now."""
-    rnd = random.Random(20)
-    runs = [{"id": i + 1, "track_id": 1, "racer": f"cost{i:03d}", "status": "submitted", "raced_by_proxy": False,
-             "time_limit_ms": 240_000, "lap_target": None, "paused_total_ms": 0,
-             "started_at": "2026-11-22T10:00:00+00:00", "ended_at": None, "submitted_at": None,
-             "created_at": "2026-11-22T10:00:00+00:00",
-             "laps": [{"lap_number": n, "time_ms": rnd.randint(9000, 14000), "resets": 0, "invalidated": False,
-                       "dnf": False, "source": "timer", "source_id": f"c{i}-{n}",
-                       "recorded_at": f"2026-11-22T10:{i % 60:02d}:{n * 10:02d}+00:00"} for n in range(1, 6)]}
-            for i in range(racers)]
-    return {"format": "drem-event", "version": 1,
-            "event": {"name": "Cost Cup", "date": "2026-11-22", "country_code": "DE",
-                      "event_type": "private_track_race", "sponsor": None, "landing_links": [],
-                      "race_config": {"race_time_min": 10, "resets_allowed_per_lap": 1,
-                                      "ranking_method": "best_lap", "averaging_window": 3,
-                                      "max_runs_per_racer": None, "lap_target": None}},
-            "tracks": [{"id": 1, "name": "Main", "layout": "other", "direction": "ccw",
-                        "leaderboard_title": None, "leaderboard_footer": None}],
-            "racers": [{"username": f"cost{i:03d}", "country_code": "DE", "colour": "blue", "registered": True}
-                       for i in range(racers)] + [{"username": "live", "country_code": "SE", "colour": "red",
-                                                   "registered": True}],
-            "races": runs}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    from drem.leaderboard.service import clear_cache
-
-    clear_cache()
-    yield
-    clear_cache()
-
 
 @pytest.fixture
 def board(app, client, factory):
@@ -68,7 +34,7 @@ def board(app, client, factory):
     from drem.platform.extensions import socketio
 
     admin_h = factory.headers("admin")
-    resp = client.post("/api/events/import", json=_document(RACERS), headers=admin_h)
+    resp = client.post("/api/events/import", json=board_export(RACERS, name="Cost Cup", prefix="cost"), headers=admin_h)
     assert resp.status_code == 201, resp.get_json()
     event = resp.get_json()["event"]
     track_id = event["tracks"][0]["id"]

@@ -4,21 +4,10 @@ and transaction; ``valid`` on every lap the server sends; the leaderboard versio
 
 from __future__ import annotations
 
-import pytest
-
 from tests.timekeeper.test_car_laps import car, lap  # noqa: F401 - fixture reuse
 from tests.timekeeper.test_race_flow import new_race, setup, shift  # noqa: F401 - fixture reuse
 
 NS = "/leaderboard"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    from drem.leaderboard.service import clear_cache
-
-    clear_cache()  # ids repeat between tests (tables are emptied): no board may survive
-    yield
-    clear_cache()
 
 
 def _display(app, event_id: int, track):
