@@ -84,8 +84,12 @@ test: setup
 	$(MAKE) test-sqlite
 	$(MAKE) test-postgres
 
+# On SQLite every test process has its own instance folder, clamd and servers, so the suite
+# runs in TEST_WORKERS processes (pytest-xdist; a test file stays in one process). The
+# PostgreSQL run shares one database and stays in one process.
+TEST_WORKERS ?= 2
 test-sqlite:
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile tests
 
 test-postgres:
 	DATABASE_URL=postgresql://127.0.0.1:5432/test TEST_REDIS_URL=redis://127.0.0.1:6379/0 \
