@@ -13,6 +13,7 @@
                         skipped: "skipped (no-show)" };
   let queue = null, racers = [];
   let manualFor = null;    // the operator chose another racer while this entry was next
+  let reloadedFor = null;  // the queue version for which the console's racer list was reloaded
 
   async function api(method, path, body) {
     let resp;
@@ -74,6 +75,15 @@
     }));
   }
 
+  // The console's racer list (timekeeper.js) was read when the page loaded or the last race
+  // ended: a racer enrolled since then, or a model uploaded since then, is not in it yet.
+  // Reload it (once per queue version); its rebuild calls preselect() again.
+  function reloadRacers() {
+    if (reloadedFor === queue.version || !window.dremTk) return;
+    reloadedFor = queue.version;
+    window.dremTk.loadRacers();
+  }
+
   // Put the next racer, their model and the suggested car into the set-up form, once per
   // entry (and again when timekeeper.js rebuilds the racer list), unless the operator
   // picked someone else meanwhile.
@@ -81,7 +91,7 @@
     const e = nextEntry();
     const setup = $("tk-setup"), racerSel = $("tk-racer");
     if (!e || !setup || setup.hidden || !racerSel || manualFor === e.id) return;
-    if (![...racerSel.options].some((o) => o.value === String(e.racer.id))) return;
+    if (![...racerSel.options].some((o) => o.value === String(e.racer.id))) { reloadRacers(); return; }
     if (racerSel.value !== String(e.racer.id)) {
       racerSel.value = String(e.racer.id);
       racerSel.dispatchEvent(new Event("change"));  // timekeeper.js fills that racer's models
@@ -89,6 +99,7 @@
     const modelSel = $("tk-model"), carSel = $("tk-car");
     const model = e.model ? String(e.model.id) : "";
     if (modelSel && [...modelSel.options].some((o) => o.value === model)) modelSel.value = model;
+    else if (modelSel) reloadRacers();
     if (carSel && e.car_id && [...carSel.options].some((o) => o.value === String(e.car_id))) carSel.value = String(e.car_id);
     panel.dataset.preselected = String(e.id);
   }
@@ -133,18 +144,29 @@
     if (data) apply(data.queue);
   });
 
-  async function loadRacers() {
-    const data = await api("GET", "/api/tracks/" + trackId + "/racers");
-    if (!data) return;
-    racers = data.racers;
-    $("rq-add-racer").replaceChildren(...racers.map((r) => {
+  // "Add racer" lists the racers of timekeeper.js's list (GET /api/tracks/<id>/racers),
+  // rebuilt with it; opening the list reads it again, so a racer enrolled at the desk
+  // after this page loaded is there.
+  function fillAddList(list) {
+    racers = list;
+    const sel = $("rq-add-racer"), keep = sel.value;
+    sel.replaceChildren(...racers.map((r) => {
       const o = document.createElement("option"); o.value = r.user_id;
       o.textContent = r.username + " (" + r.runs_done + "/" + (r.max_runs == null ? "∞" : r.max_runs) + " runs)";
       o.disabled = r.max_runs != null && r.runs_done >= r.max_runs;
       return o;
     }));
+    if (keep && racers.some((r) => String(r.user_id) === keep)) sel.value = keep;
   }
-  loadRacers();
+  document.addEventListener("tk:racers", (ev) => fillAddList(ev.detail));
+  $("rq-add-racer").addEventListener("focus", () => { if (window.dremTk) window.dremTk.loadRacers(); });
+  if (window.dremTk) window.dremTk.loadRacers();  // also while a race runs (timekeeper.js waits for its end)
+  // A walk-up racer enrolled on this page (walkup.js) is picked by timekeeper.js: that is
+  // the operator's choice, which a later queue update must not undo.
+  document.addEventListener("drem:racer-enrolled", (ev) => {
+    const e = nextEntry();
+    if (e && e.racer.id !== ev.detail.racer.id) manualFor = e.id;
+  });
 
   const socket = io("/queue", { transports: ["websocket", "polling"] });
   socket.on("connect", () => {

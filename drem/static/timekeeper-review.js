@@ -14,9 +14,14 @@
   function base() { return "/api/races/" + race.race_id; }
   async function send(method, path, body) { const s = await tk.api(method, path, body); if (s) tk.apply(s); return s; }
 
-  // A field keeps what the operator is typing: a pushed state never overwrites the focused one.
-  function setValue(input, value) { if (document.activeElement !== input) input.value = value; }
+  // A field keeps what the operator is typing: a pushed state never overwrites the focused
+  // one, nor one typed in and not saved yet (a lap penalty waiting for its reason).
+  function setValue(input, value) {
+    if (document.activeElement !== input && !input.dataset.unsaved) input.value = value;
+  }
   function setChecked(input, value) { if (document.activeElement !== input) input.checked = value; }
+  function saved(...inputs) { inputs.forEach((el) => { delete el.dataset.unsaved; }); }
+  $("tk-review").addEventListener("input", (ev) => { ev.target.dataset.unsaved = "1"; });
 
   function lapRow(lap) {
     const tr = document.createElement("tr");
@@ -29,14 +34,17 @@
     const lapNo = () => Number(tr.dataset.lapNumber);
     tr.querySelector(".tk-rv-valid").addEventListener("change", (ev) =>
       send("PATCH", base() + "/review/laps/" + lapNo(), {invalidated: !ev.target.checked}));
-    tr.querySelector(".tk-rv-resets").addEventListener("change", (ev) =>
-      send("PATCH", base() + "/review/laps/" + lapNo(), {resets: Number(ev.target.value)}));
-    const savePenalty = () => {
-      const ms = toMs(tr.querySelector(".tk-rv-penalty").value);
-      const reason = tr.querySelector(".tk-rv-reason").value.trim();
+    tr.querySelector(".tk-rv-resets").addEventListener("change", async (ev) => {
+      if (await send("PATCH", base() + "/review/laps/" + lapNo(), {resets: Number(ev.target.value)})) saved(ev.target);
+    });
+    const savePenalty = async () => {
+      const penalty = tr.querySelector(".tk-rv-penalty"), why = tr.querySelector(".tk-rv-reason");
+      const ms = toMs(penalty.value), reason = why.value.trim();
       if (Number.isNaN(ms)) { tk.say("a penalty is a number of seconds"); return; }
       if (ms && !reason) { tk.say("give lap " + lapNo() + "'s penalty a reason"); return; }
-      send("PATCH", base() + "/review/laps/" + lapNo(), {penalty_ms: ms, penalty_reason: reason});
+      if (await send("PATCH", base() + "/review/laps/" + lapNo(), {penalty_ms: ms, penalty_reason: reason})) {
+        saved(penalty, why);
+      }
     };
     tr.querySelector(".tk-rv-penalty").addEventListener("change", savePenalty);
     tr.querySelector(".tk-rv-reason").addEventListener("change", savePenalty);
@@ -46,7 +54,7 @@
   function render() {
     const box = $("tk-review");
     box.hidden = !reviewing();
-    if (box.hidden) return;
+    if (box.hidden) { box.querySelectorAll("[data-unsaved]").forEach((el) => saved(el)); return; }
     const body = $("tk-review-laps").querySelector("tbody");
     const rows = new Map([...body.children].map((tr) => [tr.dataset.lapId, tr]));
     const keep = new Set();
@@ -88,13 +96,17 @@
     if ($("tk-missed-at").value) body.lap_number = Number($("tk-missed-at").value);
     if (await send("POST", base() + "/review/laps", body)) { $("tk-missed-time").value = ""; $("tk-missed-at").value = ""; }
   });
-  $("tk-race-penalty-save").addEventListener("click", () => {
+  $("tk-race-penalty-save").addEventListener("click", async () => {
     const ms = toMs($("tk-race-penalty").value);
     if (Number.isNaN(ms)) { tk.say("a penalty is a number of seconds"); return; }
-    send("PUT", base() + "/penalty", {penalty_ms: ms, penalty_reason: $("tk-race-penalty-reason").value.trim()});
+    if (await send("PUT", base() + "/penalty", {penalty_ms: ms, penalty_reason: $("tk-race-penalty-reason").value.trim()})) {
+      saved($("tk-race-penalty"), $("tk-race-penalty-reason"));
+    }
   });
-  $("tk-dq-save").addEventListener("click", () =>
-    send("PUT", base() + "/disqualification", {disqualified: $("tk-dq").checked, reason: $("tk-dq-reason").value.trim()}));
+  $("tk-dq-save").addEventListener("click", async () => {
+    if (await send("PUT", base() + "/disqualification", {disqualified: $("tk-dq").checked,
+                                                         reason: $("tk-dq-reason").value.trim()})) saved($("tk-dq-reason"));
+  });
   const submit = () => { if (reviewing() && tk.canControl()) send("POST", base() + "/submit", {}); };
   $("tk-review-submit").addEventListener("click", submit);
 

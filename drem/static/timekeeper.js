@@ -114,6 +114,8 @@
     });
     if (keep) sel.value = keep;
     fillModels();
+    // race_queue.js keeps its "Add to queue" list and its preselection in step with this one
+    document.dispatchEvent(new CustomEvent("tk:racers", {detail: racers}));
   }
   function fillModels() {
     const r = racers.find((x) => String(x.user_id) === $("tk-racer").value);
@@ -198,5 +200,6 @@
   socket.on("timer_crossing", flashCrossing);
 
   window.dremTk = {api: api, apply: apply, act: act, uid: uid, fmtMs: fmtMs, canControl: canControl,
+                   loadRacers: loadRacers,
                    state: () => state, say: (text) => { $("tk-message").textContent = text; }};
 })();

@@ -23,17 +23,24 @@ from drem.timekeeper import crossings, laps, review, service, timers
 bp = Blueprint("timekeeper_api", __name__, url_prefix="/api")
 
 
+#: How often a race change runs before it is refused. The console sends each key press at
+#: once, so a quick "R R E" is three changes of one race row at the same moment: the last of
+#: k concurrent changes may lose the optimistic lock k - 1 times.
+RACE_CHANGE_ATTEMPTS = 4
+
+
 def retried(view):
-    """Run a race change again once when another request changed the race meanwhile
-    (optimistic lock) or stored the same lap id first."""
+    """Run a race change again (up to :data:`RACE_CHANGE_ATTEMPTS` times in all) when another
+    request changed the race meanwhile (optimistic lock) or stored the same lap id first;
+    then ServiceError (400)."""
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        for attempt in (1, 2):
+        for attempt in range(1, RACE_CHANGE_ATTEMPTS + 1):
             try:
                 return view(*args, **kwargs)
             except (StaleDataError, IntegrityError):
                 db.session.rollback()
-                if attempt == 2:
+                if attempt == RACE_CHANGE_ATTEMPTS:
                     raise ServiceError("the race changed at the same moment; try again") from None
         return None
 

@@ -5,6 +5,7 @@ with racer and model) and in "Next up" on the big screen."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from drem.demo.live_server import LiveServer
@@ -60,3 +61,49 @@ def test_racer_checks_in_from_a_phone_and_is_next_on_console_and_big_screen(
     finally:
         phone_context.close()
     assert not console_errors, console_errors
+
+
+def test_console_open_before_the_racers_exist_keeps_up_with_desk_queue_and_walk_up(
+        page, live_server: LiveServer, console_errors, tmp_path: Path) -> None:
+    """The seams between the console's racer list (timekeeper.js), the queue panel
+    (race_queue.js) and the walk-up form (walkup.js), on a console opened before any racer:
+    a racer enrolled and checked in since then is preselected with the model uploaded since
+    then; a racer enrolled at the desk since then is in "Add racer"; and a walk-up racer
+    the operator enrolled stays picked when the queue changes afterwards."""
+    event, track_id = make_event(live_server)
+    login(page, live_server.create_user("operator"))
+    page.goto(f"/timekeeper/tracks/{track_id}")
+    page.locator("#rq-next", has_text="nobody checked in").wait_for()
+
+    first = live_server.create_user("racer")
+    register(live_server, event, first)
+    model = upload_model(live_server, first, f.deepracer_tar_gz(tmp_path, "late.tar.gz"))
+    entry = live_server.api("POST", "/api/me/queue", token=first["token"], json={"track_id": track_id}).json()
+    resp = live_server.api("POST", f"/api/me/queue/{entry['entry_id']}/check-in", token=first["token"],
+                           json={"model_id": model["id"]})
+    assert resp.status_code == 200, resp.text
+    page.wait_for_function("([r, m]) => document.getElementById('tk-racer').value === r"
+                           " && document.getElementById('tk-model').value === m",
+                           arg=[str(first["id"]), str(model["id"])])
+
+    at_desk = f"desk{uuid.uuid4().hex[:6]}"  # enrolled at the desk: no phone, the operator queues them
+    resp = live_server.api("POST", f"/api/events/{event['id']}/enrol", token=live_server.admin_token,
+                           json={"username": at_desk, "country_code": "BE"})
+    assert resp.status_code == 201, resp.text
+    desk_id = str(resp.json()["racer"]["id"])
+    walk_up = f"walk{uuid.uuid4().hex[:6]}"
+    page.click("#walkup summary")
+    page.fill("#walkup-name", walk_up)
+    page.select_option("#walkup-country", "NG")
+    page.click("#walkup-submit")
+    page.locator("#walkup-message", has_text="created and enrolled").wait_for()
+    picked = "document.getElementById('tk-racer').selectedOptions[0].textContent"
+    page.wait_for_function(f"(n) => {picked}.startsWith(n + ' ')", arg=walk_up)
+
+    page.focus("#rq-add-racer")  # opening the list reads the racers again
+    page.select_option("#rq-add-racer", desk_id)
+    page.click("#rq-add")
+    page.locator("#rq-table tbody tr", has_text=at_desk).wait_for()  # a queue update arrived
+    assert page.evaluate(picked).startswith(walk_up + " ")  # still the operator's pick
+    assert page.locator("#rq-next", has_text=first["username"]).count() == 1
+    assert console_errors == []

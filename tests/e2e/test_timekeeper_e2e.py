@@ -229,10 +229,13 @@ def test_review_marks_a_lap_invalid_and_a_penalty_then_the_board_shows_it(page, 
     review.wait_for()
     rows = review.locator("#tk-review-laps tbody tr")
     rows.nth(1).wait_for()
-    rows.nth(0).locator(".tk-rv-valid").uncheck()      # lap 1 does not count
+    rows.nth(1).locator(".tk-rv-penalty").fill("2")    # +2 s cone on lap 2 (waits for its reason)...
+    rows.nth(0).locator(".tk-rv-valid").focus()        # (leaving the field asks for the reason)
+    rows.nth(0).locator(".tk-rv-valid").uncheck()      # ...while lap 1 is made not to count
     wait_until(lambda: state(live_server, rid)["laps"][0]["invalidated"], 10, what="lap 1 invalid")
-    rows.nth(1).locator(".tk-rv-penalty").fill("2")    # +2 s cone on lap 2
-    rows.nth(1).locator(".tk-rv-reason").fill("cone")  # (the penalty alone waits for its reason)
+    page.locator("#tk-review-laps tbody tr.invalid").wait_for()  # that state is shown: the "2" typed is kept
+    assert rows.nth(1).locator(".tk-rv-penalty").input_value() == "2"
+    rows.nth(1).locator(".tk-rv-reason").fill("cone")
     press(page, "Enter")                               # Enter in a field saves the field...
     wait_until(lambda: state(live_server, rid)["laps"][1]["penalty_ms"] == 2000, 10, what="the penalty")
     assert page.locator("#tk-laps tbody tr").nth(1).get_attribute("class") == "invalid"  # lap 1 (newest first)

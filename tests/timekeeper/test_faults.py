@@ -82,3 +82,57 @@ def test_paused_race_takes_no_car_lap_and_resume_does(app, client, setup, car): 
         assert lap(car["sio"], bad).get("stored") is not True
     laps = client.get(f"/api/races/{rid}", headers=h).get_json()["laps"]
     assert [(x["time_ms"], x["source"]) for x in laps] == [(9100, "car")]
+
+
+def test_a_race_change_that_loses_the_optimistic_lock_runs_again(app):
+    """Three quick key presses (R R E) are three changes of one race row at once: the last
+    may lose the race row's version check twice and must still be applied, not refused."""
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from drem.platform.errors import ServiceError
+    from drem.timekeeper.api import RACE_CHANGE_ATTEMPTS, retried
+
+    calls = []
+
+    def losing(times):
+        @retried
+        def view():
+            calls.append(1)
+            if len(calls) <= times:
+                raise StaleDataError("another request changed the race")
+            return "applied"
+        return view
+
+    with app.app_context():
+        assert RACE_CHANGE_ATTEMPTS >= 3
+        assert losing(2)() == "applied" and len(calls) == 3
+        calls.clear()
+        with pytest.raises(ServiceError, match="changed at the same moment"):
+            losing(RACE_CHANGE_ATTEMPTS)()
+        assert len(calls) == RACE_CHANGE_ATTEMPTS
+
+
+def test_resets_pressed_at_once_all_count(app, client, setup):  # noqa: F811
+    """+1, +1, -1 sent at the same moment from three threads (own connections) after one
+    reset: each is answered 200 and the race ends on two resets (in any order: the count
+    never reaches 0, where -1 stops), on SQLite and on PostgreSQL."""
+    import threading
+
+    s, h = setup, setup["op_h"]
+    rid = new_race(client, s)["race_id"]
+    assert client.post(f"/api/races/{rid}/start", headers=h).status_code == 200
+    assert client.post(f"/api/races/{rid}/resets", json={"delta": 1}, headers=h).status_code == 200
+    barrier, codes = threading.Barrier(3), []
+
+    def press(delta):
+        with app.test_client() as own:
+            barrier.wait(10)
+            codes.append(own.post(f"/api/races/{rid}/resets", json={"delta": delta}, headers=h).status_code)
+
+    threads = [threading.Thread(target=press, args=(d,)) for d in (1, 1, -1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert codes == [200, 200, 200], codes
+    assert client.get(f"/api/races/{rid}", headers=h).get_json()["current_resets"] == 2
