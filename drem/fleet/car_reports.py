@@ -13,6 +13,7 @@ from drem.fleet.service import CAR_STATES, MODEL_FORMATS, TAIL_LIGHTS, push_car
 from drem.platform.db_types import utcnow
 from drem.platform.extensions import db
 from drem.platform.inputs import MAX_ID
+from drem.platform.inserts import insert_unless_present
 from drem.platform.signals import car_lap_reported
 
 
@@ -80,18 +81,19 @@ def record_car_lap(car: Car, data: dict) -> dict:
         return {"ok": False, "retry": False, "error": f"lap_time_ms must be whole milliseconds in 1..{MAX_LAP_MS}"}
     if not isinstance(resets, int) or isinstance(resets, bool) or not 0 <= resets <= 1000:
         return {"ok": False, "error": "resets must be a whole number >= 0", "retry": False}
-    existing = db.session.scalar(db.select(CarLapReport).where(CarLapReport.lap_id == lap_id))
-    if existing is not None:
+    finished = data.get("finished_at")
+    # one statement: two copies of a lap sent at once (a resend racing its original) store
+    # it once, and the second gets "duplicate" instead of a unique-index error
+    report = insert_unless_present(CarLapReport, {
+        "lap_id": lap_id, "car_id": car.id, "model_id": str(data.get("model_id") or "")[:40] or None,
+        "lap_time_ms": lap_ms, "resets": resets, "lap_number": _small_id(data.get("lap_number"), 0),
+        "finished_at": float(finished) if isinstance(finished, int | float) else None,
+        "received_at": utcnow()}, key=["lap_id"])
+    if report is None:
+        existing = db.session.scalar(db.select(CarLapReport).where(CarLapReport.lap_id == lap_id))
         if existing.car_id != car.id:
             return {"ok": False, "error": "that lap id belongs to another car", "retry": False}
         return {"ok": True, "duplicate": True, "stored": existing.race_id is not None}
-    finished = data.get("finished_at")
-    report = CarLapReport(lap_id=lap_id, car_id=car.id, model_id=str(data.get("model_id") or "")[:40] or None,
-                          lap_time_ms=lap_ms, resets=resets,
-                          lap_number=_small_id(data.get("lap_number"), 0),
-                          finished_at=float(finished) if isinstance(finished, int | float) else None)
-    db.session.add(report)
-    db.session.flush()
     race_id = _small_id(data.get("race_id"), 1)  # a huge number would overflow the database column
     car.last_seen_at, car.connected = utcnow(), True
     for _receiver, answer in car_lap_reported.send("fleet", car=car, report=report, race_id=race_id):

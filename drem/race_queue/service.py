@@ -19,8 +19,6 @@ that, and must check in again to be called.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from drem.events.models import EventRacer, Track
 from drem.events.rules import DISCARDED, ENDED, PAUSED, READY, RUNNING, SUBMITTED
@@ -31,6 +29,7 @@ from drem.platform.db_types import utcnow
 from drem.platform.effects import after_commit
 from drem.platform.errors import Conflict, Forbidden, NotFound, ServiceError
 from drem.platform.extensions import db
+from drem.platform.inserts import insert_unless_present
 from drem.race_queue.models import (
     ACTIVE,
     CALLED,
@@ -56,11 +55,9 @@ def lock_queue(track_id: int) -> tuple[int, int]:
     """Take the track's queue for this transaction and bump its version: creates the
     ``race_queues`` row if missing, then one atomic ``UPDATE ... RETURNING``. Returns
     ``(version, skip_back)``; the ``queue_update`` push is scheduled for after the commit."""
-    conn = db.session.connection()
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    conn.execute(insert(RaceQueue.__table__).values(track_id=track_id, version=0, skip_back=DEFAULT_SKIP_BACK)
-                 .on_conflict_do_nothing(index_elements=["track_id"]))
-    version, skip_back = conn.execute(
+    insert_unless_present(RaceQueue, {"track_id": track_id, "version": 0, "skip_back": DEFAULT_SKIP_BACK},
+                          key=["track_id"])
+    version, skip_back = db.session.connection().execute(
         sa.update(RaceQueue.__table__).where(RaceQueue.track_id == track_id)
         .values(version=RaceQueue.version + 1).returning(RaceQueue.version, RaceQueue.skip_back)).one()
     _push_after_commit(track_id)
