@@ -20,7 +20,7 @@ NS = "/leaderboard"
 RACERS = 100
 #: Statements per lap after the first (every path, SQLite and PostgreSQL): see
 #: ``docs/deployment.md`` "Capacity" for what each one is.
-MAX_STATEMENTS = {"timer": 12, "car": 13, "operator": 10}
+MAX_STATEMENTS = {"timer": 12, "car": 12, "operator": 10}
 #: Connections taken from the pool per lap (each is one ping: ``pool_pre_ping``): the
 #: request's only (the leaderboard gets the lap in the signal and reads nothing).
 MAX_CHECKOUTS = 1
