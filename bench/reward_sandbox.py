@@ -26,26 +26,10 @@ import time
 from car_client.sim.reference import ReferencePilot
 from car_client.sim.tracks import load_track
 from car_client.sim.world import Simulation
+from drem.training.reward_examples import FOLLOW_THE_CENTRE_LINE
 from drem.training.reward_sandbox import RewardSandbox
 
 TARGET_CALLS_PER_S = 5000
-FOLLOW_THE_CENTRE_LINE = '''
-def reward_function(params):
-    track_width = params['track_width']
-    distance_from_center = params['distance_from_center']
-    marker_1 = 0.1 * track_width
-    marker_2 = 0.25 * track_width
-    marker_3 = 0.5 * track_width
-    if distance_from_center <= marker_1:
-        reward = 1.0
-    elif distance_from_center <= marker_2:
-        reward = 0.5
-    elif distance_from_center <= marker_3:
-        reward = 0.1
-    else:
-        reward = 1e-3
-    return float(reward)
-'''
 
 
 def reference_steps(track_name: str, n: int) -> tuple[dict, list[dict]]:

@@ -10,61 +10,14 @@ import textwrap
 import pytest
 
 from car_client.confine import landlock_abi
+from drem.training.reward_examples import (
+    FOLLOW_THE_CENTRE_LINE,
+    PREVENT_ZIG_ZAG,
+    STAY_INSIDE_THE_BORDERS,
+)
 from drem.training.reward_sandbox import RewardFunctionError, RewardLimits, RewardSandbox
 from tests.training.conftest import CONSTANTS, step
 
-# DeepRacer's three example reward functions, as in the AWS DeepRacer Developer Guide.
-FOLLOW_THE_CENTRE_LINE = '''
-def reward_function(params):
-    """Example of rewarding the agent to follow center line"""
-    track_width = params['track_width']
-    distance_from_center = params['distance_from_center']
-    marker_1 = 0.1 * track_width
-    marker_2 = 0.25 * track_width
-    marker_3 = 0.5 * track_width
-    if distance_from_center <= marker_1:
-        reward = 1.0
-    elif distance_from_center <= marker_2:
-        reward = 0.5
-    elif distance_from_center <= marker_3:
-        reward = 0.1
-    else:
-        reward = 1e-3  # likely crashed/ close to off track
-    return float(reward)
-'''
-STAY_INSIDE_THE_BORDERS = '''
-def reward_function(params):
-    """Example of rewarding the agent to stay inside the two borders of the track"""
-    all_wheels_on_track = params['all_wheels_on_track']
-    distance_from_center = params['distance_from_center']
-    track_width = params['track_width']
-    reward = 1e-3
-    if all_wheels_on_track and (0.5*track_width - distance_from_center) >= 0.05:
-        reward = 1.0
-    return float(reward)
-'''
-PREVENT_ZIG_ZAG = '''
-def reward_function(params):
-    """Example of penalize steering, which helps mitigate zig-zag behaviors"""
-    distance_from_center = params['distance_from_center']
-    track_width = params['track_width']
-    abs_steering = abs(params['steering_angle'])  # Only need the absolute steering angle
-    marker_1 = 0.1 * track_width
-    marker_2 = 0.25 * track_width
-    marker_3 = 0.5 * track_width
-    if distance_from_center <= marker_1:
-        reward = 1.0
-    elif distance_from_center <= marker_2:
-        reward = 0.5
-    elif distance_from_center <= marker_3:
-        reward = 0.1
-    else:
-        reward = 1e-3  # likely crashed/ close to off track
-    ABS_STEERING_THRESHOLD = 15
-    if abs_steering > ABS_STEERING_THRESHOLD:
-        reward *= 0.8
-    return float(reward)
-'''
 #: Fast limits for the hostile cases (the defaults allow 0.1 s per call, 512 MiB); the
 #: wall-clock margin is wide so a loaded machine cannot turn a CPU-timer case into a
 #: wall-clock one.
