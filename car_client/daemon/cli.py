@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 
 from car_client.daemon.config import ENV_VAR, ConfigError, load_config, resolve_config_path
+from car_client.daemon.startup import configure_logging, load_config_or_exit
 
-EXIT_NOT_ACTIVATED = 2
 #: the real car refused the console password, or its certificate changed (re-pin)
 EXIT_VEHICLE_REFUSED = 4
 
@@ -145,13 +145,8 @@ def run(config_path, vehicle_kind, console_url, password_file, donkey_config, tr
     """Run the car daemon until SIGTERM/SIGINT (exit 3: token refused, re-activate;
     exit 4: the DeepRacer console refused the password or its certificate changed)."""
     path = resolve_config_path(config_path)
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(EXIT_NOT_ACTIVATED)
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load_config_or_exit(load_config, path)
+    configure_logging(log_level)
     folder = Path(data_dir) if data_dir else path.parent
     vehicle = _make_vehicle(vehicle_kind, track, speedup, seed, randomize, standin_lap_s, folder,
                             console_url, password_file, donkey_config)

@@ -16,6 +16,7 @@ from gpiozero.pins.mock import MockFactory
 from car_client import __version__
 from car_client.daemon.activation import ActivationError, exchange_code
 from car_client.daemon.config import ConfigError, normalize_server_url
+from car_client.daemon.startup import configure_logging, load_config_or_exit
 from car_client.timer.config import (
     ENV_VAR,
     SensorConfig,
@@ -27,7 +28,6 @@ from car_client.timer.config import (
 )
 from car_client.timer.program import TimerProgram
 
-EXIT_NOT_ACTIVATED = 2
 ACTIVATE_PATH = "/api/timer/activate"
 
 _config_option = click.option(
@@ -151,13 +151,8 @@ def _pulse(program, line: str) -> None:
 def run(config_path, data_dir, mock_pins, ack_timeout, log_level) -> None:
     """Run the timer until SIGTERM/SIGINT (exit 2: not activated; 3: token refused, activate again)."""
     path = resolve_config_path(config_path)
-    try:
-        config = load_timer_config(path)
-    except ConfigError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(EXIT_NOT_ACTIVATED)
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load_config_or_exit(load_timer_config, path)
+    configure_logging(log_level)
     factory = MockFactory() if mock_pins else None
     data = Path(data_dir) if data_dir else path.parent
     program = TimerProgram(config, data, pin_factory=factory, ack_timeout_s=ack_timeout)
