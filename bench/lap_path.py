@@ -33,9 +33,11 @@ import pstats
 import tempfile
 import time
 import uuid
+from pathlib import Path
 
 from sqlalchemy import event as sa_event
 
+from drem.demo.in_process import in_process_app
 from drem.demo.synthetic import board_export
 
 TARGET_P50_MS, TARGET_P99_MS = 5.0, 15.0
@@ -94,21 +96,7 @@ class GcWatch:
 
 def build_app(database_url: str):
     """The app with a fresh schema (SQLite in a temporary folder unless ``database_url``)."""
-    from drem.app import create_app
-    from drem.cli import upgrade_database
-    from drem.platform.extensions import db
-
-    instance = tempfile.mkdtemp(prefix="drem-lap-path-")
-    env = {"DREM_ENV": "testing", "SECRET_KEY": "bench-secret", "DREM_INSTANCE_PATH": instance,
-           "DATABASE_URL": database_url, "LOGIN_RATE_LIMIT": "100000 per minute", "REDIS_URL": "",
-           "STORAGE_URL": "", "SOCKETIO_ASYNC_MODE": "threading", "CLAMD_URL": ""}
-    app = create_app(overrides={"TESTING": True, "JOBS_AUTOSTART": False}, env=env)
-    with app.app_context():
-        if database_url:
-            db.session.execute(db.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-            db.session.commit()
-        upgrade_database()
-    return app
+    return in_process_app(Path(tempfile.mkdtemp(prefix="drem-lap-path-")), database_url)
 
 
 def admin_headers(app) -> dict:

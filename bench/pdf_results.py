@@ -21,12 +21,11 @@ from datetime import UTC, datetime, timedelta
 
 from drem.app import create_app
 from drem.auth.service import create_user
-from drem.cli import upgrade_database
 from drem.events.models import Lap, Race
 from drem.events.service import create_event
 from drem.fleet.models import Car
 from drem.leaderboard import pdf_reports
-from drem.platform.extensions import db
+from drem.platform.extensions import db, upgrade_database
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 

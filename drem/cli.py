@@ -13,7 +13,6 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
-from flask_migrate import upgrade
 
 from drem.app import create_app
 from drem.auth.models import User
@@ -23,7 +22,7 @@ from drem.demo.seed import seed_demo
 from drem.models_mgr.scanner import SIGNATURES_MAX_AGE, signature_status
 from drem.platform.background import JobRunner
 from drem.platform.errors import ServiceError
-from drem.platform.extensions import db
+from drem.platform.extensions import db, upgrade_database
 from drem.platform.serving import raise_open_files
 
 
@@ -34,11 +33,6 @@ def main() -> None:
 
 main.add_command(shell_command)
 main.add_command(routes_command)
-
-
-def upgrade_database() -> None:
-    """Apply every Alembic migration (creates the database on first run)."""
-    upgrade(directory=current_app.extensions["migrate"].directory)
 
 
 @main.command("init")

@@ -27,26 +27,9 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 @pytest.fixture(scope="session")
 def app(tmp_path_factory):
     """One app per test session with the schema built by the migrations."""
-    from drem.app import create_app
-    from drem.cli import upgrade_database
-    from drem.platform.extensions import db
+    from drem.demo.in_process import in_process_app
 
-    instance = tmp_path_factory.mktemp("instance")
-    env = {
-        "DREM_ENV": "testing", "SECRET_KEY": "test-secret", "DREM_INSTANCE_PATH": str(instance),
-        "DATABASE_URL": DATABASE_URL, "LOGIN_RATE_LIMIT": "10000 per minute",
-        "REDIS_URL": "", "STORAGE_URL": "", "SOCKETIO_ASYNC_MODE": "threading",
-        "CLAMD_URL": os.environ.get("CLAMD_URL", ""),
-    }
-    # No background job runner in the test process: tests run jobs explicitly (run_once),
-    # and a runner thread started by some earlier request would race them for each model.
-    app = create_app(overrides={"TESTING": True, "JOBS_AUTOSTART": False}, env=env)
-    with app.app_context():
-        if DATABASE_URL:
-            db.session.execute(db.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-            db.session.commit()
-        upgrade_database()
-    yield app
+    yield in_process_app(tmp_path_factory.mktemp("instance"), DATABASE_URL, os.environ.get("CLAMD_URL", ""))
 
 
 @pytest.fixture(autouse=True)

@@ -1,9 +1,10 @@
 """Flask extensions, created once and bound to the app in ``create_app``."""
 
+from flask import current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
-from flask_migrate import Migrate
+from flask_migrate import Migrate, upgrade
 from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
@@ -28,3 +29,9 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 socketio = SocketIO()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+def upgrade_database() -> None:
+    """Apply every Alembic migration to the app's database (creates the schema on first
+    run). Needs an app context."""
+    upgrade(directory=current_app.extensions["migrate"].directory)
